@@ -1,0 +1,48 @@
+# Tenure: `make run` starts the four services on SQLite under ./var/; `make test` runs every check.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+BUF := node_modules/.bin/buf
+
+.PHONY: run test protos lint buf-lint drift pytest bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+$(BUF):
+	npm install --no-audit --no-fund --silent @bufbuild/buf@1.75.0
+
+run: $(STAMP)
+	mkdir -p var
+	$(PY) -m services
+
+protos: $(STAMP)
+	$(PY) tools/protos.py
+
+build/proto-deps: $(STAMP)
+	$(PY) tools/protos.py --deps build/proto-deps
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+buf-lint: $(BUF) build/proto-deps
+	$(BUF) lint
+
+drift: $(STAMP)
+	$(PY) tools/protos.py --check
+
+pytest: $(STAMP)
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest
+
+test: lint buf-lint drift pytest
+
+bench: $(STAMP)
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest tests/bench -q -s -p no:cacheprovider --override-ini addopts=
+
+clean:
+	rm -rf $(VENV) node_modules build var
