@@ -13,8 +13,19 @@ from shared.errors import InvalidInput
 
 # ISO 4217 minor units of the currencies Tenure prices in (and a few more).
 MINOR_UNITS: dict[str, int] = {
-    "USD": 2, "EUR": 2, "NOK": 2, "SEK": 2, "DKK": 2, "GBP": 2, "CAD": 2, "AUD": 2,
-    "CHF": 2, "JPY": 0, "KRW": 0, "BHD": 3, "KWD": 3,
+    "USD": 2,
+    "EUR": 2,
+    "NOK": 2,
+    "SEK": 2,
+    "DKK": 2,
+    "GBP": 2,
+    "CAD": 2,
+    "AUD": 2,
+    "CHF": 2,
+    "JPY": 0,
+    "KRW": 0,
+    "BHD": 3,
+    "KWD": 3,
 }
 
 NANOS = Decimal(1_000_000_000)

@@ -1,8 +1,8 @@
 """Generate the Python code of protos/ into shared/gen/, or check that it is up to date.
 
-    python tools/protos.py          # regenerate shared/gen/
-    python tools/protos.py --check  # exit 1 when regenerating would change anything
-    python tools/protos.py --deps build/proto-deps  # copy google/type protos for buf
+python tools/protos.py          # regenerate shared/gen/
+python tools/protos.py --check  # exit 1 when regenerating would change anything
+python tools/protos.py --deps build/proto-deps  # copy google/type protos for buf
 """
 
 from __future__ import annotations
@@ -34,12 +34,18 @@ def generate(out: Path) -> None:
     well_known = Path(grpc_tools.__file__).parent / "_proto"
     bindir = Path(sys.executable).parent
     cmd = [
-        sys.executable, "-m", "grpc_tools.protoc",
-        f"-I{PROTOS}", f"-I{googleapis_root()}", f"-I{well_known}",
-        f"--python_out={out}", f"--grpc_python_out={out}",
+        sys.executable,
+        "-m",
+        "grpc_tools.protoc",
+        f"-I{PROTOS}",
+        f"-I{googleapis_root()}",
+        f"-I{well_known}",
+        f"--python_out={out}",
+        f"--grpc_python_out={out}",
         f"--plugin=protoc-gen-mypy={bindir / 'protoc-gen-mypy'}",
         f"--plugin=protoc-gen-mypy_grpc={bindir / 'protoc-gen-mypy_grpc'}",
-        f"--mypy_out={out}", f"--mypy_grpc_out={out}",
+        f"--mypy_out={out}",
+        f"--mypy_grpc_out={out}",
         *files,
     ]
     subprocess.run(cmd, check=True, cwd=PROTOS)
@@ -50,7 +56,9 @@ def generate(out: Path) -> None:
 
 
 def tree(path: Path) -> dict[str, Path]:
-    return {str(p.relative_to(path)): p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    return {
+        str(p.relative_to(path)): p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 def main() -> int:
@@ -69,7 +77,8 @@ def main() -> int:
             generate(Path(tmp))
             new, old = tree(Path(tmp)), tree(GEN)
             changed = sorted(
-                set(new) ^ set(old) | {k for k in set(new) & set(old) if not filecmp.cmp(new[k], old[k], shallow=False)}
+                set(new) ^ set(old)
+                | {k for k in set(new) & set(old) if not filecmp.cmp(new[k], old[k], shallow=False)}
             )
             if changed:
                 print("shared/gen is out of date with protos/; run `make protos` and commit:")

@@ -1,0 +1,141 @@
+"""The running service: database, gRPC server, outbox relay and background loops, started and
+stopped together. Each service's `app.py` builds one with `ServiceApp.create` and registers its
+servicers; `run` serves one or several of them until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import MetaData
+
+from shared.clock import Clock, make_clock
+from shared.db import Database
+from shared.grpc.clients import ServiceClient
+from shared.grpc.server import GrpcServer, fill_unimplemented
+from shared.outbox import EventHandler, EventSink, Relay
+from shared.settings import ClockSettings, ServiceSettings, subscribers
+
+log = logging.getLogger("tenure.app")
+
+
+class Periodic:
+    """Runs `fn` every `interval` seconds in a daemon thread (interval 0 turns it off)."""
+
+    def __init__(self, name: str, interval: float, fn: Callable[[], object]) -> None:
+        self.name, self.interval, self.fn = name, interval, fn
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.interval > 0:
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.fn()
+            except Exception:
+                log.exception("%s failed; it runs again in %ss", self.name, self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+
+
+@dataclass
+class ServiceApp:
+    name: str
+    settings: ServiceSettings
+    clock: Clock
+    db: Database
+    server: GrpcServer
+    relay: Relay
+    loops: list[Periodic] = field(default_factory=list)
+    clients: list[ServiceClient] = field(default_factory=list)
+    port: int = 0
+
+    @classmethod
+    def create(cls, name: str, settings: ServiceSettings, clock: Clock, metadata: MetaData) -> ServiceApp:
+        db = Database(settings.database_url, metadata, clock, source=name)
+        server = GrpcServer(name, settings.addr, settings.workers)
+        relay = Relay(
+            db,
+            subscribers(getattr(settings, "event_subscribers", "")),
+            interval=settings.relay_interval_seconds,
+            max_backoff=settings.relay_max_backoff_seconds,
+            timeout=settings.client_timeout_seconds,
+        )
+        return cls(name=name, settings=settings, clock=clock, db=db, server=server, relay=relay)
+
+    def add_servicer(self, add_fn, servicer, service_descriptor, base_cls) -> None:
+        fill_unimplemented(servicer, service_descriptor, base_cls)
+        self.server.add(add_fn, servicer, service_descriptor.full_name)
+
+    def add_event_sink(self, handlers: dict[str, EventHandler]) -> EventSink:
+        from tenure.events.v1 import events_pb2, events_pb2_grpc
+
+        sink = EventSink(self.db, handlers)
+        self.server.add(
+            events_pb2_grpc.add_EventSinkServiceServicer_to_server,
+            sink.servicer(),
+            events_pb2.DESCRIPTOR.services_by_name["EventSinkService"].full_name,
+        )
+        return sink
+
+    def client(self, stub_cls: type, addr: str) -> ServiceClient:
+        c = ServiceClient(stub_cls, addr, timeout=self.settings.client_timeout_seconds)
+        self.clients.append(c)
+        return c
+
+    def every(self, name: str, interval: float, fn: Callable[[], object]) -> None:
+        self.loops.append(Periodic(f"{self.name}-{name}", interval, fn))
+
+    def start(self) -> int:
+        self.db.create_all()
+        self.port = self.server.start()
+        self.relay.start()
+        for loop in self.loops:
+            loop.start()
+        log.info("%s serving on port %s (%s)", self.name, self.port, self.db.dialect)
+        return self.port
+
+    def stop(self, grace: float | None = None) -> None:
+        for loop in self.loops:
+            loop.stop()
+        self.server.stop(self.settings.grace_seconds if grace is None else grace)
+        self.relay.stop()
+        for c in self.clients:
+            c.close()
+        self.db.dispose()
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def clock_from_env() -> Clock:
+    cs = ClockSettings()
+    return make_clock(cs.clock, cs.clock_start)
+
+
+def run(apps: list[ServiceApp]) -> None:
+    """Start the apps and serve until SIGTERM or SIGINT, then stop gracefully."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    started: list[ServiceApp] = []
+    try:
+        for app in apps:
+            app.start()
+            started.append(app)
+        stop.wait()
+    finally:
+        log.info("stopping %s", ", ".join(a.name for a in started))
+        for app in reversed(started):
+            app.stop()

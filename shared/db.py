@@ -1,0 +1,319 @@
+"""One database per service, and the unit of work that commits once.
+
+SQLite (the embedded default) runs in WAL mode with a busy timeout, and every
+write transaction starts with `BEGIN IMMEDIATE`, so writers queue instead of
+failing half-way. PostgreSQL is reached through psycopg 3.
+
+Every service's metadata also holds the infrastructure tables: `outbox`
+(events written in the same transaction as the change), `outbox_cursor` (how far
+each subscriber has acknowledged), `inbox` (event ids already applied) and
+`idempotency` (the first response of each `request_id`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from google.protobuf import timestamp_pb2
+from google.protobuf.message import Message
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    insert,
+    select,
+)
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Session
+
+from shared.clock import Clock
+from shared.errors import Conflict, InvalidInput
+
+M = TypeVar("M", bound=Message)
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes on every backend (SQLite drops the offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime stored; use aware UTC datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def add_infra_tables(metadata: MetaData) -> dict[str, Table]:
+    """Add the outbox, inbox and idempotency tables to a service's metadata (once)."""
+    if "outbox" in metadata.tables:
+        return {n: metadata.tables[n] for n in ("outbox", "outbox_cursor", "inbox", "idempotency")}
+    outbox = Table(
+        "outbox",
+        metadata,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("event_type", String(80), nullable=False),
+        Column("account_id", String(80), nullable=False, default=""),
+        Column("subscription_id", String(80), nullable=False, default=""),
+        Column("occurred_time", UTCDateTime(), nullable=False),
+        Column("payload", LargeBinary, nullable=False),
+    )
+    cursor = Table(
+        "outbox_cursor",
+        metadata,
+        Column("subscriber", String(200), primary_key=True),
+        Column("last_id", BigInteger, nullable=False, default=0),
+        Column("attempts", Integer, nullable=False, default=0),
+        Column("last_error", Text, nullable=False, default=""),
+    )
+    inbox = Table(
+        "inbox",
+        metadata,
+        Column("event_id", String(36), primary_key=True),
+        Column("event_type", String(80), nullable=False),
+        Column("source", String(40), nullable=False),
+        Column("received_time", UTCDateTime(), nullable=False),
+    )
+    idem = Table(
+        "idempotency",
+        metadata,
+        Column("method", String(120), primary_key=True),
+        Column("request_id", String(200), primary_key=True),
+        Column("fingerprint", String(64), nullable=False),
+        Column("response", LargeBinary, nullable=False),
+        Column("create_time", UTCDateTime(), nullable=False),
+        UniqueConstraint("method", "request_id", name="uq_idempotency_key"),
+    )
+    return {"outbox": outbox, "outbox_cursor": cursor, "inbox": inbox, "idempotency": idem}
+
+
+def normalize_url(url: str) -> str:
+    u = make_url(url)
+    if u.drivername in ("postgresql", "postgres"):
+        u = u.set(drivername="postgresql+psycopg")
+    return u.render_as_string(hide_password=False)
+
+
+class Database:
+    """Engine, sessions and units of work of one service."""
+
+    def __init__(self, url: str, metadata: MetaData, clock: Clock, source: str = "") -> None:
+        self.url = normalize_url(url)
+        self.metadata = metadata
+        self.clock = clock
+        self.source = source
+        self.tables = add_infra_tables(metadata)
+        u = make_url(self.url)
+        self.dialect = u.get_backend_name()
+        self._after_commit: list[Callable[[], None]] = []
+        if self.dialect == "sqlite":
+            if u.database and u.database != ":memory:":
+                Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = create_engine(
+                self.url,
+                connect_args={"check_same_thread": False, "timeout": 30},
+                pool_size=20,
+                max_overflow=20,
+            )
+            _sqlite_pragmas(self.engine)
+        else:
+            self.engine = create_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        self.read_engine = self.engine.execution_options(tenure_write=False)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    def create_all(self) -> None:
+        self.metadata.create_all(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def on_commit(self, fn: Callable[[], None]) -> None:
+        """Call `fn` after every committed unit of work that published events (wakes the relay)."""
+        self._after_commit.append(fn)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only session (no write lock on SQLite)."""
+        with Session(self.read_engine, expire_on_commit=False) as s:
+            yield s
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[UnitOfWork]:
+        """A write transaction: commits once at the end, rolls back on any exception."""
+        session = Session(self.engine, expire_on_commit=False)
+        uow = UnitOfWork(self, session)
+        try:
+            yield uow
+            session.commit()
+        except StaleDataError as e:
+            session.rollback()
+            raise Conflict(
+                "the record was changed by another request at the same time; read it again and retry",
+                reason="CONCURRENT_MODIFICATION",
+            ) from e
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+        if uow.published:
+            for fn in self._after_commit:
+                fn()
+
+    def run_idempotent(
+        self, method: str, request: Message, response_cls: type[M], fn: Callable[[UnitOfWork], M]
+    ) -> M:
+        """Run `fn` in a unit of work once per `request.request_id`; a repeat returns the first response.
+
+        The stored response is written in the same transaction as the change, so a
+        crash either loses both or keeps both. A request id reused with a different
+        request is refused.
+        """
+        request_id = getattr(request, "request_id", "")
+        if not request_id:
+            with self.unit_of_work() as uow:
+                return fn(uow)
+        fingerprint = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+        for attempt in range(3):
+            try:
+                with self.unit_of_work() as uow:
+                    previous = uow.replay(method, request_id, fingerprint, response_cls)
+                    if previous is not None:
+                        return previous
+                    response = fn(uow)
+                    uow.remember(method, request_id, fingerprint, response)
+                return response
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+                # A concurrent request with the same id committed first: replay it.
+                continue
+        raise AssertionError("unreachable")
+
+
+class UnitOfWork:
+    def __init__(self, db: Database, session: Session) -> None:
+        self.db = db
+        self.session = session
+        self.published = 0
+
+    @property
+    def now(self) -> datetime:
+        return self.db.clock.now()
+
+    def publish(
+        self, event_type: str, *, account_id: str = "", subscription_id: str = "", **payload: Message
+    ) -> str:
+        """Write an event to the outbox in this transaction. `payload` is one field of `Event.payload`,
+        e.g. `publish("subscription.created", subscription_created=msg, account_id=…, subscription_id=…)`."""
+        from tenure.events.v1 import events_pb2
+
+        if len(payload) != 1:
+            raise ValueError("publish takes exactly one payload field")
+        event_id = str(uuid.uuid4())
+        now = self.now
+        ts = timestamp_pb2.Timestamp()
+        ts.FromDatetime(now)
+        ev = events_pb2.Event(
+            event_id=event_id,
+            event_type=event_type,
+            occurred_time=ts,
+            source=self.db.source,
+            account_id=account_id,
+            subscription_id=subscription_id,
+            **payload,
+        )
+        self.session.execute(
+            insert(self.db.tables["outbox"]).values(
+                event_id=event_id,
+                event_type=event_type,
+                account_id=account_id,
+                subscription_id=subscription_id,
+                occurred_time=now,
+                payload=ev.SerializeToString(),
+            )
+        )
+        self.published += 1
+        return event_id
+
+    def replay(self, method: str, request_id: str, fingerprint: str, response_cls: type[M]) -> M | None:
+        t = self.db.tables["idempotency"]
+        row = self.session.execute(
+            select(t.c.fingerprint, t.c.response).where(t.c.method == method, t.c.request_id == request_id)
+        ).first()
+        if row is None:
+            return None
+        if row.fingerprint != fingerprint:
+            raise InvalidInput(
+                f"request_id {request_id!r} was already used for a different {method} request",
+                field="request_id",
+                reason="REQUEST_ID_REUSED",
+            )
+        return response_cls.FromString(row.response)
+
+    def remember(self, method: str, request_id: str, fingerprint: str, response: Message) -> None:
+        self.session.execute(
+            insert(self.db.tables["idempotency"]).values(
+                method=method,
+                request_id=request_id,
+                fingerprint=fingerprint,
+                response=response.SerializeToString(),
+                create_time=self.now,
+            )
+        )
+
+    def for_update(self, stmt):
+        """Add FOR UPDATE SKIP LOCKED on PostgreSQL (SQLite's write lock already serializes)."""
+        return stmt.with_for_update(skip_locked=True) if self.db.is_postgres else stmt
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):  # pragma: no cover - exercised by every sqlite test
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        write = conn.get_execution_options().get("tenure_write", True)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def new_id(prefix: str) -> str:
+    """Opaque ids such as `sub_3f2a…`."""
+    return f"{prefix}_{uuid.uuid4().hex}"

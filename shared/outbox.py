@@ -1,0 +1,219 @@
+"""The event pipe: outbox relay (producer side) and inbox sink (consumer side).
+
+The producer writes events into its `outbox` in the same transaction as the
+change (`UnitOfWork.publish`). A `Relay` thread delivers them to every
+subscriber's `EventSinkService.Deliver` in outbox order, one subscriber at a
+time, and moves that subscriber's cursor only after an acknowledgement. A
+subscriber that is down is retried with exponential back-off; nothing is
+skipped, so order per subscription holds and nothing is lost.
+
+The consumer's `EventSink` records each event id in its `inbox` in the same
+transaction as the handler's changes; a repeat is acknowledged as a duplicate
+and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import grpc
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from shared.db import Database, UnitOfWork
+
+log = logging.getLogger("tenure.outbox")
+
+EventHandler = Callable[[UnitOfWork, object], None]
+
+
+@dataclass
+class _Subscriber:
+    addr: str
+    stub: object
+    backoff: float = 0.0
+    next_attempt: float = 0.0
+    failures: int = 0
+    last_error: str = ""
+
+
+@dataclass
+class Relay:
+    db: Database
+    subscriber_addrs: list[str]
+    interval: float = 0.5
+    max_backoff: float = 30.0
+    batch_size: int = 200
+    timeout: float = 10.0
+    _wake: threading.Event = field(default_factory=threading.Event)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _subs: list[_Subscriber] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        from tenure.events.v1 import events_pb2_grpc
+
+        # A plain channel: the relay does its own back-off, and one refused call must not hold the pass.
+        self._subs = [
+            _Subscriber(a, events_pb2_grpc.EventSinkServiceStub(grpc.insecure_channel(a)))
+            for a in self.subscriber_addrs
+        ]
+        self.db.on_commit(self._wake.set)
+
+    def start(self) -> None:
+        if not self._subs or self._thread:
+            return
+        self._thread = threading.Thread(target=self._run, name=f"relay-{self.db.source}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.deliver_once()
+            except Exception:  # pragma: no cover - keeps the relay alive across DB hiccups
+                log.exception("relay pass failed")
+            waits = [
+                s.next_attempt - time.monotonic() for s in self._subs if s.next_attempt > time.monotonic()
+            ]
+            timeout = min([self.interval, *waits]) if waits else self.interval
+            self._wake.wait(timeout=max(timeout, 0.01))
+            self._wake.clear()
+
+    def deliver_once(self) -> int:
+        """One pass over every subscriber; returns the number of events acknowledged."""
+        delivered = 0
+        for sub in self._subs:
+            if sub.next_attempt > time.monotonic():
+                continue
+            delivered += self._deliver_to(sub)
+        return delivered
+
+    def _cursor(self, addr: str) -> int:
+        t = self.db.tables["outbox_cursor"]
+        with self.db.read() as s:
+            row = s.execute(select(t.c.last_id).where(t.c.subscriber == addr)).first()
+        if row is not None:
+            return int(row.last_id)
+        try:
+            with self.db.unit_of_work() as uow:
+                uow.session.execute(insert(t).values(subscriber=addr, last_id=0, attempts=0, last_error=""))
+        except IntegrityError:
+            pass
+        return 0
+
+    def _deliver_to(self, sub: _Subscriber) -> int:
+        from tenure.events.v1 import events_pb2
+
+        ob = self.db.tables["outbox"]
+        cur = self.db.tables["outbox_cursor"]
+        last = self._cursor(sub.addr)
+        with self.db.read() as s:
+            rows = s.execute(
+                select(ob.c.id, ob.c.payload).where(ob.c.id > last).order_by(ob.c.id).limit(self.batch_size)
+            ).all()
+        done = 0
+        acked = last
+        try:
+            for row in rows:
+                ev = events_pb2.Event.FromString(row.payload)
+                ev.sequence = row.id
+                sub.stub.Deliver(events_pb2.DeliverRequest(event=ev), timeout=self.timeout)
+                acked = row.id
+                done += 1
+            sub.backoff, sub.failures, sub.next_attempt = 0.0, 0, 0.0
+        except grpc.RpcError as err:
+            sub.failures += 1
+            sub.backoff = min(self.max_backoff, max(0.1, sub.backoff * 2 or 0.1))
+            sub.next_attempt = time.monotonic() + sub.backoff
+            sub.last_error = f"{err.code().name}: {err.details()}" if hasattr(err, "code") else str(err)
+            log.warning("delivery to %s failed (%s); retry in %.1fs", sub.addr, sub.last_error, sub.backoff)
+        if acked != last or sub.failures:
+            with self.db.unit_of_work() as uow:
+                uow.session.execute(
+                    update(cur)
+                    .where(cur.c.subscriber == sub.addr, cur.c.last_id <= acked)
+                    .values(last_id=acked, attempts=sub.failures, last_error=sub.last_error)
+                )
+        return done
+
+    def pending(self) -> int:
+        """Events not yet acknowledged by the slowest subscriber."""
+        if not self._subs:
+            return 0
+        ob = self.db.tables["outbox"]
+        with self.db.read() as s:
+            max_id = s.execute(select(func.coalesce(func.max(ob.c.id), 0))).scalar_one()
+        return max(int(max_id) - self._cursor(sub.addr) for sub in self._subs)
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Deliver until nothing is pending (True) or `timeout` passes (False)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for sub in self._subs:
+                sub.next_attempt = 0.0
+            self.deliver_once()
+            if self.pending() == 0:
+                return True
+            time.sleep(0.05)
+        return False
+
+
+class EventSink:
+    """The servicer of tenure.events.v1.EventSinkService for one consumer."""
+
+    def __init__(self, db: Database, handlers: dict[str, EventHandler]) -> None:
+        self.db = db
+        self.handlers = handlers
+
+    def servicer(self):
+        from tenure.events.v1 import events_pb2, events_pb2_grpc
+
+        sink = self
+
+        class Servicer(events_pb2_grpc.EventSinkServiceServicer):
+            def Deliver(self, request, context):
+                return events_pb2.DeliverResponse(duplicate=sink.apply(request.event))
+
+        return Servicer()
+
+    def apply(self, ev) -> bool:
+        """Apply one event exactly once; returns True when it was a repeat."""
+        inbox = self.db.tables["inbox"]
+        for attempt in range(3):
+            try:
+                with self.db.unit_of_work() as uow:
+                    seen = uow.session.execute(
+                        select(inbox.c.event_id).where(inbox.c.event_id == ev.event_id)
+                    ).first()
+                    if seen is not None:
+                        return True
+                    uow.session.execute(
+                        insert(inbox).values(
+                            event_id=ev.event_id,
+                            event_type=ev.event_type,
+                            source=ev.source,
+                            received_time=uow.now,
+                        )
+                    )
+                    handler = self.handlers.get(ev.event_type)
+                    if handler is not None:
+                        handler(uow, ev)
+                return False
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        return True

@@ -1,0 +1,115 @@
+"""Settings from environment variables, one prefix per service.
+
+Built in each service's `__main__` (never at import time). Every field below is
+listed in the README's settings table.
+"""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ClockSettings(BaseSettings):
+    """`TENURE_CLOCK=test` runs every service on the test clock (operators move it)."""
+
+    model_config = SettingsConfigDict(env_prefix="TENURE_", extra="ignore")
+
+    clock: str = "system"
+    clock_start: str | None = None
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    #: host:port the gRPC server listens on
+    addr: str
+    #: SQLAlchemy URL of the service's own database
+    database_url: str
+    #: worker threads of the gRPC server
+    workers: int = 16
+    #: seconds a stopping server lets running calls finish
+    grace_seconds: float = 5.0
+    #: seconds between outbox relay polls when nothing wakes it
+    relay_interval_seconds: float = 0.5
+    #: longest back-off between delivery attempts to a subscriber that is down
+    relay_max_backoff_seconds: float = 30.0
+    #: deadline of calls to other services
+    client_timeout_seconds: float = 10.0
+    #: log level
+    log_level: str = "INFO"
+
+
+class SubscriptionSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="TENURE_SUBSCRIPTION_", extra="ignore")
+
+    addr: str = "127.0.0.1:50051"
+    database_url: str = "sqlite:///var/subscription.db"
+    billing_addr: str = "127.0.0.1:50052"
+    entitlement_addr: str = "127.0.0.1:50053"
+    notification_addr: str = "127.0.0.1:50054"
+    #: consumers of subscription events (comma-separated host:port list)
+    event_subscribers: str = "127.0.0.1:50053,127.0.0.1:50054"
+    #: seconds between background lifecycle sweeps (0 turns the loop off)
+    lifecycle_interval_seconds: float = 60.0
+
+
+class BillingSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="TENURE_BILLING_", extra="ignore")
+
+    addr: str = "127.0.0.1:50052"
+    database_url: str = "sqlite:///var/billing.db"
+    #: consumers of billing events
+    event_subscribers: str = "127.0.0.1:50051,127.0.0.1:50054"
+    #: payment terms of invoices, in days (net 30)
+    payment_terms_days: int = 30
+    #: largest PO document accepted, in bytes
+    attachment_max_bytes: int = 5 * 1024 * 1024
+    #: seconds between background billing sweeps (0 turns the loop off)
+    sweep_interval_seconds: float = 60.0
+    #: seller shown on invoices
+    seller_name: str = "Tenure Software AS"
+    seller_address: str = "Postboks 1, 0101 Oslo, Norway"
+
+
+class EntitlementSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="TENURE_ENTITLEMENT_", extra="ignore")
+
+    addr: str = "127.0.0.1:50053"
+    database_url: str = "sqlite:///var/entitlement.db"
+    #: consumers of entitlement events
+    event_subscribers: str = "127.0.0.1:50054"
+
+
+class NotificationSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="TENURE_NOTIFICATION_", extra="ignore")
+
+    addr: str = "127.0.0.1:50054"
+    database_url: str = "sqlite:///var/notification.db"
+    entitlement_addr: str = "127.0.0.1:50053"
+    billing_addr: str = "127.0.0.1:50052"
+    event_subscribers: str = ""
+    #: SMTP server; empty writes .eml files under mail_dir instead
+    smtp_host: str = ""
+    smtp_port: int = 25
+    #: none, starttls or ssl
+    smtp_tls: str = "none"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    mail_from: str = "Tenure <no-reply@tenure.example>"
+    mail_dir: str = "var/mail"
+    #: seconds between delivery passes over pending mail
+    delivery_interval_seconds: float = 1.0
+    #: longest back-off between SMTP attempts for one e-mail
+    delivery_max_backoff_seconds: float = 300.0
+
+
+SETTINGS = {
+    "subscription": SubscriptionSettings,
+    "billing": BillingSettings,
+    "entitlement": EntitlementSettings,
+    "notification": NotificationSettings,
+}
+
+
+def subscribers(value: str) -> list[str]:
+    return [a.strip() for a in value.split(",") if a.strip()]

@@ -1,0 +1,165 @@
+"""The event pipe: outbox → relay → EventSinkService → inbox, exactly once, nothing lost."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+from tenure.events.v1 import events_pb2, events_pb2_grpc
+
+from shared.app import ServiceApp
+from shared.errors import RuleViolation
+
+
+def producer(settings, clock):
+    return ServiceApp.create("billing", settings, clock, MetaData())
+
+
+def consumer_factory(refuse: bool = False):
+    md = MetaData()
+    applied = Table(
+        "applied",
+        md,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("reason", String(40)),
+    )
+
+    def handle(uow, ev):
+        if refuse and ev.stage_changed.reason == "refuse":
+            raise RuleViolation("this consumer refuses it", reason="TEST_REFUSED")
+        uow.session.execute(insert(applied).values(reason=ev.stage_changed.reason))
+
+    def create(settings, clock):
+        app = ServiceApp.create("entitlement", settings, clock, md)
+        app.add_event_sink({"subscription.stage_changed": handle})
+        return app
+
+    return create, applied
+
+
+def publish(app, *reasons):
+    with app.db.unit_of_work() as uow:
+        for r in reasons:
+            uow.publish(
+                "subscription.stage_changed",
+                account_id="acc_1",
+                subscription_id="sub_1",
+                stage_changed=events_pb2.StageChanged(reason=r),
+            )
+
+
+def applied_reasons(app, table):
+    with app.db.read() as s:
+        return [r for (r,) in s.execute(select(table.c.reason).order_by(table.c.id))]
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_event_is_applied_once_in_order(start_service):
+    create, applied = consumer_factory()
+    cons = start_service("entitlement", create=create)
+    prod = start_service("billing", create=producer, event_subscribers=cons.addr)
+    publish(prod, "a", "b")
+    publish(prod, "c")
+    assert wait_for(lambda: applied_reasons(cons, applied) == ["a", "b", "c"])
+    assert prod.relay.drain(5)
+    time.sleep(0.2)
+    assert applied_reasons(cons, applied) == ["a", "b", "c"]
+    with cons.db.read() as s:
+        assert s.execute(select(func.count()).select_from(cons.db.tables["inbox"])).scalar_one() == 3
+
+
+def test_consumer_down_at_first_gets_everything_later(start_service):
+    port = free_port()
+    prod = start_service("billing", create=producer, event_subscribers=f"127.0.0.1:{port}")
+    publish(prod, "one", "two", "three")
+    time.sleep(0.5)
+    assert prod.relay.pending() == 3
+    cur = prod.db.tables["outbox_cursor"]
+    with prod.db.read() as s:
+        row = s.execute(select(cur.c.last_id, cur.c.attempts, cur.c.last_error)).one()
+    assert row.last_id == 0 and row.attempts >= 1 and "UNAVAILABLE" in row.last_error
+    create, applied = consumer_factory()
+    cons = start_service("entitlement", create=create, addr=f"127.0.0.1:{port}")
+    assert wait_for(lambda: applied_reasons(cons, applied) == ["one", "two", "three"], timeout=15)
+    assert wait_for(lambda: prod.relay.pending() == 0)
+
+
+def test_same_event_delivered_twice_is_applied_once(start_service):
+    create, applied = consumer_factory()
+    cons = start_service("entitlement", create=create)
+    ev = events_pb2.Event(
+        event_id="7d1e5b8a-0000-4000-8000-000000000001",
+        event_type="subscription.stage_changed",
+        source="subscription",
+        stage_changed=events_pb2.StageChanged(reason="once"),
+    )
+    stub = events_pb2_grpc.EventSinkServiceStub(grpc.insecure_channel(cons.addr))
+    first = stub.Deliver(events_pb2.DeliverRequest(event=ev), timeout=5)
+    second = stub.Deliver(events_pb2.DeliverRequest(event=ev), timeout=5)
+    assert (first.duplicate, second.duplicate) == (False, True)
+    assert applied_reasons(cons, applied) == ["once"]
+
+
+def test_refused_event_maps_to_error_model_changes_nothing_and_blocks_later_events(start_service):
+    create, applied = consumer_factory(refuse=True)
+    cons = start_service("entitlement", create=create)
+    stub = events_pb2_grpc.EventSinkServiceStub(grpc.insecure_channel(cons.addr))
+    ev = events_pb2.Event(
+        event_id="7d1e5b8a-0000-4000-8000-000000000002",
+        event_type="subscription.stage_changed",
+        stage_changed=events_pb2.StageChanged(reason="refuse"),
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Deliver(events_pb2.DeliverRequest(event=ev), timeout=5)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert err.value.details() == "this consumer refuses it"
+    st = rpc_status.from_call(err.value)
+    info = error_details_pb2.ErrorInfo()
+    assert st.details[0].Unpack(info)
+    assert (info.reason, info.domain) == ("ERROR_REASON_TEST_REFUSED", "entitlement.tenure")
+    with cons.db.read() as s:
+        assert s.execute(select(func.count()).select_from(cons.db.tables["inbox"])).scalar_one() == 0
+
+    # Through the relay: the refused event is retried, and the one after it waits (order is kept).
+    prod = start_service("billing", create=producer, event_subscribers=cons.addr)
+    publish(prod, "refuse", "after")
+    time.sleep(1.0)
+    assert applied_reasons(cons, applied) == []
+    assert prod.relay.pending() == 2
+
+
+def test_ports_and_health(start_service):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    create, _ = consumer_factory()
+    cons = start_service("entitlement", create=create)
+    stub = health_pb2_grpc.HealthStub(grpc.insecure_channel(cons.addr))
+    assert (
+        stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status
+        == health_pb2.HealthCheckResponse.SERVING
+    )
+    assert (
+        stub.Check(
+            health_pb2.HealthCheckRequest(service="tenure.events.v1.EventSinkService"), timeout=5
+        ).status
+        == health_pb2.HealthCheckResponse.SERVING
+    )
