@@ -25,6 +25,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import Database, UnitOfWork
+from shared.errors import InvalidInput
 
 log = logging.getLogger("tenure.outbox")
 
@@ -192,6 +193,13 @@ class EventSink:
 
     def apply(self, ev) -> bool:
         """Apply one event exactly once; returns True when it was a repeat."""
+        missing = [f for f in ("event_id", "event_type") if not getattr(ev, f)]
+        if missing:
+            raise InvalidInput(
+                "an event needs an event_id and an event_type",
+                field_violations=[(f"event.{f}", f"{f} is required") for f in missing],
+                reason="EVENT_INCOMPLETE",
+            )
         inbox = self.db.tables["inbox"]
         for attempt in range(3):
             try:

@@ -14,7 +14,9 @@ class ClockSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TENURE_", extra="ignore")
 
+    #: `system`, or `test` for the test clock that operators move with AdvanceClock
     clock: str = "system"
+    #: ISO 8601 start of the test clock (default: the real time at start-up)
     clock_start: str | None = None
 
 
@@ -44,8 +46,11 @@ class SubscriptionSettings(ServiceSettings):
 
     addr: str = "127.0.0.1:50051"
     database_url: str = "sqlite:///var/subscription.db"
+    #: address of the billing service
     billing_addr: str = "127.0.0.1:50052"
+    #: address of the entitlement service
     entitlement_addr: str = "127.0.0.1:50053"
+    #: address of the notification service
     notification_addr: str = "127.0.0.1:50054"
     #: consumers of subscription events (comma-separated host:port list)
     event_subscribers: str = "127.0.0.1:50053,127.0.0.1:50054"
@@ -68,6 +73,7 @@ class BillingSettings(ServiceSettings):
     sweep_interval_seconds: float = 60.0
     #: seller shown on invoices
     seller_name: str = "Tenure Software AS"
+    #: seller's address shown on invoices
     seller_address: str = "Postboks 1, 0101 Oslo, Norway"
 
 
@@ -85,17 +91,25 @@ class NotificationSettings(ServiceSettings):
 
     addr: str = "127.0.0.1:50054"
     database_url: str = "sqlite:///var/notification.db"
+    #: address of the entitlement service (buyer and admins)
     entitlement_addr: str = "127.0.0.1:50053"
+    #: address of the billing service (payers, invoice PDFs)
     billing_addr: str = "127.0.0.1:50052"
+    #: consumers of notification events (none)
     event_subscribers: str = ""
     #: SMTP server; empty writes .eml files under mail_dir instead
     smtp_host: str = ""
+    #: SMTP port
     smtp_port: int = 25
     #: none, starttls or ssl
     smtp_tls: str = "none"
+    #: SMTP user name (empty: no login)
     smtp_username: str = ""
+    #: SMTP password
     smtp_password: str = ""
+    #: From address of every e-mail
     mail_from: str = "Tenure <no-reply@tenure.example>"
+    #: folder of .eml files when no SMTP host is set
     mail_dir: str = "var/mail"
     #: seconds between delivery passes over pending mail
     delivery_interval_seconds: float = 1.0
