@@ -36,7 +36,7 @@ def table() -> str:
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
     rows.append(f"| `TENURE_CLOCK` | `system` | {_doc(comments, ClockSettings, 'clock')} |")
     rows.append(f"| `TENURE_CLOCK_START` | (now) | {_doc(comments, ClockSettings, 'clock_start')} |")
-    for name, cls in SETTINGS.items():
+    for cls in SETTINGS.values():
         prefix = cls.model_config["env_prefix"]
         for field, info in cls.model_fields.items():
             default = info.default
