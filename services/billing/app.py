@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from sqlalchemy import MetaData
-from tenure.billing.v1 import billing_pb2, billing_pb2_grpc
 
 from shared.app import ServiceApp
 from shared.clock import Clock
 from shared.settings import BillingSettings
+from tenure.billing.v1 import billing_pb2, billing_pb2_grpc
 
 
 def create(settings: BillingSettings, clock: Clock) -> ServiceApp:

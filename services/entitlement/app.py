@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from sqlalchemy import MetaData
-from tenure.entitlement.v1 import entitlement_pb2, entitlement_pb2_grpc
 
 from shared.app import ServiceApp
 from shared.clock import Clock
 from shared.settings import EntitlementSettings
+from tenure.entitlement.v1 import entitlement_pb2, entitlement_pb2_grpc
 
 
 def create(settings: EntitlementSettings, clock: Clock) -> ServiceApp:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from sqlalchemy import MetaData
-from tenure.notification.v1 import notification_pb2, notification_pb2_grpc
 
 from shared.app import ServiceApp
 from shared.clock import Clock
 from shared.settings import NotificationSettings
+from tenure.notification.v1 import notification_pb2, notification_pb2_grpc
 
 
 def create(settings: NotificationSettings, clock: Clock) -> ServiceApp:

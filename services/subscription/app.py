@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from sqlalchemy import MetaData
-from tenure.subscription.v1 import subscription_pb2, subscription_pb2_grpc
 
 from shared.app import ServiceApp
 from shared.clock import Clock
 from shared.settings import SubscriptionSettings
+from tenure.subscription.v1 import subscription_pb2, subscription_pb2_grpc
 
 
 def create(settings: SubscriptionSettings, clock: Clock) -> ServiceApp:

@@ -10,10 +10,10 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
-from tenure.events.v1 import events_pb2, events_pb2_grpc
 
 from shared.app import ServiceApp
 from shared.errors import RuleViolation
+from tenure.events.v1 import events_pb2, events_pb2_grpc
 
 
 def producer(settings, clock):
