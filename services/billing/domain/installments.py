@@ -1,0 +1,104 @@
+"""Installments: a 3-year term bought or renewed on or after 2024-09-16 is billed in three annual parts.
+
+The first is due at the purchase or renewal, the second on the first anniversary, the third on the
+second. The subtotal is split equally to the minor unit and the first carries the remainder; each
+installment invoice repeats the order's lines with their share of that installment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from dateutil.relativedelta import relativedelta
+
+from services.billing.domain.model import InstallmentPlan, InvoiceKind, Term
+from shared.errors import InvalidInput
+from shared.money import quantum, round_money, split_evenly
+
+INSTALLMENTS_FROM = date(2024, 9, 16)
+INSTALLMENT_COUNT = 3
+INSTALLMENT_KINDS = frozenset({InvoiceKind.NEW, InvoiceKind.RENEWAL, InvoiceKind.UPGRADE})
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledInstallment:
+    sequence: int
+    due_date: date
+    amount: Decimal
+    line_amounts: tuple[Decimal, ...]
+
+
+def uses_installments(
+    plan: InstallmentPlan, term: Term | None, kind: InvoiceKind, transaction_date: date
+) -> bool:
+    """Whether an order is billed in installments.
+
+    AUTO applies the rule: a 3-year term bought, renewed or upgraded to on or after 2024-09-16.
+    """
+    if plan == InstallmentPlan.UP_FRONT:
+        return False
+    if plan == InstallmentPlan.ANNUAL:
+        if term != Term.THREE_YEAR:
+            raise InvalidInput(
+                "only a 3-year term can be billed in annual installments", field="installment_plan"
+            )
+        return True
+    return term == Term.THREE_YEAR and kind in INSTALLMENT_KINDS and transaction_date >= INSTALLMENTS_FROM
+
+
+def due_dates(term_start: date, count: int = INSTALLMENT_COUNT) -> list[date]:
+    """The term start and its anniversaries, each from the anchor (29 Feb falls on 28 Feb, no drift)."""
+    return [term_start + relativedelta(years=k) for k in range(count)]
+
+
+def split_amount(total: Decimal, currency: str, count: int = INSTALLMENT_COUNT) -> list[Decimal]:
+    """Equal parts to the minor unit, the first carrying the remainder: 1310.00 -> 436.68, 436.66, 436.66."""
+    if round_money(total, currency) != total:
+        raise InvalidInput(f"{total} has more decimals than {currency} allows")
+    if total <= 0:
+        raise InvalidInput("only a positive subtotal can be split into installments")
+    return split_evenly(total, count, currency)
+
+
+def allocate(amount: Decimal, weights: list[Decimal], currency: str) -> list[Decimal]:
+    """Share `amount` among lines in proportion to their amounts, to the minor unit (largest remainder)."""
+    q = quantum(currency)
+    units = int(amount / q)
+    weight_units = [int(w / q) for w in weights]
+    whole = sum(weight_units)
+    if whole == 0:
+        raise InvalidInput("lines that sum to zero cannot be allocated")
+    shares = []
+    fractions = []
+    for i, w in enumerate(weight_units):
+        num = units * w
+        floor, rem = divmod(num, whole)
+        shares.append(floor)
+        fractions.append((rem, -i))
+    left = units - sum(shares)
+    for _, neg_i in sorted(fractions, reverse=True)[:left]:
+        shares[-neg_i] += 1
+    return [Decimal(s) * q for s in shares]
+
+
+def schedule(
+    line_amounts: list[Decimal], term_start: date, currency: str, count: int = INSTALLMENT_COUNT
+) -> list[ScheduledInstallment]:
+    """The installments of an order with these line amounts (before tax), due on the term start and its
+    anniversaries.
+
+    The installments split the subtotal equally (the first carries the remainder). The later
+    installments share their amount among the lines in proportion; the first takes what is left of each
+    line, so every line is billed exactly once in total.
+    """
+    subtotal = sum(line_amounts, Decimal(0))
+    amounts = split_amount(subtotal, currency, count)
+    dates = due_dates(term_start, count)
+    later = [allocate(a, line_amounts, currency) for a in amounts[1:]]
+    first = [line_amounts[i] - sum(part[i] for part in later) for i in range(len(line_amounts))]
+    per_installment = [first, *later]
+    return [
+        ScheduledInstallment(k + 1, dates[k], amounts[k], tuple(per_installment[k])) for k in range(count)
+    ]
