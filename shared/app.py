@@ -71,7 +71,19 @@ class ServiceApp:
             max_backoff=settings.relay_max_backoff_seconds,
             timeout=settings.client_timeout_seconds,
         )
-        return cls(name=name, settings=settings, clock=clock, db=db, server=server, relay=relay)
+        app = cls(name=name, settings=settings, clock=clock, db=db, server=server, relay=relay)
+        app._add_clock_service()
+        return app
+
+    def _add_clock_service(self) -> None:
+        from shared.grpc.clock_service import ClockServicer
+        from tenure.common.v1 import clock_pb2, clock_pb2_grpc
+
+        self.server.add(
+            clock_pb2_grpc.add_ClockServiceServicer_to_server,
+            ClockServicer(self.clock, self.relay),
+            clock_pb2.DESCRIPTOR.services_by_name["ClockService"].full_name,
+        )
 
     def add_servicer(self, add_fn, servicer, service_descriptor, base_cls) -> None:
         fill_unimplemented(servicer, service_descriptor, base_cls)

@@ -19,7 +19,12 @@ def test_list_shows_own_service_health_and_reflection(stack, name):
     r = grpcurl(stack["addr"][name], "list")
     assert r.returncode == 0, r.stderr
     listed = set(r.stdout.split())
-    assert {OWN[name], "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"} <= listed
+    assert {
+        OWN[name],
+        "tenure.common.v1.ClockService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    } <= listed
     if name in ("entitlement", "notification"):
         assert "tenure.events.v1.EventSinkService" in listed
     if name == "billing":

@@ -1,0 +1,49 @@
+"""`tenure.common.v1.ClockService`, served by every service: read the clock, move the test clock,
+drain the outbox. The subscription service's AdvanceClock drives these on all four services."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from google.protobuf import timestamp_pb2
+
+from shared.clock import Clock
+from shared.errors import NotAllowed
+from shared.grpc.interceptors import ACTOR_ROLE, metadata_value
+from shared.outbox import Relay
+from tenure.common.v1 import clock_pb2, clock_pb2_grpc
+
+MOVERS = {"operator", "service"}
+
+
+def timestamp(dt) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(dt)
+    return ts
+
+
+def require_operator(context, roles: set[str] = MOVERS) -> None:
+    role = metadata_value(context, ACTOR_ROLE)
+    if role not in roles:
+        raise NotAllowed(
+            f"this call needs the operator role (metadata {ACTOR_ROLE}: operator)", reason="PERMISSION_DENIED"
+        )
+
+
+class ClockServicer(clock_pb2_grpc.ClockServiceServicer):
+    def __init__(self, clock: Clock, relay: Relay) -> None:
+        self.clock = clock
+        self.relay = relay
+
+    def GetTime(self, request, context):
+        return clock_pb2.GetTimeResponse(now_time=timestamp(self.clock.now()), test_clock=self.clock.is_test)
+
+    def SetTime(self, request, context):
+        require_operator(context)
+        to = request.to_time.ToDatetime(tzinfo=UTC)
+        return clock_pb2.SetTimeResponse(now_time=timestamp(self.clock.set(to)))
+
+    def DrainOutbox(self, request, context):
+        require_operator(context)
+        self.relay.drain(request.timeout_seconds or 30.0)
+        return clock_pb2.DrainOutboxResponse(pending=self.relay.pending())
