@@ -62,3 +62,38 @@ def test_system_clock_refuses_to_move(start_service):
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "TEST_CLOCK_DISABLED" in str(e.value.trailing_metadata())
     assert not stub(app).GetTime(clock_pb2.GetTimeRequest(), timeout=5).test_clock
+
+
+def test_every_rpc_logs_one_structured_line(start_service, caplog):
+    import json
+    import logging
+
+    app = start_service("notification")
+    caplog.set_level(logging.INFO, logger="tenure.rpc")
+    stub(app).GetTime(clock_pb2.GetTimeRequest(), metadata=[("x-request-id", "req-42")], timeout=5)
+    with pytest.raises(grpc.RpcError):
+        stub(app).SetTime(clock_pb2.SetTimeRequest(), timeout=5)
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "tenure.rpc"]
+    assert [(line["method"], line["code"]) for line in lines] == [
+        ("/tenure.common.v1.ClockService/GetTime", "OK"),
+        ("/tenure.common.v1.ClockService/SetTime", "PERMISSION_DENIED"),
+    ]
+    assert lines[0]["request_id"] == "req-42" and lines[0]["service"] == "notification"
+    assert all(isinstance(line["ms"], float | int) for line in lines)
+
+
+def test_client_maps_errors_back_and_reports_a_peer_that_is_down(start_service):
+    from shared.errors import NotAllowed, PeerUnavailable
+    from shared.grpc.clients import ServiceClient
+    from tests.service.test_event_pipe import free_port
+
+    app = start_service("billing")
+    client = ServiceClient(
+        clock_pb2_grpc.ClockServiceStub, app.addr, timeout=5, metadata=[("x-actor-role", "user")]
+    )
+    with pytest.raises(NotAllowed) as e:
+        client.SetTime(clock_pb2.SetTimeRequest())
+    assert e.value.reason == "PERMISSION_DENIED" and "operator" in e.value.message
+    down = ServiceClient(clock_pb2_grpc.ClockServiceStub, f"127.0.0.1:{free_port()}", timeout=2)
+    with pytest.raises(PeerUnavailable):
+        down.GetTime(clock_pb2.GetTimeRequest())
