@@ -16,7 +16,7 @@ log = logging.getLogger("tenure.migrate")
 def migrate(name: str) -> None:
     settings = SETTINGS[name]()
     app = importlib.import_module(f"services.{name}.app").create(settings, clock_from_env())
-    app.db.create_all()
+    app.migrate()
     app.db.dispose()
     log.info("%s: schema ready on %s", name, app.db.dialect)
 

@@ -108,8 +108,13 @@ class ServiceApp:
     def every(self, name: str, interval: float, fn: Callable[[], object]) -> None:
         self.loops.append(Periodic(f"{self.name}-{name}", interval, fn))
 
+    def migrate(self) -> None:
+        from shared.migrations import upgrade
+
+        upgrade(self.db, self.name)
+
     def start(self) -> int:
-        self.db.create_all()
+        self.migrate()
         self.port = self.server.start()
         self.relay.start()
         for loop in self.loops:

@@ -32,7 +32,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    UniqueConstraint,
     create_engine,
     event,
     insert,
@@ -109,7 +108,6 @@ def add_infra_tables(metadata: MetaData) -> dict[str, Table]:
         Column("fingerprint", String(64), nullable=False),
         Column("response", LargeBinary, nullable=False),
         Column("create_time", UTCDateTime(), nullable=False),
-        UniqueConstraint("method", "request_id", name="uq_idempotency_key"),
     )
     return {"outbox": outbox, "outbox_cursor": cursor, "inbox": inbox, "idempotency": idem}
 

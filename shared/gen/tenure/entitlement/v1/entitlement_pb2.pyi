@@ -94,6 +94,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The user has no access to the product (no seat, or the stage gives none)."""
     ERROR_REASON_REQUEST_ID_REUSED: _ErrorReason.ValueType  # 26
     """The request id was used before with a different request."""
+    ERROR_REASON_EVENT_INCOMPLETE: _ErrorReason.ValueType  # 27
+    """An event delivered to the event sink lacks its id or type."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Reasons carried by `google.rpc.ErrorInfo.reason` of this service's errors
@@ -156,6 +158,8 @@ ERROR_REASON_NO_PRODUCT_ACCESS: ErrorReason.ValueType  # 25
 """The user has no access to the product (no seat, or the stage gives none)."""
 ERROR_REASON_REQUEST_ID_REUSED: ErrorReason.ValueType  # 26
 """The request id was used before with a different request."""
+ERROR_REASON_EVENT_INCOMPLETE: ErrorReason.ValueType  # 27
+"""An event delivered to the event sink lacks its id or type."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _AccessReason:

@@ -1347,30 +1347,24 @@ class SetRenewalSeatsRequest(_message.Message):
     SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
     SEATS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
-    ASSIGNED_USERS_FIELD_NUMBER: _builtins.int
     subscription_id: _builtins.str
     """Subscription id."""
     seats: _builtins.int
     """Seats for the next renewal (at least 1, not below the users assigned)."""
     request_id: _builtins.str
     """Idempotency key."""
-    assigned_users: _builtins.int
-    """Users assigned now, when the caller knows it (entitlement is asked otherwise)."""
     def __init__(
         self,
         *,
         subscription_id: _builtins.str = ...,
         seats: _builtins.int = ...,
         request_id: _builtins.str = ...,
-        assigned_users: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_assigned_users", b"_assigned_users", "assigned_users", b"assigned_users"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_assigned_users", b"_assigned_users", "assigned_users", b"assigned_users", "request_id", b"request_id", "seats", b"seats", "subscription_id", b"subscription_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "seats", b"seats", "subscription_id", b"subscription_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType__assigned_users: _TypeAlias = _typing.Literal["assigned_users"]  # noqa: Y015
-    _WhichOneofArgType__assigned_users: _TypeAlias = _typing.Literal["_assigned_users", b"_assigned_users"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__assigned_users) -> _WhichOneofReturnType__assigned_users | None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SetRenewalSeatsRequest: _TypeAlias = SetRenewalSeatsRequest  # noqa: Y015
 
