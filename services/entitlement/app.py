@@ -1,21 +1,60 @@
-"""Composition root of the entitlement service: database, servicers, events and loops."""
+"""Composition root of the entitlement service: database, servicer, CheckAccess cache and the
+event sink that builds the subscription projection."""
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
-
+from services.entitlement import handlers
+from services.entitlement.adapters import repository as repo
+from services.entitlement.adapters.cache import AccessCache
+from services.entitlement.adapters.tables import EntitlementModel
+from services.entitlement.domain.projection import SUBSCRIPTION_EVENT_PREFIX
+from services.entitlement.encode import subscription_event_of
+from services.entitlement.servicer import EntitlementServicer
 from shared.app import ServiceApp
 from shared.clock import Clock
 from shared.settings import EntitlementSettings
 from tenure.entitlement.v1 import entitlement_pb2, entitlement_pb2_grpc
 
+# Seconds a cached user's seats are served before a reload: bounds how stale the cache of one
+# process can be when several processes serve one database (events reach only one of them).
+CACHE_TTL_SECONDS = 5.0
+
+
+class SubscriptionEventHandlers(dict):
+    """The sink's handler table: every `subscription.*` event type goes to the projection
+    (new event types of the subscription service are applied without a change here)."""
+
+    def __init__(self, cache: AccessCache) -> None:
+        super().__init__()
+        self.cache = cache
+
+    def get(self, event_type, default=None):
+        if event_type.startswith(SUBSCRIPTION_EVENT_PREFIX):
+            return self.apply
+        return default
+
+    def apply(self, uow, ev) -> None:
+        event = subscription_event_of(ev)
+        if event is not None:
+            handlers.apply_subscription_event(uow, self.cache, event)
+
 
 def create(settings: EntitlementSettings, clock: Clock) -> ServiceApp:
-    app = ServiceApp.create("entitlement", settings, clock, MetaData())
+    app = ServiceApp.create("entitlement", settings, clock, EntitlementModel.metadata)
+    db = app.db
+
+    def load(user_email: str):
+        with db.read() as s:
+            return repo.grants_of_user(s, user_email)
+
+    cache = AccessCache(load, ttl=CACHE_TTL_SECONDS)
+    servicer = EntitlementServicer(db, clock, cache)
     app.add_servicer(
         entitlement_pb2_grpc.add_EntitlementServiceServicer_to_server,
-        entitlement_pb2_grpc.EntitlementServiceServicer(),
+        servicer,
         entitlement_pb2.DESCRIPTOR.services_by_name["EntitlementService"],
         entitlement_pb2_grpc.EntitlementServiceServicer,
     )
+    app.add_event_sink(SubscriptionEventHandlers(cache))
+    app.access_cache = cache
     return app
