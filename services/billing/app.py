@@ -1,21 +1,47 @@
-"""Composition root of the billing service: database, servicers, events and loops."""
+"""Composition root of the billing service: database, servicer, sandbox gateway and the sweep loop."""
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+import logging
 
+from services.billing import handlers
+from services.billing.adapters.tables import BillingModel
+from services.billing.domain.document import Seller
+from services.billing.domain.gateway import PaymentGateway, SandboxGateway
+from services.billing.servicer import BillingServicer
 from shared.app import ServiceApp
 from shared.clock import Clock
 from shared.settings import BillingSettings
 from tenure.billing.v1 import billing_pb2, billing_pb2_grpc
 
+log = logging.getLogger("tenure.billing")
 
-def create(settings: BillingSettings, clock: Clock) -> ServiceApp:
-    app = ServiceApp.create("billing", settings, clock, MetaData())
+
+def policy_from(settings: BillingSettings) -> handlers.Policy:
+    seller_lines = tuple(p.strip() for p in settings.seller_address.split(",") if p.strip())
+    return handlers.Policy(
+        net_days=settings.payment_terms_days,
+        attachment_max_bytes=settings.attachment_max_bytes,
+        seller=Seller(name=settings.seller_name, address_lines=seller_lines or Seller().address_lines),
+    )
+
+
+def create(settings: BillingSettings, clock: Clock, gateway: PaymentGateway | None = None) -> ServiceApp:
+    app = ServiceApp.create("billing", settings, clock, BillingModel.metadata)
+    gateway = gateway or SandboxGateway()
+    policy = policy_from(settings)
+    servicer = BillingServicer(app.db, clock, gateway, policy)
     app.add_servicer(
         billing_pb2_grpc.add_BillingServiceServicer_to_server,
-        billing_pb2_grpc.BillingServiceServicer(),
+        servicer,
         billing_pb2.DESCRIPTOR.services_by_name["BillingService"],
         billing_pb2_grpc.BillingServiceServicer,
     )
+
+    def run_sweep() -> None:
+        result = handlers.sweep(app.db, gateway, policy, clock.now())
+        if result.issued or result.overdue:
+            log.info("billing sweep: %s", result)
+
+    app.every("sweep", settings.sweep_interval_seconds, run_sweep)
     return app

@@ -144,8 +144,10 @@ class NewAttachment:
     size_bytes: int
 
 
-def check_attachments(existing: int, removing: int, new: list[NewAttachment]) -> None:
-    """PO documents: PDF, PNG or JPEG, at most 2 MiB each and five per invoice."""
+def check_attachments(
+    existing: int, removing: int, new: list[NewAttachment], max_bytes: int = MAX_ATTACHMENT_BYTES
+) -> None:
+    """PO documents: PDF, PNG or JPEG, at most `max_bytes` each (2 MiB unless set) and five per invoice."""
     for i, a in enumerate(new):
         where = f"attachments[{i}]"
         if not a.filename.strip():
@@ -156,9 +158,9 @@ def check_attachments(existing: int, removing: int, new: list[NewAttachment]) ->
             )
         if a.size_bytes == 0:
             raise InvalidInput("an attachment cannot be empty", field=f"{where}.content")
-        if a.size_bytes > MAX_ATTACHMENT_BYTES:
+        if a.size_bytes > max_bytes:
             raise InvalidInput(
-                f"{a.filename} is {a.size_bytes} bytes; an attachment may be at most {MAX_ATTACHMENT_BYTES} bytes",
+                f"{a.filename} is {a.size_bytes} bytes; an attachment may be at most {max_bytes} bytes",
                 field=f"{where}.content",
                 reason="ATTACHMENT_TOO_LARGE",
             )

@@ -723,7 +723,7 @@ class Attachment(_message.Message):
     content_type: _builtins.str
     """MIME type: application/pdf, image/png or image/jpeg."""
     content: _builtins.bytes
-    """The document (at most 2 MiB)."""
+    """The document (at most the service's attachment limit, 5 MiB unless configured)."""
     def __init__(
         self,
         *,
@@ -2196,7 +2196,7 @@ class UpdateInvoiceDetailsRequest(_message.Message):
     """New notes (unset: unchanged; empty: cleared)."""
     @_builtins.property
     def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attachment]:
-        """Documents to attach (at most 2 MiB each, at most 5 per invoice)."""
+        """Documents to attach (PDF, PNG or JPEG within the size limit; at most 5 per invoice)."""
 
     @_builtins.property
     def remove_attachment_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:

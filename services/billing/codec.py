@@ -1,0 +1,338 @@
+"""Protobuf encoding of billing rows and decoding of requests (the only place that knows both)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from decimal import Decimal
+
+from google.protobuf import timestamp_pb2
+from google.type import date_pb2
+
+from services.billing.adapters.tables import (
+    AttachmentRow,
+    CreditNoteRow,
+    InstallmentRow,
+    InvoiceLineRow,
+    InvoiceRow,
+    PayerRow,
+    PaymentMethodRow,
+    PaymentRow,
+    ProfileRow,
+)
+from services.billing.domain.balance import BalanceFigures
+from services.billing.domain.invoice import LineInput
+from services.billing.domain.model import (
+    Channel,
+    InstallmentPlan,
+    InvoiceKind,
+    InvoiceStatus,
+    MethodType,
+    Term,
+)
+from shared.errors import InvalidInput
+from shared.money import from_proto_fields, to_proto
+from tenure.billing.v1 import billing_pb2 as pb
+from tenure.common.v1 import common_pb2
+from tenure.events.v1 import events_pb2
+
+KIND_TO_PB = {
+    InvoiceKind.NEW: pb.INVOICE_KIND_NEW,
+    InvoiceKind.ADD_SEATS: pb.INVOICE_KIND_ADD_SEATS,
+    InvoiceKind.RENEWAL: pb.INVOICE_KIND_RENEWAL,
+    InvoiceKind.INSTALLMENT: pb.INVOICE_KIND_INSTALLMENT,
+    InvoiceKind.ALIGN: pb.INVOICE_KIND_ALIGN,
+    InvoiceKind.UPGRADE: pb.INVOICE_KIND_UPGRADE,
+}
+KIND_FROM_PB = {v: k for k, v in KIND_TO_PB.items()}
+STATUS_TO_PB = {
+    InvoiceStatus.OPEN: pb.INVOICE_STATUS_OPEN,
+    InvoiceStatus.PAID: pb.INVOICE_STATUS_PAID,
+    InvoiceStatus.VOID: pb.INVOICE_STATUS_VOID,
+}
+STATUS_FROM_PB = {v: k for k, v in STATUS_TO_PB.items()}
+METHOD_TO_PB = {
+    MethodType.CARD: common_pb2.PAYMENT_METHOD_TYPE_CARD,
+    MethodType.PAYPAL: common_pb2.PAYMENT_METHOD_TYPE_PAYPAL,
+    MethodType.INVOICE: common_pb2.PAYMENT_METHOD_TYPE_INVOICE,
+}
+METHOD_FROM_PB = {v: k for k, v in METHOD_TO_PB.items()}
+PAYMENT_STATUS_TO_PB = {
+    "succeeded": pb.PAYMENT_STATUS_SUCCEEDED,
+    "declined": pb.PAYMENT_STATUS_DECLINED,
+    "pending": pb.PAYMENT_STATUS_PENDING,
+    "not_required": pb.PAYMENT_STATUS_NOT_REQUIRED,
+}
+INSTALLMENT_STATUS_TO_PB = {
+    "scheduled": pb.INSTALLMENT_STATUS_SCHEDULED,
+    "invoiced": pb.INSTALLMENT_STATUS_INVOICED,
+    "paid": pb.INSTALLMENT_STATUS_PAID,
+    "cancelled": pb.INSTALLMENT_STATUS_CANCELLED,
+}
+SETTLEMENT_TO_PB = {
+    "refund": pb.CREDIT_NOTE_SETTLEMENT_REFUND,
+    "cash_balance": pb.CREDIT_NOTE_SETTLEMENT_CASH_BALANCE,
+}
+PLAN_FROM_PB = {
+    pb.INSTALLMENT_PLAN_UNSPECIFIED: InstallmentPlan.AUTO,
+    pb.INSTALLMENT_PLAN_UP_FRONT: InstallmentPlan.UP_FRONT,
+    pb.INSTALLMENT_PLAN_ANNUAL: InstallmentPlan.ANNUAL,
+}
+TERM_FROM_PB = {
+    common_pb2.TERM_MONTHLY: Term.MONTHLY,
+    common_pb2.TERM_ANNUAL: Term.ANNUAL,
+    common_pb2.TERM_THREE_YEAR: Term.THREE_YEAR,
+}
+CHANNEL_FROM_PB = {
+    common_pb2.CHANNEL_DIRECT_ONLINE: Channel.DIRECT_ONLINE,
+    common_pb2.CHANNEL_PARTNER_QUOTE: Channel.PARTNER_QUOTE,
+    common_pb2.CHANNEL_RESELLER: Channel.RESELLER,
+    common_pb2.CHANNEL_LEGACY: Channel.LEGACY,
+}
+
+
+def ts(dt: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if dt is None:
+        return None
+    t = timestamp_pb2.Timestamp()
+    t.FromDatetime(dt)
+    return t
+
+
+def pb_date(d: date | None) -> date_pb2.Date | None:
+    return None if d is None else date_pb2.Date(year=d.year, month=d.month, day=d.day)
+
+
+def from_pb_date(msg: date_pb2.Date, field: str) -> date | None:
+    if msg.year == 0 and msg.month == 0 and msg.day == 0:
+        return None
+    try:
+        return date(msg.year, msg.month, msg.day)
+    except ValueError:
+        raise InvalidInput("not a calendar date", field=field) from None
+
+
+def money(amount: Decimal, currency: str):
+    return to_proto(amount, currency)
+
+
+def money_in(msg, currency: str, field: str) -> Decimal:
+    if msg.currency_code and msg.currency_code != currency:
+        raise InvalidInput(
+            f"amount is in {msg.currency_code}, the invoice in {currency}",
+            field=field,
+            reason="CURRENCY_MISMATCH",
+        )
+    try:
+        return from_proto_fields(currency, msg.units, msg.nanos)
+    except InvalidInput as e:
+        raise InvalidInput(e.message, field=field) from None
+
+
+def line_inputs(lines, currency: str) -> list[LineInput]:
+    out = []
+    for i, ln in enumerate(lines):
+        out.append(
+            LineInput(
+                description=ln.description,
+                quantity=ln.quantity,
+                unit_price=money_in(ln.unit_price, currency, f"lines[{i}].unit_price"),
+                period_start=from_pb_date(ln.period_start_date, f"lines[{i}].period_start_date"),
+                period_end=from_pb_date(ln.period_end_date, f"lines[{i}].period_end_date"),
+                amount=money_in(ln.amount, currency, f"lines[{i}].amount") if ln.HasField("amount") else None,
+                product_code=ln.product_code,
+            )
+        )
+    return out
+
+
+def address(row) -> pb.Address:
+    return pb.Address(
+        country_code=row.country_code,
+        region=row.region,
+        city=row.city,
+        postal_code=row.postal_code,
+        line1=row.line1,
+        line2=row.line2,
+    )
+
+
+def profile(row: ProfileRow) -> pb.BillingProfile:
+    return pb.BillingProfile(
+        account_id=row.account_id,
+        buyer_email=row.buyer_email,
+        name=row.name,
+        address=address(row),
+        tax_id=row.tax_id,
+        tax_exempt=row.tax_exempt,
+        exemption_certificate=row.exemption_certificate,
+        exemption_expiry_date=pb_date(row.exemption_expiry_date),
+        prepay_only=row.prepay_only,
+        prepay_only_reason=row.prepay_only_reason,
+        language=row.language,
+        create_time=ts(row.create_time),
+        update_time=ts(row.update_time),
+    )
+
+
+def payment_method(row: PaymentMethodRow) -> pb.PaymentMethod:
+    return pb.PaymentMethod(
+        payment_method_id=row.payment_method_id,
+        account_id=row.account_id,
+        type=METHOD_TO_PB[MethodType(row.type)],
+        last4=row.last4,
+        brand=row.brand,
+        paypal_email=row.paypal_email,
+        create_time=ts(row.create_time),
+    )
+
+
+def payer(row: PayerRow) -> pb.Payer:
+    return pb.Payer(email=row.email, name=row.name, language=row.language, create_time=ts(row.create_time))
+
+
+def invoice_line(row: InvoiceLineRow, currency: str) -> pb.InvoiceLine:
+    return pb.InvoiceLine(
+        description=row.description,
+        quantity=row.quantity,
+        unit_price=money(row.unit_price, currency),
+        period_start_date=pb_date(row.period_start),
+        period_end_date=pb_date(row.period_end),
+        amount=money(row.amount, currency),
+        tax=money(row.tax, currency),
+        tax_rate=_rate(row.tax_rate),
+        product_code=row.product_code,
+    )
+
+
+def _rate(rate: Decimal) -> str:
+    s = format(rate.normalize(), "f")
+    return s if s != "-0" else "0"
+
+
+def attachment(row: AttachmentRow) -> pb.AttachmentInfo:
+    return pb.AttachmentInfo(
+        attachment_id=row.attachment_id,
+        filename=row.filename,
+        content_type=row.content_type,
+        size_bytes=row.size_bytes,
+    )
+
+
+def invoice(row: InvoiceRow, lines: list[InvoiceLineRow], attachments: list[AttachmentRow]) -> pb.Invoice:
+    cur = row.currency
+    status = InvoiceStatus(row.status)
+    return pb.Invoice(
+        invoice_id=row.invoice_id,
+        invoice_number=row.invoice_number,
+        account_id=row.account_id,
+        subscription_id=row.subscription_id,
+        order_number=row.order_number,
+        kind=KIND_TO_PB[InvoiceKind(row.kind)],
+        status=STATUS_TO_PB[status],
+        lines=[invoice_line(ln, cur) for ln in lines],
+        subtotal=money(row.subtotal, cur),
+        tax=money(row.tax, cur),
+        total=money(row.total, cur),
+        currency_code=cur,
+        issue_time=ts(row.issue_time),
+        due_date=pb_date(row.due_date),
+        po_number=row.po_number,
+        notes=row.notes,
+        payers=[pb.Payer(**p) for p in json.loads(row.payers_json)],
+        attachments=[attachment(a) for a in attachments],
+        issue_date=pb_date(row.issue_date),
+        payment_method_id=row.payment_method_id,
+        payment_method_type=METHOD_TO_PB.get(MethodType(row.payment_method_type), 0)
+        if row.payment_method_type
+        else 0,
+        amount_paid=money(row.amount_paid, cur),
+        amount_credited=money(row.amount_credited, cur),
+        amount_due=money(row.total - row.amount_paid if status == InvoiceStatus.OPEN else Decimal(0), cur),
+        paid_time=ts(row.paid_time),
+        overdue_time=ts(row.overdue_time),
+        installment_sequence=row.installment_sequence,
+        buyer_email=row.buyer_email,
+        buyer_name=row.buyer_name,
+        billing_address=address(row),
+        tax_id=row.tax_id,
+        tax_exempt=row.tax_exempt,
+        time_zone=row.time_zone,
+        decline_reason=row.decline_reason,
+    )
+
+
+def payment(row: PaymentRow | None) -> pb.Payment | None:
+    if row is None:
+        return None
+    return pb.Payment(
+        payment_id=row.payment_id,
+        invoice_id=row.invoice_id,
+        status=PAYMENT_STATUS_TO_PB[row.status],
+        decline_reason=row.decline_reason,
+        amount=money(row.amount, row.currency),
+        payment_method_id=row.payment_method_id,
+        charge_id=row.charge_id,
+        create_time=ts(row.create_time),
+    )
+
+
+def installment(row: InstallmentRow) -> pb.Installment:
+    return pb.Installment(
+        subscription_id=row.subscription_id,
+        sequence=row.sequence,
+        due_date=pb_date(row.due_date),
+        amount=money(row.amount, row.currency),
+        status=INSTALLMENT_STATUS_TO_PB[row.status],
+        invoice_id=row.invoice_id,
+        order_number=row.order_number,
+    )
+
+
+def credit_note(row: CreditNoteRow) -> pb.CreditNote:
+    return pb.CreditNote(
+        credit_note_id=row.credit_note_id,
+        credit_note_number=row.credit_note_number,
+        account_id=row.account_id,
+        invoice_id=row.invoice_id,
+        invoice_number=row.invoice_number,
+        amount=money(row.amount, row.currency),
+        reason=row.reason,
+        settlement=SETTLEMENT_TO_PB[row.settlement],
+        refund_id=row.refund_id,
+        issue_time=ts(row.issue_time),
+        subscription_id=row.subscription_id,
+    )
+
+
+def balance(b: BalanceFigures) -> pb.Balance:
+    c = b.currency
+    return pb.Balance(
+        currency_code=c,
+        open_amount=money(b.open_amount, c),
+        overdue_amount=money(b.overdue_amount, c),
+        paid_amount=money(b.paid_amount, c),
+        credited_amount=money(b.credited_amount, c),
+        refunded_amount=money(b.refunded_amount, c),
+        cash_balance=money(b.cash_balance, c),
+        open_invoices=b.open_invoices,
+    )
+
+
+def invoice_summary(row: InvoiceRow) -> events_pb2.InvoiceSummary:
+    return events_pb2.InvoiceSummary(
+        invoice_id=row.invoice_id,
+        invoice_number=row.invoice_number,
+        account_id=row.account_id,
+        subscription_id=row.subscription_id,
+        order_number=row.order_number,
+        kind=row.kind,
+        total=money(row.total, row.currency),
+        due_date=pb_date(row.due_date),
+        issue_time=ts(row.issue_time),
+        buyer_email=row.buyer_email,
+        payer_emails=[p["email"] for p in json.loads(row.payers_json)],
+        payment_method_type=METHOD_TO_PB.get(MethodType(row.payment_method_type), 0)
+        if row.payment_method_type
+        else 0,
+    )

@@ -1,0 +1,63 @@
+"""Billing events written to the outbox in the same transaction as the change."""
+
+from __future__ import annotations
+
+from services.billing import codec
+from services.billing.adapters.tables import CreditNoteRow, InvoiceRow
+from shared.db import UnitOfWork
+from tenure.events.v1 import events_pb2
+
+
+def invoice_issued(uow: UnitOfWork, row: InvoiceRow) -> None:
+    uow.publish(
+        "billing.invoice_issued",
+        account_id=row.account_id,
+        subscription_id=row.subscription_id,
+        invoice_issued=events_pb2.InvoiceIssued(invoice=codec.invoice_summary(row)),
+    )
+
+
+def invoice_paid(uow: UnitOfWork, row: InvoiceRow) -> None:
+    uow.publish(
+        "billing.invoice_paid",
+        account_id=row.account_id,
+        subscription_id=row.subscription_id,
+        invoice_paid=events_pb2.InvoicePaid(
+            invoice=codec.invoice_summary(row), paid_time=codec.ts(row.paid_time)
+        ),
+    )
+
+
+def invoice_overdue(uow: UnitOfWork, row: InvoiceRow) -> None:
+    uow.publish(
+        "billing.invoice_overdue",
+        account_id=row.account_id,
+        subscription_id=row.subscription_id,
+        invoice_overdue=events_pb2.InvoiceOverdue(invoice=codec.invoice_summary(row)),
+    )
+
+
+def payment_failed(uow: UnitOfWork, row: InvoiceRow, decline_reason: str) -> None:
+    uow.publish(
+        "billing.payment_failed",
+        account_id=row.account_id,
+        subscription_id=row.subscription_id,
+        payment_failed=events_pb2.PaymentFailed(
+            invoice=codec.invoice_summary(row), decline_reason=decline_reason
+        ),
+    )
+
+
+def credit_note_issued(uow: UnitOfWork, note: CreditNoteRow, row: InvoiceRow) -> None:
+    uow.publish(
+        "billing.credit_note_issued",
+        account_id=row.account_id,
+        subscription_id=row.subscription_id,
+        credit_note_issued=events_pb2.CreditNoteIssued(
+            credit_note_id=note.credit_note_id,
+            credit_note_number=note.credit_note_number,
+            invoice=codec.invoice_summary(row),
+            amount=codec.money(note.amount, note.currency),
+            reason=note.reason,
+        ),
+    )
