@@ -468,21 +468,35 @@ class SubscriptionChanged(_message.Message):
 
     SUBSCRIPTION_FIELD_NUMBER: _builtins.int
     CHANGE_FIELD_NUMBER: _builtins.int
+    ORDER_NUMBER_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
     change: _builtins.str
     """What changed: auto_renew, term, renewal_seats, product_switch, aligned, trial_converted."""
+    order_number: _builtins.str
+    """Order number, when the change was an order (aligned, trial_converted)."""
+    invoice_id: _builtins.str
+    """Invoice of the order, when one was issued."""
     @_builtins.property
     def subscription(self) -> Global___SubscriptionSnapshot:
         """The subscription after the change."""
+
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """Amount of the order including tax, when it was an order."""
 
     def __init__(
         self,
         *,
         subscription: Global___SubscriptionSnapshot | None = ...,
         change: _builtins.str = ...,
+        order_number: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        invoice_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["subscription", b"subscription"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "subscription", b"subscription"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "subscription", b"subscription"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "change", b"change", "invoice_id", b"invoice_id", "order_number", b"order_number", "subscription", b"subscription"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

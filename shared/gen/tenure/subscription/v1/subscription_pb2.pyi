@@ -1614,17 +1614,22 @@ class AlignRenewalDatesResponse(_message.Message):
     ORDER_NUMBER_FIELD_NUMBER: _builtins.int
     INVOICE_ID_FIELD_NUMBER: _builtins.int
     TOTAL_FIELD_NUMBER: _builtins.int
+    INVOICE_IDS_FIELD_NUMBER: _builtins.int
     order_number: _builtins.str
     """Order number."""
     invoice_id: _builtins.str
-    """Invoice of the extensions (empty when nothing was charged)."""
+    """Invoice of the first extended subscription (empty when nothing was charged)."""
     @_builtins.property
     def subscriptions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Subscription]:
         """The subscriptions after the change."""
 
     @_builtins.property
     def total(self) -> _money_pb2.Money:
-        """Total including tax."""
+        """Total including tax, over all the invoices."""
+
+    @_builtins.property
+    def invoice_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """One invoice per extended subscription."""
 
     def __init__(
         self,
@@ -1633,10 +1638,11 @@ class AlignRenewalDatesResponse(_message.Message):
         order_number: _builtins.str = ...,
         invoice_id: _builtins.str = ...,
         total: _money_pb2.Money | None = ...,
+        invoice_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["total", b"total"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["invoice_id", b"invoice_id", "order_number", b"order_number", "subscriptions", b"subscriptions", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["invoice_id", b"invoice_id", "invoice_ids", b"invoice_ids", "order_number", b"order_number", "subscriptions", b"subscriptions", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,317 @@
+"""Loads and saves subscriptions, orders, transitions and the catalog. No business rules here."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from services.subscription.adapters.tables import (
+    ExchangeRateRow,
+    OrderRow,
+    ProductRow,
+    SubscriptionRow,
+    TransitionRow,
+    UsdPriceRow,
+)
+from services.subscription.domain.catalog import (
+    DEMO_PRODUCTS,
+    Catalog,
+    ExchangeRate,
+    Product,
+    UsdPrice,
+    _usd_table,
+    demo_rates,
+)
+from services.subscription.domain.model import (
+    Channel,
+    OrderLine,
+    PaymentMethodType,
+    Plan,
+    ProductKind,
+    ShutoffPolicy,
+    Stage,
+    Term,
+    Transition,
+)
+from services.subscription.domain.subscription import Subscription
+from shared.errors import NotFound
+from shared.money import round_money
+
+# -- catalog ------------------------------------------------------------------------------------------
+
+
+def seed_catalog(session: Session) -> bool:
+    """Load the demo catalog when the catalog is empty (first start). True when it loaded it."""
+    if session.execute(select(func.count()).select_from(ProductRow)).scalar_one():
+        return False
+    for i, p in enumerate(DEMO_PRODUCTS):
+        session.add(
+            ProductRow(
+                product_code=p.code,
+                name=p.name,
+                kind=p.kind.value,
+                shutoff_policy=p.shutoff_policy.value,
+                release_year=p.release_year,
+                supported=p.supported,
+                full_product=p.full_product,
+                contains=",".join(p.contains),
+                position=i,
+            )
+        )
+    for (code, plan, term), price in _usd_table().items():
+        session.add(
+            UsdPriceRow(
+                product_code=code,
+                plan=plan.value,
+                term=term.value,
+                list_price=price.list_price,
+                renewal_price=price.renewal_price,
+            )
+        )
+    for r in demo_rates():
+        session.add(ExchangeRateRow(currency=r.currency, channel_group=r.group, rate=r.rate, period=r.period))
+    return True
+
+
+def load_catalog(session: Session) -> Catalog:
+    products = {}
+    for row in session.execute(select(ProductRow).order_by(ProductRow.position)).scalars():
+        products[row.product_code] = Product(
+            code=row.product_code,
+            name=row.name,
+            kind=ProductKind(row.kind),
+            shutoff_policy=ShutoffPolicy(row.shutoff_policy),
+            release_year=row.release_year,
+            supported=row.supported,
+            full_product=row.full_product,
+            contains=tuple(c for c in row.contains.split(",") if c),
+        )
+    prices = {
+        (row.product_code, Plan(row.plan), Term(row.term)): UsdPrice(
+            round_money(row.list_price, "USD"), round_money(row.renewal_price, "USD")
+        )
+        for row in session.execute(select(UsdPriceRow)).scalars()
+    }
+    rates = {
+        (row.currency, row.channel_group): ExchangeRate(
+            row.currency, row.channel_group, Decimal(row.rate).quantize(Decimal("0.000001")), row.period
+        )
+        for row in session.execute(select(ExchangeRateRow)).scalars()
+    }
+    return Catalog(products, prices, rates)
+
+
+def rate_row(session: Session, currency: str, group: str, *, lock: bool) -> ExchangeRateRow | None:
+    stmt = select(ExchangeRateRow).where(
+        ExchangeRateRow.currency == currency, ExchangeRateRow.channel_group == group
+    )
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.execute(stmt).scalars().first()
+
+
+# -- subscriptions ------------------------------------------------------------------------------------
+
+_DIRECT = {f.name for f in fields(Subscription)} - {
+    "plan",
+    "term",
+    "channel",
+    "stage",
+    "payment_method_type",
+    "shutoff_policy",
+    "pending_term",
+    "unit_price",
+    "access_until",
+    "version",
+}
+
+
+def to_domain(row: SubscriptionRow) -> Subscription:
+    kw = {name: getattr(row, name) for name in _DIRECT}
+    return Subscription(
+        **kw,
+        plan=Plan(row.plan),
+        term=Term(row.term),
+        channel=Channel(row.channel),
+        stage=Stage(row.stage),
+        payment_method_type=PaymentMethodType(row.payment_method_type) if row.payment_method_type else None,
+        shutoff_policy=ShutoffPolicy(row.shutoff_policy),
+        pending_term=Term(row.pending_term) if row.pending_term else None,
+        unit_price=round_money(row.unit_price, row.currency),
+        access_until=row.access_until_time,
+        version=row.version,
+    )
+
+
+def _apply(row: SubscriptionRow, sub: Subscription, now: datetime) -> None:
+    for name in _DIRECT - {"subscription_id", "create_time"}:
+        setattr(row, name, getattr(sub, name))
+    row.plan = sub.plan.value
+    row.term = sub.term.value
+    row.channel = sub.channel.value
+    row.stage = sub.stage.value
+    row.payment_method_type = sub.payment_method_type.value if sub.payment_method_type else ""
+    row.shutoff_policy = sub.shutoff_policy.value
+    row.pending_term = sub.pending_term.value if sub.pending_term else ""
+    row.unit_price = sub.unit_price
+    row.access_until_time = sub.access_until
+    row.renewal_time = sub.renewal_time
+    row.update_time = now
+
+
+class Repository:
+    """Subscriptions of one unit of work. `get(..., lock=True)` takes the row lock on PostgreSQL (SQLite's
+    BEGIN IMMEDIATE already serializes writers); the version column catches anything else."""
+
+    def __init__(self, session: Session, *, postgres: bool = False) -> None:
+        self.session = session
+        self.postgres = postgres
+        self._rows: dict[str, SubscriptionRow] = {}
+
+    def get(self, subscription_id: str, *, lock: bool = False) -> Subscription:
+        if not subscription_id:
+            from shared.errors import InvalidInput
+
+            raise InvalidInput("subscription_id is required", field="subscription_id")
+        stmt = select(SubscriptionRow).where(SubscriptionRow.subscription_id == subscription_id)
+        if lock and self.postgres:
+            stmt = stmt.with_for_update()
+        row = self.session.execute(stmt.execution_options(populate_existing=True)).scalars().first()
+        if row is None:
+            raise NotFound(
+                f"subscription {subscription_id!r} does not exist", reason="SUBSCRIPTION_NOT_FOUND"
+            )
+        self._rows[subscription_id] = row
+        return to_domain(row)
+
+    def add(self, sub: Subscription, now: datetime) -> Subscription:
+        row = SubscriptionRow(subscription_id=sub.subscription_id, create_time=sub.create_time or now)
+        _apply(row, sub, now)
+        self.session.add(row)
+        self.session.flush()
+        self._rows[sub.subscription_id] = row
+        return to_domain(row)
+
+    def save(self, sub: Subscription, now: datetime) -> Subscription:
+        row = self._rows.get(sub.subscription_id)
+        if row is None:
+            raise KeyError(f"subscription {sub.subscription_id} was not loaded in this unit of work")
+        _apply(row, sub, now)
+        self.session.flush()  # UPDATE … WHERE version = n: a concurrent change raises StaleDataError
+        return to_domain(row)
+
+    def list(self, account_id: str, stage: Stage | None, offset: int, limit: int) -> list[Subscription]:
+        stmt = select(SubscriptionRow).where(SubscriptionRow.account_id == account_id)
+        if stage is not None:
+            stmt = stmt.where(SubscriptionRow.stage == stage.value)
+        stmt = (
+            stmt.order_by(SubscriptionRow.create_time, SubscriptionRow.subscription_id)
+            .offset(offset)
+            .limit(limit)
+        )
+        return [to_domain(r) for r in self.session.execute(stmt).scalars()]
+
+    def of_account(self, account_id: str) -> list[Subscription]:
+        return self.list(account_id, None, 0, 10_000)
+
+    def account_has_invoice_subscription(self, account_id: str, *, other_than: str) -> bool:
+        stmt = (
+            select(func.count())
+            .select_from(SubscriptionRow)
+            .where(
+                SubscriptionRow.account_id == account_id,
+                SubscriptionRow.subscription_id != other_than,
+                SubscriptionRow.payment_method_type == PaymentMethodType.INVOICE.value,
+                SubscriptionRow.stage != Stage.CANCELLED.value,
+            )
+        )
+        return bool(self.session.execute(stmt).scalar_one())
+
+    # -- orders and transitions -----------------------------------------------------------------------
+    def add_order(
+        self,
+        *,
+        order_number: str,
+        sub: Subscription,
+        kind: str,
+        invoice_id: str,
+        subtotal: Decimal,
+        total: Decimal,
+        order_date: date,
+        period_start_date: date,
+        lines: list[OrderLine],
+        request_id: str,
+        now: datetime,
+    ) -> None:
+        self.session.add(
+            OrderRow(
+                order_number=order_number,
+                subscription_id=sub.subscription_id,
+                account_id=sub.account_id,
+                kind=kind,
+                invoice_id=invoice_id,
+                currency=sub.currency,
+                subtotal=subtotal,
+                total=total,
+                order_date=order_date,
+                period_start_date=period_start_date,
+                request_id=request_id,
+                lines_json=json.dumps(
+                    [
+                        {
+                            "description": ln.description,
+                            "quantity": ln.quantity,
+                            "unit_price": str(ln.unit_price),
+                            "amount": str(ln.amount),
+                            "period_start_date": ln.period_start_date.isoformat(),
+                            "period_end_date": ln.period_end_date.isoformat(),
+                        }
+                        for ln in lines
+                    ]
+                ),
+                create_time=now,
+            )
+        )
+
+    def invoices_of_current_term(self, sub: Subscription) -> list[str]:
+        """Invoices of the orders that paid for the current term (purchase or renewal, seats, alignment)."""
+        stmt = (
+            select(OrderRow.invoice_id)
+            .where(
+                OrderRow.subscription_id == sub.subscription_id,
+                OrderRow.period_start_date >= sub.current_period_start_date,
+                OrderRow.invoice_id != "",
+            )
+            .order_by(OrderRow.create_time, OrderRow.order_number)
+        )
+        return [r[0] for r in self.session.execute(stmt).all()]
+
+    def add_transitions(self, subscription_id: str, transitions: list[Transition]) -> None:
+        for t in transitions:
+            self.session.add(
+                TransitionRow(
+                    subscription_id=subscription_id,
+                    from_stage=t.from_stage.value if t.from_stage else "",
+                    to_stage=t.to_stage.value,
+                    transition_time=t.at,
+                    reason=t.reason,
+                )
+            )
+
+    def transitions(self, subscription_id: str) -> list[Transition]:
+        stmt = (
+            select(TransitionRow)
+            .where(TransitionRow.subscription_id == subscription_id)
+            .order_by(TransitionRow.id)
+        )
+        return [
+            Transition(
+                Stage(r.from_stage) if r.from_stage else None, Stage(r.to_stage), r.transition_time, r.reason
+            )
+            for r in self.session.execute(stmt).scalars()
+        ]

@@ -1,0 +1,147 @@
+"""Tables of the subscription service's own database.
+
+- `products`, `usd_prices`, `exchange_rates`: the catalog and price book (the demo catalog is loaded on
+  first start; exchange rates change through SetExchangeRate).
+- `subscriptions`: one row per subscription, with a `version` column for optimistic concurrency (a
+  concurrent change of the same row fails with ABORTED instead of losing an update).
+- `orders`: every order and the invoice that billed it (refunds credit the invoices of the current term).
+- `lifecycle_transitions`: every stage change (from, to, at, reason).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import Column, Index, Integer, Numeric, Text
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+from shared.db import UTCDateTime
+
+
+class SubscriptionModel(SQLModel, registry=registry()):
+    pass
+
+
+def _time(nullable: bool = False):
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable))
+
+
+def _money(nullable: bool = False):
+    return Field(default=None, sa_column=Column(Numeric(18, 4), nullable=nullable))
+
+
+class ProductRow(SubscriptionModel, table=True):
+    __tablename__ = "products"
+
+    product_code: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=200)
+    kind: str = Field(max_length=20)
+    shutoff_policy: str = Field(max_length=20)
+    release_year: int
+    supported: bool = True
+    full_product: str = Field(default="", max_length=40)
+    contains: str = Field(default="", max_length=400)  # comma-separated product codes
+    position: int = 0
+
+
+class UsdPriceRow(SubscriptionModel, table=True):
+    __tablename__ = "usd_prices"
+
+    product_code: str = Field(primary_key=True, max_length=40)
+    plan: str = Field(primary_key=True, max_length=20)
+    term: str = Field(primary_key=True, max_length=20)
+    list_price: Decimal = _money()
+    renewal_price: Decimal = _money()
+
+
+class ExchangeRateRow(SubscriptionModel, table=True):
+    __tablename__ = "exchange_rates"
+
+    currency: str = Field(primary_key=True, max_length=3)
+    channel_group: str = Field(primary_key=True, max_length=20)
+    rate: Decimal = Field(sa_column=Column(Numeric(18, 6), nullable=False))
+    period: str = Field(default="", max_length=10)
+    update_time: datetime | None = _time(nullable=True)
+
+
+class SubscriptionRow(SubscriptionModel, table=True):
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        Index("ix_subscriptions_account", "account_id", "create_time"),
+        Index("ix_subscriptions_renewal", "stage", "renewal_time"),
+    )
+
+    subscription_id: str = Field(primary_key=True, max_length=80)
+    account_id: str = Field(max_length=80)
+    product_code: str = Field(max_length=40)
+    product_name: str = Field(max_length=200)
+    plan: str = Field(max_length=20)
+    term: str = Field(max_length=20)
+    seats: int
+    renewal_seats: int
+    currency: str = Field(max_length=3)
+    unit_price: Decimal = _money()
+    channel: str = Field(max_length=20)
+    country_code: str = Field(max_length=2)
+    time_zone: str = Field(max_length=64)
+    auto_renew: bool
+    stage: str = Field(max_length=20)
+    start_date: date
+    anchor_date: date
+    months_from_anchor: int
+    current_period_start_date: date
+    renewal_date: date
+    renewal_time: datetime = _time()  # local midnight of renewal_date, for the lifecycle sweep
+    last_order_date: date
+    buyer_email: str = Field(max_length=320)
+    buyer_name: str = Field(default="", max_length=200)
+    buyer_language: str = Field(default="en", max_length=20)
+    payment_method_id: str = Field(default="", max_length=80)
+    payment_method_type: str = Field(default="", max_length=20)
+    partner_name: str = Field(default="", max_length=200)
+    shutoff_policy: str = Field(max_length=20)
+    pending_term: str = Field(default="", max_length=20)
+    pending_product_code: str = Field(default="", max_length=40)
+    trial_end_date: date | None = None
+    access_until_time: datetime | None = _time(nullable=True)
+    upgraded_to: str = Field(default="", max_length=80)
+    upgraded_from: str = Field(default="", max_length=80)
+    installments: int = 1
+    create_time: datetime = _time()
+    update_time: datetime = _time()
+    version: int = Field(default=1, sa_column=Column(Integer, nullable=False, default=1))
+
+    __mapper_args__ = {"version_id_col": version.sa_column}  # type: ignore[attr-defined]
+
+
+class OrderRow(SubscriptionModel, table=True):
+    __tablename__ = "orders"
+    __table_args__ = (Index("ix_orders_subscription", "subscription_id", "period_start_date"),)
+
+    order_number: str = Field(primary_key=True, max_length=40)
+    subscription_id: str = Field(primary_key=True, max_length=80)  # an alignment orders for several
+    account_id: str = Field(max_length=80)
+    kind: str = Field(max_length=20)  # new, add_seats, renewal, align, upgrade, trial_converted
+    invoice_id: str = Field(default="", max_length=80)
+    currency: str = Field(max_length=3)
+    subtotal: Decimal = _money()
+    total: Decimal = _money()
+    order_date: date
+    period_start_date: date
+    request_id: str = Field(default="", max_length=200)
+    lines_json: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+    create_time: datetime = _time()
+
+
+class TransitionRow(SubscriptionModel, table=True):
+    __tablename__ = "lifecycle_transitions"
+    __table_args__ = (Index("ix_transitions_subscription", "subscription_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscription_id: str = Field(max_length=80)
+    from_stage: str = Field(default="", max_length=20)
+    to_stage: str = Field(max_length=20)
+    transition_time: datetime = _time()
+    reason: str = Field(default="", max_length=40)

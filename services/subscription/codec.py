@@ -1,0 +1,249 @@
+"""Protobuf <-> domain conversions of the subscription service (servicer and event encoding)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from google.protobuf import timestamp_pb2
+from google.type import date_pb2
+
+from services.subscription.domain.catalog import Price, Product
+from services.subscription.domain.model import (
+    Channel,
+    OrderLine,
+    PaymentMethodType,
+    Plan,
+    ProductKind,
+    ShutoffPolicy,
+    Stage,
+    Term,
+    Transition,
+)
+from services.subscription.domain.subscription import Option, Subscription
+from shared.errors import InvalidInput
+from shared.money import to_proto
+from tenure.common.v1 import common_pb2
+from tenure.events.v1 import events_pb2
+from tenure.subscription.v1 import subscription_pb2 as pb
+
+# -- enums: the domain value is the proto value name without its prefix --------------------------------
+
+
+def _enum_to_pb(enum_type, prefix: str, value) -> int:
+    return enum_type.Value(f"{prefix}{value.value}") if value is not None else 0
+
+
+def _enum_from_pb(enum_type, prefix: str, number: int, domain_cls, field: str, *, default=None):
+    if number == 0:
+        if default is not None:
+            return default
+        raise InvalidInput(f"{field} is required", field=field)
+    try:
+        return domain_cls(enum_type.Name(number).removeprefix(prefix))
+    except ValueError:
+        raise InvalidInput(f"unknown {field} {number}", field=field) from None
+
+
+def term_pb(t: Term | None) -> int:
+    return _enum_to_pb(common_pb2.Term, "TERM_", t)
+
+
+def plan_pb(p: Plan | None) -> int:
+    return _enum_to_pb(common_pb2.Plan, "PLAN_", p)
+
+
+def stage_pb(s: Stage | None) -> int:
+    return _enum_to_pb(common_pb2.Stage, "STAGE_", s)
+
+
+def channel_pb(c: Channel | None) -> int:
+    return _enum_to_pb(common_pb2.Channel, "CHANNEL_", c)
+
+
+def pm_type_pb(t: PaymentMethodType | None) -> int:
+    return _enum_to_pb(common_pb2.PaymentMethodType, "PAYMENT_METHOD_TYPE_", t)
+
+
+def policy_pb(p: ShutoffPolicy) -> int:
+    return _enum_to_pb(common_pb2.ShutoffPolicy, "SHUTOFF_POLICY_", p)
+
+
+def kind_pb(k: ProductKind) -> int:
+    return _enum_to_pb(common_pb2.ProductKind, "PRODUCT_KIND_", k)
+
+
+def term_of(n: int, field: str = "term", default: Term | None = None) -> Term:
+    return _enum_from_pb(common_pb2.Term, "TERM_", n, Term, field, default=default)
+
+
+def plan_of(n: int, field: str = "plan", default: Plan | None = None) -> Plan:
+    return _enum_from_pb(common_pb2.Plan, "PLAN_", n, Plan, field, default=default)
+
+
+def stage_of(n: int, field: str = "stage") -> Stage | None:
+    return None if n == 0 else _enum_from_pb(common_pb2.Stage, "STAGE_", n, Stage, field)
+
+
+def channel_of(n: int, field: str = "channel", default: Channel | None = None) -> Channel:
+    return _enum_from_pb(common_pb2.Channel, "CHANNEL_", n, Channel, field, default=default)
+
+
+# -- scalars ------------------------------------------------------------------------------------------
+
+
+def date_pb(d: date | None) -> date_pb2.Date | None:
+    return date_pb2.Date(year=d.year, month=d.month, day=d.day) if d else None
+
+
+def date_of(msg: date_pb2.Date, field: str) -> date | None:
+    if msg.year == 0 and msg.month == 0 and msg.day == 0:
+        return None
+    try:
+        return date(msg.year, msg.month, msg.day)
+    except ValueError:
+        raise InvalidInput(f"{field} is not a valid calendar date", field=field) from None
+
+
+def ts_pb(dt: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if dt is None:
+        return None
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(dt)
+    return ts
+
+
+def money_pb(amount: Decimal, currency: str):
+    return to_proto(amount, currency)
+
+
+# -- messages -----------------------------------------------------------------------------------------
+
+
+def subscription_pb(s: Subscription) -> pb.Subscription:
+    return pb.Subscription(
+        subscription_id=s.subscription_id,
+        account_id=s.account_id,
+        product_code=s.product_code,
+        product_name=s.product_name,
+        plan=plan_pb(s.plan),
+        term=term_pb(s.term),
+        seats=s.seats,
+        renewal_seats=s.renewal_seats,
+        pending_term=term_pb(s.pending_term),
+        pending_product_code=s.pending_product_code,
+        currency_code=s.currency,
+        unit_price=money_pb(s.unit_price, s.currency),
+        channel=channel_pb(s.channel),
+        country_code=s.country_code,
+        time_zone=s.time_zone,
+        auto_renew=s.auto_renew,
+        stage=stage_pb(s.stage),
+        payment_method_id=s.payment_method_id,
+        payment_method_type=pm_type_pb(s.payment_method_type),
+        start_date=date_pb(s.start_date),
+        current_period_start_date=date_pb(s.current_period_start_date),
+        renewal_date=date_pb(s.renewal_date),
+        renewal_time=ts_pb(s.renewal_time),
+        expiry_date=date_pb(s.expiry_date),
+        expiry_time=ts_pb(s.expiry_time),
+        installments=s.installments,
+        buyer_email=s.buyer_email,
+        buyer_name=s.buyer_name,
+        buyer_language=s.buyer_language,
+        etag=f'W/"{s.version}"',
+        create_time=ts_pb(s.create_time),
+        shutoff_policy=policy_pb(s.shutoff_policy),
+        access_until_time=ts_pb(s.access_until),
+        trial_end_date=date_pb(s.trial_end_date),
+        partner_name=s.partner_name,
+        anchor_date=date_pb(s.anchor_date),
+        upgraded_to_subscription_id=s.upgraded_to,
+        upgraded_from_subscription_id=s.upgraded_from,
+        last_order_date=date_pb(s.last_order_date),
+    )
+
+
+def snapshot_pb(s: Subscription) -> events_pb2.SubscriptionSnapshot:
+    return events_pb2.SubscriptionSnapshot(
+        subscription_id=s.subscription_id,
+        account_id=s.account_id,
+        product_code=s.product_code,
+        product_name=s.product_name,
+        plan=plan_pb(s.plan),
+        term=term_pb(s.term),
+        seats=s.seats,
+        stage=stage_pb(s.stage),
+        shutoff_policy=policy_pb(s.shutoff_policy),
+        unit_price=money_pb(s.unit_price, s.currency),
+        current_period_start_date=date_pb(s.current_period_start_date),
+        renewal_date=date_pb(s.renewal_date),
+        renewal_time=ts_pb(s.renewal_time),
+        expiry_date=date_pb(s.expiry_date),
+        expiry_time=ts_pb(s.expiry_time),
+        auto_renew=s.auto_renew,
+        buyer_email=s.buyer_email,
+        buyer_name=s.buyer_name,
+        buyer_language=s.buyer_language,
+        channel=channel_pb(s.channel),
+        time_zone=s.time_zone,
+        access_until_time=ts_pb(s.access_until),
+        renewal_seats=s.renewal_seats,
+    )
+
+
+def product_pb(p: Product, upgrades_to: list[str]) -> pb.Product:
+    return pb.Product(
+        product_code=p.code,
+        name=p.name,
+        kind=kind_pb(p.kind),
+        shutoff_policy=policy_pb(p.shutoff_policy),
+        upgrades_to=upgrades_to,
+        release_year=p.release_year,
+        supported=p.supported,
+        contains=list(p.contains),
+    )
+
+
+def price_pb(p: Price) -> pb.Price:
+    return pb.Price(
+        product_code=p.product_code,
+        plan=plan_pb(p.plan),
+        term=term_pb(p.term),
+        currency_code=p.currency,
+        list_price=money_pb(p.list_price, p.currency),
+        renewal_price=money_pb(p.renewal_price, p.currency),
+        channel=channel_pb(p.channel),
+    )
+
+
+def line_pb(ln: OrderLine) -> pb.OrderLine:
+    return pb.OrderLine(
+        description=ln.description,
+        quantity=ln.quantity,
+        unit_price=money_pb(ln.unit_price, ln.currency),
+        period_start_date=date_pb(ln.period_start_date),
+        period_end_date=date_pb(ln.period_end_date),
+        amount=money_pb(ln.amount, ln.currency),
+        subscription_id=ln.subscription_id,
+        prorated_days=ln.prorated_days,
+        term_days=ln.term_days,
+    )
+
+
+def option_pb(o: Option) -> pb.SelfServiceOption:
+    return pb.SelfServiceOption(
+        action=pb.SelfServiceAction.Value(f"SELF_SERVICE_ACTION_{o.action}"),
+        available=o.available,
+        reason=o.reason,
+        error_reason=f"ERROR_REASON_{o.error_reason}" if o.error_reason else "",
+    )
+
+
+def transition_pb(t: Transition) -> pb.LifecycleTransition:
+    return pb.LifecycleTransition(
+        from_stage=stage_pb(t.from_stage),
+        to_stage=stage_pb(t.to_stage),
+        transition_time=ts_pb(t.at),
+        reason=t.reason,
+    )

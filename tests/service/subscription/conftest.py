@@ -1,0 +1,112 @@
+"""A running subscription service beside a real billing service, and helpers to call them."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from google.type import date_pb2
+from grpc_status import rpc_status
+
+from shared.money import from_proto
+from tenure.billing.v1 import billing_pb2, billing_pb2_grpc
+from tenure.common.v1 import common_pb2
+from tenure.subscription.v1 import subscription_pb2 as pb
+from tenure.subscription.v1 import subscription_pb2_grpc
+
+OPERATOR = (("x-actor-email", "support@vendor.example"), ("x-actor-role", "operator"))
+OK_CARD = "4242424242424242"
+DECLINED_CARD = "4000000000000002"
+
+
+def error_info(err: grpc.RpcError) -> error_details_pb2.ErrorInfo:
+    st = rpc_status.from_call(err)
+    for d in st.details:
+        if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            d.Unpack(info)
+            return info
+    raise AssertionError(f"no ErrorInfo in {err}")
+
+
+def money(msg) -> Decimal:
+    return from_proto(msg).amount
+
+
+def day(y: int, m: int, d: int) -> date_pb2.Date:
+    return date_pb2.Date(year=y, month=m, day=d)
+
+
+def rid() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass
+class Stack:
+    sub: subscription_pb2_grpc.SubscriptionServiceStub
+    billing: billing_pb2_grpc.BillingServiceStub
+    sub_app: object
+    billing_app: object
+    clock: object
+
+    def card(self, account_id: str, number: str = OK_CARD) -> str:
+        resp = self.billing.AddPaymentMethod(
+            billing_pb2.AddPaymentMethodRequest(
+                account_id=account_id,
+                type=common_pb2.PAYMENT_METHOD_TYPE_CARD,
+                card_number=number,
+                request_id=rid(),
+            )
+        )
+        return resp.payment_method.payment_method_id
+
+    def paypal(self, account_id: str) -> str:
+        resp = self.billing.AddPaymentMethod(
+            billing_pb2.AddPaymentMethodRequest(
+                account_id=account_id,
+                type=common_pb2.PAYMENT_METHOD_TYPE_PAYPAL,
+                paypal_email="pay@example.no",
+                request_id=rid(),
+            )
+        )
+        return resp.payment_method.payment_method_id
+
+    def order(self, account_id: str = "acct-1", pm: str | None = None, **kw) -> pb.CreateSubscriptionRequest:
+        fields = dict(
+            request_id=rid(),
+            account_id=account_id,
+            buyer=pb.Buyer(email="kari@example.no", name="Kari Nordmann", language="nb"),
+            product_code="ACDLT",
+            plan=common_pb2.PLAN_STANDARD,
+            term=common_pb2.TERM_ANNUAL,
+            seats=1,
+            currency_code="USD",
+            country_code="NO",
+            time_zone="Europe/Oslo",
+            channel=common_pb2.CHANNEL_DIRECT_ONLINE,
+            payment_method_id=pm if pm is not None else self.card(account_id),
+        )
+        fields.update(kw)
+        return pb.CreateSubscriptionRequest(**fields)
+
+    def buy(self, account_id: str = "acct-1", pm: str | None = None, **kw) -> pb.CreateSubscriptionResponse:
+        return self.sub.CreateSubscription(self.order(account_id, pm, **kw))
+
+
+@pytest.fixture
+def stack(start_service, clock) -> Stack:
+    billing_app = start_service("billing", sweep_interval_seconds=0)
+    sub_app = start_service(
+        "subscription", billing_addr=billing_app.addr, entitlement_addr="", lifecycle_interval_seconds=0
+    )
+    return Stack(
+        sub=subscription_pb2_grpc.SubscriptionServiceStub(grpc.insecure_channel(sub_app.addr)),
+        billing=billing_pb2_grpc.BillingServiceStub(grpc.insecure_channel(billing_app.addr)),
+        sub_app=sub_app,
+        billing_app=billing_app,
+        clock=clock,
+    )
