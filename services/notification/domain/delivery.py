@@ -12,15 +12,17 @@ from services.notification.domain.model import Status
 class RetryPolicy:
     """Exponential back-off: first_delay, ×factor after each failure, capped at max_delay.
 
-    The defaults keep retrying for about 14 hours (20 attempts) before a notification is marked
-    FAILED; ResendNotification can start again after that. A permanent failure (the SMTP server
-    refuses the recipient with a 5xx reply) fails at once.
+    A notification keeps being retried until `give_up_after` has passed since its first attempt
+    (two days by default, so an SMTP outage over a weekend night delays mail but loses none) or
+    `max_attempts` attempts were made; then it is marked FAILED and ResendNotification can start
+    again. A permanent failure (the SMTP server refuses the recipient with a 5xx reply) fails at once.
     """
 
     first_delay: timedelta = timedelta(seconds=30)
     factor: int = 2
     max_delay: timedelta = timedelta(hours=1)
-    max_attempts: int = 20
+    max_attempts: int = 500
+    give_up_after: timedelta = timedelta(days=2)
 
     def __post_init__(self) -> None:
         if self.first_delay <= timedelta(0) or self.factor < 1 or self.max_attempts < 1:
@@ -47,9 +49,18 @@ class Outcome:
     next_attempt_time: datetime | None
 
 
-def after_failure(policy: RetryPolicy, attempts: int, now: datetime, *, permanent: bool = False) -> Outcome:
+def after_failure(
+    policy: RetryPolicy,
+    attempts: int,
+    now: datetime,
+    *,
+    first_attempt_time: datetime | None = None,
+    permanent: bool = False,
+) -> Outcome:
     """What a notification becomes after its `attempts`-th attempt failed."""
     if permanent or attempts >= policy.max_attempts:
+        return Outcome(Status.FAILED, None)
+    if first_attempt_time is not None and now - first_attempt_time >= policy.give_up_after:
         return Outcome(Status.FAILED, None)
     return Outcome(Status.PENDING, now + policy.delay_after(attempts))
 

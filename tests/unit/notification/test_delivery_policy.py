@@ -41,10 +41,14 @@ def test_a_permanent_failure_is_not_retried() -> None:
     assert after_failure(RetryPolicy(), 1, NOW, permanent=True).status is Status.FAILED
 
 
-def test_the_default_policy_keeps_trying_for_more_than_half_a_day() -> None:
+def test_the_default_policy_keeps_trying_for_two_days() -> None:
     policy = RetryPolicy()
     total = sum((policy.delay_after(n) for n in range(1, policy.max_attempts)), timedelta())
-    assert total > timedelta(hours=12)
+    assert total > timedelta(days=2)  # the attempt count never cuts the window short
+    first = NOW - timedelta(days=1, hours=23)
+    assert after_failure(policy, 50, NOW, first_attempt_time=first).status is Status.PENDING
+    late = after_failure(policy, 51, NOW + timedelta(hours=1), first_attempt_time=first)
+    assert late.status is Status.FAILED
 
 
 @given(st.integers(min_value=1, max_value=10_000))

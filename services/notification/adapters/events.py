@@ -1,0 +1,237 @@
+"""Consumed events (tenure.events.v1) → the domain's EventFacts."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from services.notification.domain.model import EventFacts, MailFacts, Person, Role
+from services.notification.domain.shutoff import ShutoffPolicy
+from shared.errors import InvalidInput
+from shared.money import from_proto
+from tenure.common.v1 import common_pb2
+from tenure.events.v1 import events_pb2
+
+SHUTOFF = ShutoffPolicy()
+
+
+def _enum_name(enum, value: int, prefix: str) -> str:
+    try:
+        name = enum.Name(value)
+    except ValueError:
+        return ""
+    return "" if name.endswith("_UNSPECIFIED") else name.removeprefix(prefix)
+
+
+def _date(msg) -> date | None:
+    if msg is None or msg.year == 0:
+        return None
+    return date(msg.year, msg.month, msg.day)
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name) if name else ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _local_date(ts, zone: ZoneInfo) -> date | None:
+    if ts is None or (ts.seconds == 0 and ts.nanos == 0):
+        return None
+    return datetime.fromtimestamp(ts.seconds, tz=UTC).astimezone(zone).date()
+
+
+def _money(msg) -> tuple[object, str]:
+    if msg is None or not msg.currency_code:
+        return None, ""
+    try:
+        m = from_proto(msg)
+    except InvalidInput:
+        return None, ""
+    return m.amount, m.currency
+
+
+def _role(value: int) -> Role | None:
+    name = _enum_name(common_pb2.Role, value, "ROLE_")
+    return Role(name) if name in Role.__members__ else None
+
+
+def _snapshot_facts(snap: events_pb2.SubscriptionSnapshot) -> MailFacts:
+    amount, currency = _money(snap.unit_price)
+    return MailFacts(
+        account_id=snap.account_id,
+        subscription_id=snap.subscription_id,
+        product_code=snap.product_code,
+        product_name=snap.product_name or snap.product_code,
+        plan=_enum_name(common_pb2.Plan, snap.plan, "PLAN_"),
+        term=_enum_name(common_pb2.Term, snap.term, "TERM_"),
+        seats=snap.seats,
+        currency_code=currency,
+        renewal_date=_date(snap.renewal_date),
+        expiry_date=_date(snap.expiry_date),
+        auto_renew=snap.auto_renew,
+        immediate_shutoff=snap.shutoff_policy == common_pb2.SHUTOFF_POLICY_IMMEDIATE,
+    )
+
+
+def _buyer(snap: events_pb2.SubscriptionSnapshot) -> Person | None:
+    if not snap.buyer_email:
+        return None
+    return Person(snap.buyer_email, snap.buyer_name, snap.buyer_language)
+
+
+def _invoice_facts(inv: events_pb2.InvoiceSummary) -> MailFacts:
+    amount, currency = _money(inv.total)
+    return MailFacts(
+        account_id=inv.account_id,
+        subscription_id=inv.subscription_id,
+        order_number=inv.order_number,
+        invoice_number=inv.invoice_number,
+        amount=amount,
+        currency_code=currency,
+        due_date=_date(inv.due_date),
+        issue_date=_local_date(inv.issue_time, ZoneInfo("UTC")),
+    )
+
+
+def to_facts(ev: events_pb2.Event) -> EventFacts:
+    """The facts of one event; events without a payload this service knows carry only the envelope."""
+    base = EventFacts(
+        event_id=ev.event_id,
+        event_type=ev.event_type,
+        account_id=ev.account_id,
+        subscription_id=ev.subscription_id,
+        facts=MailFacts(account_id=ev.account_id, subscription_id=ev.subscription_id),
+    )
+    which = ev.WhichOneof("payload")
+    if which is None:
+        return base
+
+    if which in (
+        "subscription_created",
+        "subscription_renewed",
+        "seats_added",
+        "stage_changed",
+        "renewal_reminder",
+        "subscription_refunded",
+    ):
+        p = getattr(ev, which)
+        snap = p.subscription
+        facts = _snapshot_facts(snap)
+        extra: dict[str, object] = {}
+        event_extra: dict[str, object] = {}
+        if which == "subscription_created":
+            amount, currency = _money(p.amount)
+            extra = dict(order_number=p.order_number, amount=amount, trial=p.trial)
+            if currency:
+                extra["currency_code"] = currency
+            event_extra["invoice_id"] = p.invoice_id
+        elif which == "subscription_renewed":
+            amount, currency = _money(p.amount)
+            extra = dict(order_number=p.order_number, amount=amount)
+            if currency:
+                extra["currency_code"] = currency
+            event_extra["invoice_id"] = p.invoice_id
+        elif which == "seats_added":
+            amount, currency = _money(p.prorated_amount)
+            extra = dict(order_number=p.order_number, amount=amount, seats_added=p.seats_added)
+            if currency:
+                extra["currency_code"] = currency
+            event_extra["invoice_id"] = p.invoice_id
+        elif which == "stage_changed":
+            to_stage = _enum_name(common_pb2.Stage, p.to_stage, "STAGE_")
+            entered = _local_date(p.transition_time, _zone(snap.time_zone)) or facts.expiry_date
+            extra = dict(
+                reason=p.reason,
+                next_stage_date=SHUTOFF.next_stage_date(to_stage, facts.term, entered) if entered else None,
+            )
+            event_extra = dict(to_stage=to_stage, reason=p.reason)
+        elif which == "renewal_reminder":
+            extra = dict(days_before=p.days_before)
+        elif which == "subscription_refunded":
+            amount, currency = _money(p.refunded_amount)
+            extra = dict(amount=amount)
+            if currency:
+                extra["currency_code"] = currency
+        return replace(
+            base,
+            account_id=base.account_id or snap.account_id,
+            subscription_id=base.subscription_id or snap.subscription_id,
+            buyer=_buyer(snap),
+            facts=replace(facts, **extra),
+            **event_extra,
+        )
+
+    if which == "subscription_upgraded":
+        p = ev.subscription_upgraded
+        new, old = p.new_subscription, p.old_subscription
+        facts = _snapshot_facts(new)
+        zone = _zone(new.time_zone or old.time_zone)
+        facts = replace(
+            facts,
+            order_number=p.order_number,
+            old_product_name=old.product_name or old.product_code,
+            old_access_until_date=_local_date(p.old_access_until_time, zone),
+        )
+        return replace(
+            base,
+            account_id=base.account_id or new.account_id,
+            subscription_id=base.subscription_id or new.subscription_id,
+            buyer=_buyer(new) or _buyer(old),
+            facts=facts,
+        )
+
+    if which in ("invoice_issued", "invoice_overdue", "payment_failed"):
+        p = getattr(ev, which)
+        inv = p.invoice
+        facts = _invoice_facts(inv)
+        if which == "payment_failed":
+            facts = replace(facts, decline_reason=p.decline_reason)
+        return replace(
+            base,
+            account_id=base.account_id or inv.account_id,
+            subscription_id=base.subscription_id or inv.subscription_id,
+            buyer=Person(inv.buyer_email) if inv.buyer_email else None,
+            payer_emails=tuple(inv.payer_emails),
+            invoice_id=inv.invoice_id,
+            facts=facts,
+        )
+
+    if which == "seat_assigned":
+        p = ev.seat_assigned
+        return replace(
+            base,
+            account_id=base.account_id or p.account_id,
+            subscription_id=base.subscription_id or p.subscription_id,
+            subject=Person(p.user_email, p.user_name, p.language, frozenset({Role.USER})),
+            facts=replace(
+                base.facts,
+                account_id=base.account_id or p.account_id,
+                subscription_id=p.subscription_id,
+                product_code=p.product_code,
+                product_name=p.product_name or p.product_code,
+            ),
+        )
+
+    if which == "role_changed":
+        p = ev.role_changed
+        role = _role(p.role)
+        roles = frozenset({role}) if (role and p.granted) else frozenset()
+        return replace(
+            base,
+            account_id=base.account_id or p.account_id,
+            subject=Person(p.email, p.name, p.language, roles),
+            facts=replace(
+                base.facts,
+                account_id=base.account_id or p.account_id,
+                role=role.value if role else "",
+                granted=p.granted,
+                member_name=p.name,
+                member_email=p.email.strip().lower(),
+                actor_email=p.actor_email,
+            ),
+        )
+
+    return base
