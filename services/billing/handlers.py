@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -103,6 +104,16 @@ def _tax_status(p: ProfileRow) -> TaxStatus:
         p.exemption_certificate,
         p.exemption_expiry_date,
     )
+
+
+@contextmanager
+def _request_fields():
+    """Name the request's own fields (country_code, region) in address errors of a profile-less order."""
+    try:
+        yield
+    except InvalidInput as e:
+        e.field_violations = [(f.removeprefix("address."), d) for f, d in e.field_violations]
+        raise
 
 
 # --- billing profiles ---------------------------------------------------------------------------
@@ -309,6 +320,8 @@ def preview_tax(
         status = _tax_status(prof)
     elif country:
         status = TaxStatus(Address(country.strip().upper(), region.strip().upper()))
+        with _request_fields():
+            decide_tax(status, today)
     else:
         raise NotFound(
             f"account {account_id!r} has no billing profile; give country_code to preview tax",
@@ -373,7 +386,8 @@ def _profile_for_order(uow: UnitOfWork, cmd: CreateInvoice) -> ProfileRow:
     prof.country_code = cmd.country_code.strip().upper()
     prof.region = cmd.region.strip().upper()
     prof.update_time = now
-    decide_tax(_tax_status(prof), local_date(now, "UTC"))
+    with _request_fields():
+        decide_tax(_tax_status(prof), local_date(now, "UTC"))
     uow.session.flush()
     return prof
 
@@ -538,8 +552,9 @@ def _new_invoice(
     method: PaymentMethodRow | None,
     tz: str,
     installment_sequence: int,
+    issue_time: datetime | None = None,
 ) -> InvoiceRow:
-    now = uow.now
+    now = issue_time or uow.now
     issue_day = local_date(now, tz)
     t = totals(lines)
     if t.total < 0:
@@ -624,9 +639,9 @@ def _charge_new_invoice(
     row: InvoiceRow,
     method: PaymentMethodRow | None,
     idempotency_key: str,
+    when: datetime | None = None,
 ) -> PaymentRow:
-
-    now = uow.now
+    now = when or uow.now
     payment = PaymentRow(
         payment_id=new_id("pay"),
         invoice_id=row.invoice_id,
@@ -1084,9 +1099,10 @@ def _issue_installment(
         method=method,
         tz=ins.time_zone,
         installment_sequence=ins.sequence,
+        issue_time=as_of,
     )
     ins.status = InstallmentStatus.INVOICED.value
     ins.invoice_id = invoice_id
     uow.session.flush()
-    payment = _charge_new_invoice(uow, gateway, row, method, idempotency_key=f"installment:{key}")
+    payment = _charge_new_invoice(uow, gateway, row, method, idempotency_key=f"installment:{key}", when=as_of)
     return PaymentStatus(payment.status)

@@ -362,3 +362,47 @@ def test_void_an_open_invoice(billing):
     )
     assert voided.invoice.status == pb.INVOICE_STATUS_VOID
     assert billing.GetBalance(pb.GetBalanceRequest(account_id="acct-1")).balance.open_invoices == 0
+
+
+def test_an_order_without_a_billing_profile_uses_the_order_country(billing):
+    line = pb.InvoiceLineInput(
+        description="AutoCAD LT", quantity=1, unit_price=to_proto(Decimal("470.00"), "USD")
+    )
+    r = billing.PreviewTax(
+        pb.PreviewTaxRequest(account_id="new", currency_code="USD", lines=[line], country_code="SE")
+    )
+    assert dec(r.tax) == Decimal("117.50")
+    with pytest.raises(grpc.RpcError) as e:
+        billing.PreviewTax(
+            pb.PreviewTaxRequest(account_id="new", currency_code="USD", lines=[line], country_code="US")
+        )
+    assert reason(e.value) == "ERROR_REASON_TAX_REGION_REQUIRED"
+    with pytest.raises(grpc.RpcError) as e:
+        billing.PreviewTax(pb.PreviewTaxRequest(account_id="new", currency_code="USD", lines=[line]))
+    assert reason(e.value) == "ERROR_REASON_BILLING_PROFILE_NOT_FOUND"
+    pm = billing.card("new")
+    inv = billing.create_invoice(pm, account="new", country_code="SE", buyer_email="Buyer@Example.se").invoice
+    assert dec(inv.tax) == Decimal("117.50") and inv.buyer_email == "buyer@example.se"
+    profile = billing.GetBillingProfile(pb.GetBillingProfileRequest(account_id="new")).profile
+    assert profile.address.country_code == "SE"
+
+
+def test_installment_invoices_are_dated_when_the_sweep_issues_them(billing, clock):
+    clock.set(datetime(2025, 3, 1, 9, 0, tzinfo=UTC))
+    billing.profile("acct-d", "NO")
+    billing.create_invoice(
+        billing.card("acct-d"),
+        account="acct-d",
+        subscription_id="sub-d",
+        amount="1310.00",
+        currency="NOK",
+        term=common_pb2.TERM_THREE_YEAR,
+        time_zone="Europe/Oslo",
+    )
+    clock.set(datetime(2026, 3, 1, 8, 0, tzinfo=UTC))
+    assert billing.sweep(clock.now()).issued == 1
+    second = billing.ListInvoices(pb.ListInvoicesRequest(account_id="acct-d", page_size=1)).invoices[0]
+    assert second.invoice_number == "INV-2026-000001"  # numbering restarts each year
+    assert second.issue_date == day(date(2026, 3, 1)) and second.due_date == day(date(2026, 3, 31))
+    assert second.kind == pb.INVOICE_KIND_INSTALLMENT and second.installment_sequence == 2
+    assert (dec(second.subtotal), dec(second.tax)) == (Decimal("436.66"), Decimal("109.17"))
