@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from services.entitlement import handlers
 from services.entitlement.adapters import repository as repo
-from services.entitlement.adapters.cache import AccessCache
+from services.entitlement.adapters.cache import AccessCache, AccessChangeFeed
 from services.entitlement.adapters.tables import EntitlementModel
 from services.entitlement.domain.projection import SUBSCRIPTION_EVENT_PREFIX
 from services.entitlement.encode import subscription_event_of
@@ -15,9 +15,10 @@ from shared.clock import Clock
 from shared.settings import EntitlementSettings
 from tenure.entitlement.v1 import entitlement_pb2, entitlement_pb2_grpc
 
-# Seconds a cached user's seats are served before a reload: bounds how stale the cache of one
-# process can be when several processes serve one database (events reach only one of them).
-CACHE_TTL_SECONDS = 5.0
+# Seconds between polls of `access_change` (other processes' seat changes) and the longest a
+# cached user's seats are served without a reload (a safety net; changes invalidate at once).
+ACCESS_CHANGE_POLL_SECONDS = 0.5
+CACHE_TTL_SECONDS = 300.0
 
 
 class SubscriptionEventHandlers(dict):
@@ -56,5 +57,8 @@ def create(settings: EntitlementSettings, clock: Clock) -> ServiceApp:
         entitlement_pb2_grpc.EntitlementServiceServicer,
     )
     app.add_event_sink(SubscriptionEventHandlers(cache))
+    feed = AccessChangeFeed(db, cache)
+    app.every("access-changes", ACCESS_CHANGE_POLL_SECONDS, feed.poll)
     app.access_cache = cache
+    app.access_feed = feed
     return app

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.entitlement.adapters import repository as repo
-from services.entitlement.adapters.cache import AccessCache
+from services.entitlement.adapters.cache import AccessCache, record_access_change
 from services.entitlement.adapters.tables import AssignmentRow
 from services.entitlement.domain import roles as role_rules
 from services.entitlement.domain import seats as seat_rules
@@ -82,6 +82,15 @@ class UsageRow:
     last_activation_time: datetime | None
 
 
+def _access_changed(uow: UnitOfWork, cache: AccessCache, users) -> None:
+    """These users' seats changed in this transaction: drop them from this process's cache now
+    and after the commit, and tell the other processes through `access_change`."""
+    users = set(users)
+    if users:
+        record_access_change(uow.session, users, uow.now)
+        cache.invalidate_after_commit(uow.session, users)
+
+
 # --- events ------------------------------------------------------------------------------------
 
 
@@ -142,7 +151,7 @@ def apply_subscription_event(uow: UnitOfWork, cache: AccessCache, event: Subscri
     for subscription_id, reason in update.remove_assignments.items():
         for row in repo.remove_assignments(uow.session, subscription_id, reason, now):
             _publish_unassigned(uow, by_id[subscription_id], row.user_email, reason)
-    cache.invalidate_after_commit(uow.session, repo.users_of(uow.session, by_id))
+    _access_changed(uow, cache, repo.users_of(uow.session, by_id))
 
 
 # --- teams -------------------------------------------------------------------------------------
@@ -261,7 +270,7 @@ def assign_seat(
             language=lang,
         ),
     )
-    cache.invalidate_after_commit(uow.session, [email])
+    _access_changed(uow, cache, [email])
     return AssignmentResult(row, view)
 
 
@@ -278,7 +287,7 @@ def unassign_seat(
     uow.session.delete(row)
     uow.session.flush()
     _publish_unassigned(uow, view, email, seat_rules.REMOVED_UNASSIGNED)
-    cache.invalidate_after_commit(uow.session, [email])
+    _access_changed(uow, cache, [email])
     return AssignmentResult(row, view)
 
 

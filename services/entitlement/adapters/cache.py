@@ -8,8 +8,10 @@ Correctness:
 - A load that started before an invalidation is not stored: each invalidation moves a
   generation counter, and a loader stores its result only when the counter has not moved
   since it started reading. So a reader can never put back what a commit just replaced.
-- Entries also expire after `ttl` seconds, which bounds how stale another process's cache can
-  be when several processes serve one database (each process only sees its own events).
+- Several processes may serve one database, and each only sees its own events and calls. So
+  every such write also records the users in the `access_change` table (same transaction), and
+  `AccessChangeFeed` polls it in every process (twice a second by default) to drop them there.
+- Entries also expire after `ttl` seconds, a last safety net.
 The database stays the source of truth; the cache holds no time-dependent answers (the upgrade
 overlap end is compared with the clock on every call).
 """
@@ -19,16 +21,18 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 
-from sqlalchemy import event
+from sqlalchemy import delete, event, insert, select
 
+from services.entitlement.adapters.tables import AccessChangeRow
 from services.entitlement.domain.model import Grant
 
 Loader = Callable[[str], tuple[Grant, ...]]
 
 
 class AccessCache:
-    def __init__(self, loader: Loader, *, ttl: float = 5.0, max_entries: int = 200_000) -> None:
+    def __init__(self, loader: Loader, *, ttl: float = 300.0, max_entries: int = 200_000) -> None:
         self._loader = loader
         self._ttl = ttl
         self._max = max_entries
@@ -74,3 +78,58 @@ class AccessCache:
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+def record_access_change(session, users: Iterable[str], now: datetime) -> None:
+    """Note in the change's transaction that these users' seats changed (for other processes)."""
+    rows = [{"user_email": u, "change_time": now} for u in sorted(set(users))]
+    if rows:
+        session.execute(insert(AccessChangeRow), rows)
+
+
+class AccessChangeFeed:
+    """Polls `access_change` and drops the users it names from this process's cache.
+
+    Ids are read with a look-back window so that a transaction committing after a later id was
+    seen (possible on PostgreSQL) is still noticed; ids already seen are not applied twice.
+    Rows older than `keep` are pruned now and then. The first poll reads every row left (and so
+    also covers changes made while this process was starting).
+    """
+
+    LOOK_BACK = 1000
+
+    def __init__(self, db, cache: AccessCache, *, keep: timedelta = timedelta(hours=1)) -> None:
+        self.db = db
+        self.cache = cache
+        self.keep = keep
+        self._seen: set[int] = set()
+        self._top = 0
+        self._polls = 0
+        self._lock = threading.Lock()
+
+    def poll(self) -> int:
+        """Apply new changes; returns how many users were dropped."""
+        with self._lock:
+            return self._poll()
+
+    def _poll(self) -> int:
+        floor = max(0, self._top - self.LOOK_BACK)
+        with self.db.read() as s:
+            rows = s.execute(
+                select(AccessChangeRow.id, AccessChangeRow.user_email).where(AccessChangeRow.id > floor)
+            ).all()
+        fresh = {r.user_email for r in rows if r.id not in self._seen and r.id > 0}
+        self._seen = {r.id for r in rows}
+        if rows:
+            self._top = max(self._top, max(r.id for r in rows))
+        if fresh:
+            self.cache.invalidate(fresh)
+        self._polls += 1
+        if self._polls % 1200 == 0:
+            self.prune()
+        return len(fresh)
+
+    def prune(self) -> None:
+        cutoff = self.db.clock.now() - self.keep
+        with self.db.unit_of_work() as uow:
+            uow.session.execute(delete(AccessChangeRow).where(AccessChangeRow.change_time < cutoff))

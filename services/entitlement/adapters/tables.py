@@ -95,3 +95,18 @@ class ActivationRow(EntitlementModel, table=True):
     product_code: str = Field(max_length=40)
     activations: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
     last_activation_time: datetime = _time()
+
+
+class AccessChangeRow(EntitlementModel, table=True):
+    """One row per user whose seats changed, written in the change's transaction. Every process
+    serving this database polls it to drop those users from its CheckAccess cache (a process only
+    receives its own events and calls)."""
+
+    __tablename__ = "access_change"
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
+    user_email: str = Field(max_length=320)
+    change_time: datetime = _time()

@@ -134,3 +134,21 @@ def test_invalid_check_access_requests(ent):
         with pytest.raises(grpc.RpcError) as e:
             ent.stub.CheckAccess(req)
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_two_processes_on_one_database_see_each_others_changes(start_service, new_db_url):
+    """A change made through one server reaches the other server's cache through access_change."""
+    from tests.service.entitlement.conftest import Harness
+
+    url = new_db_url("shared")
+    a = Harness(start_service("entitlement", database_url=url))
+    b = Harness(start_service("entitlement", database_url=url))
+    sub = Sub("sub-1", "acct-1")
+    a.created(sub)
+    a.assign(sub, "u@example.com")
+    b.app.access_feed.poll()
+    assert b.check("u@example.com", "ACDLT", c.CAPABILITY_DOWNLOADS).level == FULL  # now cached in b
+    a.stage(sub, c.STAGE_EXPIRED)
+    b.app.access_feed.poll()  # (or the background poll of b got there first)
+    assert b.check("u@example.com", "ACDLT", c.CAPABILITY_DOWNLOADS).level == LIMITED
+    assert b.app.access_feed.poll() == 0  # nothing new: no needless reload
