@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from services.billing import events
 from services.billing.adapters import repository as repo
@@ -271,10 +271,9 @@ def check_payment_method(
 
 def add_payer(uow: UnitOfWork, account_id: str, email: str, name: str, language: str) -> PayerRow:
     account_id = _require(account_id, "account_id")
-    # Lock the account's profile row (when there is one) so two concurrent additions cannot both be the fifth.
-    stmt = select(ProfileRow).where(ProfileRow.account_id == account_id)
     if uow.db.is_postgres:
-        uow.session.scalars(stmt.with_for_update()).first()
+        # Serialize payer changes of one account, so two concurrent additions cannot both be the fifth.
+        uow.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"payers:{account_id}"})
     existing = [p.email for p in repo.payers(uow.session, account_id)]
     value = check_new_payer(existing, email)
     row = PayerRow(

@@ -130,3 +130,22 @@ def test_a_repeated_request_with_other_content_is_refused(counted):
         b.create_invoice(pm, request_id=rid, subscription_id="s1", amount="11.00")
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert len(b.ListInvoices(pb.ListInvoicesRequest(account_id="acct-1")).invoices) == 1
+
+
+def test_concurrent_payer_additions_stop_at_five(counted):
+    b = counted
+    b.profile()
+    barrier = threading.Barrier(8)
+
+    def add(n):
+        barrier.wait()
+        try:
+            b.AddPayer(pb.AddPayerRequest(account_id="acct-1", email=f"p{n}@example.no"))
+            return "ok"
+        except grpc.RpcError as e:
+            return e.code()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = Counter(pool.map(add, range(8)))
+    assert outcomes == {"ok": 5, grpc.StatusCode.RESOURCE_EXHAUSTED: 3}
+    assert len(b.ListPayers(pb.ListPayersRequest(account_id="acct-1")).payers) == 5
