@@ -9,7 +9,7 @@ so a retried order never charges twice.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -31,7 +31,15 @@ from services.subscription.domain.catalog import (
     adjust_rate,
     channel_group,
 )
-from services.subscription.domain.model import Channel, OrderLine, Plan, Stage, Term, Transition
+from services.subscription.domain.model import (
+    Channel,
+    OrderLine,
+    PaymentMethodType,
+    Plan,
+    Stage,
+    Term,
+    Transition,
+)
 from services.subscription.domain.subscription import Option, Subscription
 from shared.db import Database, UnitOfWork, new_id
 from shared.errors import InvalidInput, NotFound, RuleViolation
@@ -521,6 +529,12 @@ def upgrade(
         term_start_date=out.new.current_period_start_date,
     )
     out.new.payment_method_type = invoice.payment_method_type or out.new.payment_method_type
+    if sub.installments > 1:  # installments not yet due are cancelled, not credited
+        peers.billing.cancel_installments(
+            request_id=f"{request_id or order_number}:installments",
+            subscription_id=sub.subscription_id,
+            reason="upgraded",
+        )
     old = repo.save(out.old, now)
     new = repo.add(out.new, now)
     repo.add_order(
@@ -635,6 +649,8 @@ def change_payment_method(
     pm_type = peers.billing.payment_method_type(sub.account_id, payment_method_id)
     invoiced = repo.account_has_invoice_subscription(sub.account_id, other_than=sub.subscription_id)
     out = ops.change_payment_method(sub, payment_method_id, pm_type, invoiced, catalog, uow.now)
+    if pm_type is PaymentMethodType.INVOICE:
+        peers.billing.check_payment_method(sub, payment_method_id)  # e.g. a prepay-only account
     saved = repo.save(out.subscription, uow.now)
     _changed(uow, saved, "payment_method")
     return saved
@@ -692,6 +708,8 @@ def _quote(peers: Peers, sub: Subscription, lines: list[OrderLine], credit: Deci
 def quote_create(db: Database, peers: Peers, req: ops.OrderRequest) -> Quote:
     with db.read() as s:
         catalog = load_catalog(s)
+    if not req.trial and not req.payment_method_id:
+        req = replace(req, payment_method_id="quote")  # a quote charges nothing
     out = ops.create(req, catalog, "quote", db.clock.now())
     return _quote(peers, out.subscription, out.lines)
 

@@ -173,6 +173,25 @@ class Billing:
         except NotFound:
             pass
 
+    def check_payment_method(self, sub: Subscription, payment_method_id: str) -> None:
+        """Billing's own pay-by-invoice rules (prepay-only accounts, quotes, earlier invoices)."""
+        from services.subscription.codec import channel_pb
+
+        resp = self.client.CheckPaymentMethod(
+            billing_pb2.CheckPaymentMethodRequest(
+                account_id=sub.account_id,
+                payment_method_id=payment_method_id,
+                channel=channel_pb(sub.channel),
+                quote=sub.channel.value == "PARTNER_QUOTE",
+                subscription_id=sub.subscription_id,
+            )
+        )
+        if not resp.allowed:
+            raise RuleViolation(
+                resp.message or "billing refuses this payment method for the subscription",
+                reason=resp.reason.removeprefix("ERROR_REASON_") or "PAY_BY_INVOICE_NOT_ALLOWED",
+            )
+
     def payment_method_type(self, account_id: str, payment_method_id: str) -> PaymentMethodType:
         resp = self.client.ListPaymentMethods(billing_pb2.ListPaymentMethodsRequest(account_id=account_id))
         for pm in resp.payment_methods:

@@ -28,7 +28,7 @@ from services.subscription.domain.model import (
 from services.subscription.domain.pricing import line_amount, prorate
 from services.subscription.domain.selfservice import self_service_refusal
 from shared.errors import DomainError, InvalidInput, RuleViolation
-from shared.money import minor_unit
+from shared.money import minor_unit, split_evenly
 
 INSTALLMENTS_FROM = date(2024, 9, 16)
 PRODUCT_SWITCH_FROM = date(2024, 9, 16)
@@ -578,6 +578,24 @@ class UpgradeOutcome:
         return sum((line.amount for line in self.lines), Decimal(0))
 
 
+def unused_value(sub: Subscription, today: date) -> Decimal:
+    """What the old term paid for and has not used (SPEC §6 decision): per-seat price x seats x remaining
+    days / term days. A term billed in three annual installments has not paid for the installments that
+    are not yet due; those are cancelled instead of credited."""
+    if sub.stage is not Stage.ACTIVE:
+        return Decimal(0)
+    remaining = max(0, dates.days_between(today, sub.renewal_date))
+    value = prorate(sub.unit_price, sub.seats, remaining, sub.term_days, sub.currency)
+    if sub.installments > 1:
+        due = [dates.add_months(sub.current_period_start_date, 12 * k) for k in range(sub.installments)]
+        billed = sum(1 for d in due if d <= today)
+        parts = split_evenly(
+            line_amount(sub.unit_price, sub.seats, sub.currency), sub.installments, sub.currency
+        )
+        value -= sum(parts[billed:], Decimal(0))
+    return max(value, Decimal(0))
+
+
 def check_upgrade(sub: Subscription, catalog: Catalog, now: datetime) -> None:
     require_self_service(sub, catalog, "upgrade")
     _require_open(sub, "upgrade")
@@ -624,7 +642,7 @@ def upgrade(
     renewal = dates.add_months(today, sub.term.months)
     charge = line_amount(price.list_price, sub.seats, sub.currency)
     remaining = max(0, dates.days_between(today, sub.renewal_date)) if sub.stage is Stage.ACTIVE else 0
-    credit = min(prorate(sub.unit_price, sub.seats, remaining, sub.term_days, sub.currency), charge)
+    credit = min(unused_value(sub, today), charge)
     lines = [
         OrderLine(
             description=f"Upgrade to {_describe(target, plan, sub.term)}",

@@ -219,3 +219,23 @@ def test_self_service_changes_options_and_events(stack):
     assert first.subscription_created.invoice_id == created.invoice_id
     assert [e.subscription_changed.change for e in events[1:]] == ["auto_renew", "renewal_seats"]
     assert events[2].subscription_changed.subscription.renewal_seats == 2
+
+
+def test_clock_and_the_lifecycle_rpcs_of_another_issue(stack):
+    now = stack.sub.GetClock(pb.GetClockRequest())
+    assert now.now_time.ToDatetime(tzinfo=UTC) == datetime(2024, 6, 10, 8, 0, tzinfo=UTC) and now.test_clock
+    with pytest.raises(grpc.RpcError) as e:
+        stack.sub.RunLifecycle(pb.RunLifecycleRequest(), metadata=OPERATOR)
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    with pytest.raises(grpc.RpcError) as e:
+        stack.sub.RunLifecycle(pb.RunLifecycleRequest())
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_quote_of_a_new_purchase_needs_no_payment_method_and_writes_nothing(stack):
+    q = stack.sub.QuoteOrder(
+        pb.QuoteOrderRequest(create=stack.order(pm="", term=common_pb2.TERM_THREE_YEAR, seats=2))
+    )
+    assert money(q.subtotal) == Decimal("2620.00") and money(q.total) >= money(q.subtotal)
+    assert [money(ln.amount) for ln in q.lines] == [Decimal("2620.00")]
+    assert not stack.sub.ListSubscriptions(pb.ListSubscriptionsRequest(account_id="acct-1")).subscriptions

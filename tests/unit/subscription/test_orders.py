@@ -494,3 +494,19 @@ def test_options_of_a_reseller_subscription_point_to_the_partner(catalog):
         assert not opts[action].available
         assert opts[action].error_reason == "SELF_SERVICE_PARTNER"
         assert "Acme CAD AS" in opts[action].reason
+
+
+def test_upgrade_credit_of_an_installment_term_counts_only_what_was_billed(catalog):
+    # 3-year ACDLT bought 2024-10-01 (three installments of 1310 / 3); upgraded on 2025-04-01, when only the
+    # first installment was billed: unused value 1310 x 913 / 1095 = 1092.26, minus the two unbilled
+    # installments (436.66 each; the first, 436.68, carried the remainder) = 218.94.
+    sub = bought(catalog, term=Term.THREE_YEAR, start_date=date(2024, 10, 1))
+    assert sub.installments == 3 and sub.term_days == 1095
+    today = date(2025, 4, 1)
+    assert ops.unused_value(sub, today) == Decimal("218.94")
+    # After the second anniversary every installment is billed: the plain prorated value.
+    late = date(2026, 12, 1)
+    days = (sub.renewal_date - late).days
+    assert ops.unused_value(sub, late) == (Decimal("1310.00") * days / 1095).quantize(Decimal("0.01"))
+    up = ops.upgrade(sub, catalog, at(today), "n", target_product_code="ACD")
+    assert up.credit == Decimal("218.94")

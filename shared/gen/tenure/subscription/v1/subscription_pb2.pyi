@@ -116,6 +116,24 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """Nothing would change."""
     ERROR_REASON_SUBSCRIPTION_UPGRADED: _ErrorReason.ValueType  # 41
     """The subscription was upgraded; its access ends and it cannot be changed."""
+    ERROR_REASON_REQUEST_ID_REUSED: _ErrorReason.ValueType  # 42
+    """The request id was used before for a different request."""
+    ERROR_REASON_ACCOUNT_PREPAY_ONLY: _ErrorReason.ValueType  # 43
+    """(From billing) The account is prepay-only after a cancelled credit line; pay by invoice is refused."""
+    ERROR_REASON_PAYMENT_METHOD_NOT_FOUND: _ErrorReason.ValueType  # 44
+    """(From billing) No such payment method on the account."""
+    ERROR_REASON_PAYMENT_METHOD_ACCOUNT_MISMATCH: _ErrorReason.ValueType  # 45
+    """(From billing) The payment method belongs to another account."""
+    ERROR_REASON_PAYMENT_METHOD_NOT_USABLE: _ErrorReason.ValueType  # 46
+    """(From billing) The payment method cannot be used here (removed, or of a type the order does not take)."""
+    ERROR_REASON_TAX_REGION_REQUIRED: _ErrorReason.ValueType  # 47
+    """(From billing) The country needs a region (state or province) to compute tax."""
+    ERROR_REASON_BILLING_PROFILE_NOT_FOUND: _ErrorReason.ValueType  # 48
+    """(From billing) The account has no billing profile."""
+    ERROR_REASON_CURRENCY_MISMATCH: _ErrorReason.ValueType  # 49
+    """(From billing) Amounts in different currencies were mixed."""
+    ERROR_REASON_INVOICE_TOTAL_NEGATIVE: _ErrorReason.ValueType  # 50
+    """(From billing) The invoice total would be negative."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Reasons carried in google.rpc.ErrorInfo.reason (domain `subscription.tenure`)."""
@@ -204,6 +222,24 @@ ERROR_REASON_NOTHING_TO_CHANGE: ErrorReason.ValueType  # 40
 """Nothing would change."""
 ERROR_REASON_SUBSCRIPTION_UPGRADED: ErrorReason.ValueType  # 41
 """The subscription was upgraded; its access ends and it cannot be changed."""
+ERROR_REASON_REQUEST_ID_REUSED: ErrorReason.ValueType  # 42
+"""The request id was used before for a different request."""
+ERROR_REASON_ACCOUNT_PREPAY_ONLY: ErrorReason.ValueType  # 43
+"""(From billing) The account is prepay-only after a cancelled credit line; pay by invoice is refused."""
+ERROR_REASON_PAYMENT_METHOD_NOT_FOUND: ErrorReason.ValueType  # 44
+"""(From billing) No such payment method on the account."""
+ERROR_REASON_PAYMENT_METHOD_ACCOUNT_MISMATCH: ErrorReason.ValueType  # 45
+"""(From billing) The payment method belongs to another account."""
+ERROR_REASON_PAYMENT_METHOD_NOT_USABLE: ErrorReason.ValueType  # 46
+"""(From billing) The payment method cannot be used here (removed, or of a type the order does not take)."""
+ERROR_REASON_TAX_REGION_REQUIRED: ErrorReason.ValueType  # 47
+"""(From billing) The country needs a region (state or province) to compute tax."""
+ERROR_REASON_BILLING_PROFILE_NOT_FOUND: ErrorReason.ValueType  # 48
+"""(From billing) The account has no billing profile."""
+ERROR_REASON_CURRENCY_MISMATCH: ErrorReason.ValueType  # 49
+"""(From billing) Amounts in different currencies were mixed."""
+ERROR_REASON_INVOICE_TOTAL_NEGATIVE: ErrorReason.ValueType  # 50
+"""(From billing) The invoice total would be negative."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _SelfServiceAction:
