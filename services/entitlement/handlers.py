@@ -143,6 +143,7 @@ def apply_subscription_event(uow: UnitOfWork, cache: AccessCache, event: Subscri
     uow.session.flush()
     by_id = {v.subscription_id: v for v in update.views}
     for account_id, email, name, language in update.buyers:
+        repo.lock_team(uow.session, account_id)
         team = repo.load_team(uow.session, account_id)
         changes = role_rules.bootstrap(team, email, name, language)
         if changes:
@@ -185,6 +186,7 @@ def assign_role(
 ) -> MemberResult:
     account_id = _required(account_id, "account_id")
     email = normalize_email(email)
+    repo.lock_team(uow.session, account_id)
     team = repo.load_team(uow.session, account_id)
     changes = role_rules.assign_role(team, actor, email, role, name.strip(), language.strip())
     repo.save_role_changes(uow.session, team, changes, uow.now)
@@ -198,6 +200,7 @@ def revoke_role(
 ) -> MemberResult:
     account_id = _required(account_id, "account_id")
     email = normalize_email(email)
+    repo.lock_team(uow.session, account_id)
     team = repo.load_team(uow.session, account_id)
     changes = role_rules.revoke_role(team, actor, email, role)
     repo.save_role_changes(uow.session, team, changes, uow.now)
@@ -211,6 +214,7 @@ def change_buyer(
     role_rules.require_operator(actor, "change the buyer")
     account_id = _required(account_id, "account_id")
     email = normalize_email(email)
+    repo.lock_team(uow.session, account_id)
     team = repo.load_team(uow.session, account_id)
     changes = role_rules.change_buyer(team, actor, email, name.strip(), language.strip())
     repo.save_role_changes(uow.session, team, changes, uow.now)

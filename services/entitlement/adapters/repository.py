@@ -7,7 +7,7 @@ import binascii
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, exists, func, or_, select, tuple_, update
+from sqlalchemy import delete, exists, func, or_, select, text, tuple_, update
 from sqlmodel import Session
 
 from services.entitlement.adapters.tables import (
@@ -117,6 +117,15 @@ def save_view(session: Session, view: SubscriptionView, now: datetime) -> None:
 
 
 # --- teams -------------------------------------------------------------------------------------
+
+
+def lock_team(session: Session, account_id: str) -> None:
+    """Serialize role changes of one account (two hand-overs at once must not leave two primary
+    admins). SQLite already runs one writer at a time; PostgreSQL takes a transaction lock."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"entitlement.team:{account_id}"}
+        )
 
 
 def load_team(session: Session, account_id: str) -> Team:

@@ -258,3 +258,33 @@ def test_usage_report_counts_activations_and_is_refused_outside_active(ent):
             ent.stub.GetSeatUsageReport(req, metadata=actor(BUYER))
         assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert reason_of(e.value) == "ERROR_REASON_REPORT_NOT_ACTIVE"
+
+
+def test_concurrent_hand_overs_and_last_seat_races(ent):
+    from concurrent.futures import ThreadPoolExecutor
+
+    sub = Sub("sub-1", "acct-1", seats=1)
+    ent.created(sub)
+
+    def hand_over(email):
+        try:
+            assign_role(ent, actor(BUYER), email, c.ROLE_PRIMARY_ADMIN)
+            return "ok"
+        except grpc.RpcError as e:
+            return reason_of(e)
+
+    def take_seat(i):
+        try:
+            ent.assign(sub, f"racer{i}@example.com")
+            return "ok"
+        except grpc.RpcError as e:
+            return reason_of(e)
+
+    with ThreadPoolExecutor(6) as pool:
+        handed = list(pool.map(hand_over, [f"admin{i}@example.com" for i in range(4)]))
+        seats = list(pool.map(take_seat, range(6)))
+    assert handed.count("ok") == 1
+    assert set(handed) - {"ok"} == {"ERROR_REASON_SECONDARY_ADMIN_CANNOT_NAME_ADMINS"}
+    assert len(members(ent, role=c.ROLE_PRIMARY_ADMIN)) == 1
+    assert seats.count("ok") == 1
+    assert set(seats) - {"ok"} == {"ERROR_REASON_SEAT_LIMIT_REACHED"}
