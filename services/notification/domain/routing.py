@@ -60,6 +60,12 @@ def _stage_is(stage: str, *, unless_reason: Iterable[str] = ()) -> Condition:
     return check
 
 
+def _made_by_someone(event: EventFacts) -> bool:
+    """Role changes without an actor are the automatic set-up of a new account team (the first
+    buyer becomes buyer and primary admin); the order confirmation already tells about that."""
+    return bool(event.facts.actor_email)
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     event_type: str
@@ -95,7 +101,7 @@ ROUTES: tuple[Route, ...] = (
     _route("billing.invoice_issued", Kind.INVOICE_ISSUED, B, P),
     _route("billing.invoice_overdue", Kind.INVOICE_OVERDUE, B, P),
     _route("billing.payment_failed", Kind.PAYMENT_FAILED, B),
-    _route("entitlement.role_changed", Kind.ROLE_CHANGED, A, S),
+    _route("entitlement.role_changed", Kind.ROLE_CHANGED, A, S, when=_made_by_someone),
     _route("entitlement.seat_assigned", Kind.SEAT_ASSIGNED, S),
 )
 

@@ -290,3 +290,31 @@ def test_recipients_service_down_delays_planning(start_service, peers, smtp, clo
     assert [m["Subject"] for m in smtp.inbox.to(BUYER) if "ORD-2024-000999" in m["Subject"]] == [
         "Ordrebekreftelse ORD-2024-000999: AutoCAD LT"  # the team knows her language
     ]
+
+
+def test_a_recipient_the_server_refuses_fails_without_retries(start_service, peers):
+    from aiosmtpd.controller import Controller
+
+    from .conftest import Inbox, free_port
+
+    class RefusesAdmin(Inbox):
+        async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+            if address == ADMIN:
+                return "550 5.1.1 mailbox unavailable"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+    inbox = RefusesAdmin()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        team(peers)
+        app = start_notification(start_service, peers, controller.port)
+        deliver(app, order_event(ACCOUNT, BUYER, "en", "ORD-2024-000888"))
+        failed = wait_for(lambda: listed(app, status=pb.NOTIFICATION_STATUS_FAILED))
+        assert [(n.recipient_email, n.attempts) for n in failed] == [(ADMIN, 1)]
+        assert "550" in failed[0].last_error
+        assert wait_for(lambda: len(listed(app, status=pb.NOTIFICATION_STATUS_SENT)) == 2)
+        assert {r for rcpts, _ in inbox.messages for r in rcpts} == {BUYER}
+    finally:
+        controller.stop()

@@ -155,13 +155,21 @@ def test_a_newly_assigned_user_is_told_to_sign_in_and_download() -> None:
 
 def test_role_change_goes_to_admins_and_the_member_once() -> None:
     member = Person("admin2@example.com", "Anne Admin", "fr", frozenset({Role.SECONDARY_ADMIN}))
-    out = plan(event("entitlement.role_changed", subject=member), build_directory(TEAM))
+    by_admin = MailFacts(member_email=member.email, actor_email="admin@example.com")
+    out = plan(event("entitlement.role_changed", subject=member, facts=by_admin), build_directory(TEAM))
     assert sent(out) == {
         ("buyer@example.com", Kind.ROLE_CHANGED),
         ("admin@example.com", Kind.ROLE_CHANGED),
         ("admin2@example.com", Kind.ROLE_CHANGED),
     }
     assert "user@example.com" not in {p.recipient.email for p in out}
+
+
+def test_setting_up_a_new_team_sends_no_role_mail() -> None:
+    first_buyer = Person("kari@example.com", "Kari", "nb", frozenset({Role.BUYER}))
+    automatic = MailFacts(member_email=first_buyer.email, role="BUYER", actor_email="")
+    out = plan(event("entitlement.role_changed", subject=first_buyer, facts=automatic), build_directory(TEAM))
+    assert out == []
 
 
 def test_unknown_events_tell_nobody() -> None:
