@@ -164,8 +164,11 @@ class EntitlementServiceServicer:
 
     def CheckAccess(self, request, context):
         """Whether a user may use a capability of a product now, and at which level (SPEC §4 table).
-        A user with seats on several subscriptions of the product gets the best level. The hottest
-        call of the system: served from an in-process cache kept correct by the events.
+        A user with seats on several subscriptions of the product gets the best level. A Premium plan
+        gets ACCESS_LEVEL_PREMIUM support while Active. A trial gives the product, user management and
+        downloads in full, no reporting and self-help support. The old side of an upgrade gives access
+        until its access_until_time, then what a Cancelled subscription gives. The hottest call of the
+        system: served from an in-process cache kept correct by the events.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -78,8 +78,11 @@ class EntitlementServiceStub:
     """Lists the seat assignments of an account, optionally of one subscription or one user, paged."""
     CheckAccess: _grpc.UnaryUnaryMultiCallable[_entitlement_pb2.CheckAccessRequest, _entitlement_pb2.CheckAccessResponse]
     """Whether a user may use a capability of a product now, and at which level (SPEC §4 table).
-    A user with seats on several subscriptions of the product gets the best level. The hottest
-    call of the system: served from an in-process cache kept correct by the events.
+    A user with seats on several subscriptions of the product gets the best level. A Premium plan
+    gets ACCESS_LEVEL_PREMIUM support while Active. A trial gives the product, user management and
+    downloads in full, no reporting and self-help support. The old side of an upgrade gives access
+    until its access_until_time, then what a Cancelled subscription gives. The hottest call of the
+    system: served from an in-process cache kept correct by the events.
     """
     GetUserEntitlements: _grpc.UnaryUnaryMultiCallable[_entitlement_pb2.GetUserEntitlementsRequest, _entitlement_pb2.GetUserEntitlementsResponse]
     """The whole access matrix of a user: every product the user holds a seat of, with each
@@ -135,8 +138,11 @@ class EntitlementServiceAsyncStub(EntitlementServiceStub):
     """Lists the seat assignments of an account, optionally of one subscription or one user, paged."""
     CheckAccess: _aio.UnaryUnaryMultiCallable[_entitlement_pb2.CheckAccessRequest, _entitlement_pb2.CheckAccessResponse]  # type: ignore[assignment]
     """Whether a user may use a capability of a product now, and at which level (SPEC §4 table).
-    A user with seats on several subscriptions of the product gets the best level. The hottest
-    call of the system: served from an in-process cache kept correct by the events.
+    A user with seats on several subscriptions of the product gets the best level. A Premium plan
+    gets ACCESS_LEVEL_PREMIUM support while Active. A trial gives the product, user management and
+    downloads in full, no reporting and self-help support. The old side of an upgrade gives access
+    until its access_until_time, then what a Cancelled subscription gives. The hottest call of the
+    system: served from an in-process cache kept correct by the events.
     """
     GetUserEntitlements: _aio.UnaryUnaryMultiCallable[_entitlement_pb2.GetUserEntitlementsRequest, _entitlement_pb2.GetUserEntitlementsResponse]  # type: ignore[assignment]
     """The whole access matrix of a user: every product the user holds a seat of, with each
@@ -237,8 +243,11 @@ class EntitlementServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_entitlement_pb2.CheckAccessResponse, _abc.Awaitable[_entitlement_pb2.CheckAccessResponse]]:
         """Whether a user may use a capability of a product now, and at which level (SPEC §4 table).
-        A user with seats on several subscriptions of the product gets the best level. The hottest
-        call of the system: served from an in-process cache kept correct by the events.
+        A user with seats on several subscriptions of the product gets the best level. A Premium plan
+        gets ACCESS_LEVEL_PREMIUM support while Active. A trial gives the product, user management and
+        downloads in full, no reporting and self-help support. The old side of an upgrade gives access
+        until its access_until_time, then what a Cancelled subscription gives. The hottest call of the
+        system: served from an in-process cache kept correct by the events.
         """
 
     @_abc_1.abstractmethod
