@@ -15,6 +15,7 @@ An event goes through three steps, each one safe to repeat:
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import uuid
@@ -423,7 +424,7 @@ def resend(
     nid = new_id("ntf")
     copy = NotificationRow(
         notification_id=nid,
-        dedupe_key=f"{original.dedupe_key}|resend:{request_id or uuid.uuid4().hex}",
+        dedupe_key=f"{original.dedupe_key}|resend:{hashlib.sha256((request_id or uuid.uuid4().hex).encode()).hexdigest()[:24]}",
         event_id=original.event_id,
         event_type=original.event_type,
         account_id=original.account_id,

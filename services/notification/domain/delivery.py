@@ -21,7 +21,7 @@ class RetryPolicy:
     first_delay: timedelta = timedelta(seconds=30)
     factor: int = 2
     max_delay: timedelta = timedelta(hours=1)
-    max_attempts: int = 500
+    max_attempts: int = 1000
     give_up_after: timedelta = timedelta(days=2)
 
     def __post_init__(self) -> None:

@@ -228,12 +228,15 @@ EVENT_TYPES = sorted({r.event_type for r in ROUTES} | {"subscription.changed"})
     event_type=st.sampled_from(EVENT_TYPES),
     stage=st.sampled_from(["EXPIRED", "SUSPENDED", "CANCELLED", "ACTIVE"]),
     subject=st.none() | st.builds(Person, email=st.sampled_from(["p1@example.com", "x@example.com"])),
+    actor=st.sampled_from(["", "p2@example.com"]),
 )
-def test_routing_invariants(members, payers, event_type, stage, subject) -> None:
+def test_routing_invariants(members, payers, event_type, stage, subject, actor) -> None:
     directory = build_directory(
         members, [Person(p.email, p.name, p.language, frozenset({Role.PAYER})) for p in payers]
     )
-    out = plan(event(event_type, to_stage=stage, subject=subject), directory)
+    out = plan(
+        event(event_type, to_stage=stage, subject=subject, facts=MailFacts(actor_email=actor)), directory
+    )
     # one e-mail per (recipient, kind)
     assert len({(p.recipient.email, p.kind) for p in out}) == len(out)
     for p in out:
