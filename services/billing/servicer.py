@@ -7,12 +7,13 @@ from datetime import UTC
 from services.billing import codec, handlers
 from services.billing.adapters import repository as repo
 from services.billing.adapters.invoice_pdf import render_invoice_pdf
+from services.billing.domain.access import Actor, require_account_role, require_trusted
 from services.billing.domain.gateway import PaymentGateway
 from services.billing.domain.invoice import local_date
 from services.billing.domain.model import Address
 from shared.clock import Clock
 from shared.db import Database
-from shared.errors import InvalidInput, NotAllowed
+from shared.errors import InvalidInput
 from shared.grpc.interceptors import metadata_value
 from tenure.billing.v1 import billing_pb2 as pb
 from tenure.billing.v1 import billing_pb2_grpc
@@ -50,9 +51,40 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             list(repo.attachments(session, invoice_id=row.invoice_id)),
         )
 
+    # --- who may call ---
+
+    @staticmethod
+    def _actor(context) -> Actor:
+        return Actor(metadata_value(context, "x-actor-email"), metadata_value(context, "x-actor-role"))
+
+    def _trusted(self, context, action: str) -> None:
+        require_trusted(self._actor(context), action)
+
+    def _on_account(self, context, account_id: str, action: str, payers_may: bool = False) -> None:
+        actor = self._actor(context)
+        if actor.trusted or not actor.email:
+            return
+        with self.db.read() as s:
+            prof = repo.profile(s, account_id)
+            payers = [p.email for p in repo.payers(s, account_id)] if payers_may else []
+        if prof is None or not prof.buyer_email:
+            return  # nobody owns the account yet: the first profile names the buyer
+        require_account_role(
+            actor, buyer_email=prof.buyer_email, payer_emails=payers, payers_may=payers_may, action=action
+        )
+
+    def _on_invoice(self, context, invoice_id: str, action: str, payers_may: bool = True) -> None:
+        actor = self._actor(context)
+        if actor.trusted or not actor.email:
+            return
+        with self.db.read() as s:
+            account_id = repo.invoice(s, invoice_id).account_id
+        self._on_account(context, account_id, action, payers_may)
+
     # --- profiles ---
 
     def UpsertBillingProfile(self, request, context):
+        self._on_account(context, request.account_id, "change the billing profile")
         a = request.address
         cmd = handlers.ProfileInput(
             account_id=request.account_id,
@@ -72,12 +104,15 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return self.db.run_idempotent("UpsertBillingProfile", request, pb.UpsertBillingProfileResponse, work)
 
     def GetBillingProfile(self, request, context):
+        self._on_account(context, request.account_id, "see the billing profile", payers_may=True)
         with self.db.read() as s:
             return pb.GetBillingProfileResponse(
                 profile=codec.profile(repo.require_profile(s, request.account_id))
             )
 
     def MarkPrepayOnly(self, request, context):
+        self._trusted(context, "marking an account prepay-only")
+
         def work(uow):
             row = handlers.mark_prepay_only(uow, request.account_id, request.reason)
             return pb.MarkPrepayOnlyResponse(profile=codec.profile(row))
@@ -87,6 +122,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     # --- payment methods ---
 
     def AddPaymentMethod(self, request, context):
+        self._on_account(context, request.account_id, "add payment methods")
         method = _method(request.type)
 
         def work(uow):
@@ -98,11 +134,14 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return self.db.run_idempotent("AddPaymentMethod", request, pb.AddPaymentMethodResponse, work)
 
     def ListPaymentMethods(self, request, context):
+        self._on_account(context, request.account_id, "see payment methods")
         with self.db.read() as s:
             rows = repo.payment_methods(s, request.account_id)
             return pb.ListPaymentMethodsResponse(payment_methods=[codec.payment_method(r) for r in rows])
 
     def RemovePaymentMethod(self, request, context):
+        self._on_account(context, request.account_id, "remove payment methods")
+
         def work(uow):
             row = handlers.remove_payment_method(uow, request.account_id, request.payment_method_id)
             return pb.RemovePaymentMethodResponse(payment_method=codec.payment_method(row))
@@ -125,6 +164,8 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     # --- payers ---
 
     def AddPayer(self, request, context):
+        self._on_account(context, request.account_id, "name payers")
+
         def work(uow):
             row = handlers.add_payer(uow, request.account_id, request.email, request.name, request.language)
             return pb.AddPayerResponse(payer=codec.payer(row))
@@ -132,6 +173,8 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return self.db.run_idempotent("AddPayer", request, pb.AddPayerResponse, work)
 
     def RemovePayer(self, request, context):
+        self._on_account(context, request.account_id, "remove payers")
+
         def work(uow):
             return pb.RemovePayerResponse(
                 payer=codec.payer(handlers.remove_payer(uow, request.account_id, request.email))
@@ -140,6 +183,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return self.db.run_idempotent("RemovePayer", request, pb.RemovePayerResponse, work)
 
     def ListPayers(self, request, context):
+        self._on_account(context, request.account_id, "see payers", payers_may=True)
         with self.db.read() as s:
             return pb.ListPayersResponse(payers=[codec.payer(p) for p in repo.payers(s, request.account_id)])
 
@@ -180,6 +224,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     # --- invoices ---
 
     def CreateInvoice(self, request, context):
+        self._trusted(context, "issuing an order's invoice")
         if not request.request_id:
             raise InvalidInput(
                 "request_id is required: it keeps a retried order from charging twice", field="request_id"
@@ -221,10 +266,12 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return self.db.run_idempotent("CreateInvoice", request, pb.CreateInvoiceResponse, work)
 
     def GetInvoice(self, request, context):
+        self._on_invoice(context, request.invoice_id, "see invoices")
         with self.db.read() as s:
             return pb.GetInvoiceResponse(invoice=self._invoice(s, repo.invoice(s, request.invoice_id)))
 
     def ListInvoices(self, request, context):
+        self._on_account(context, request.account_id, "see invoices", payers_may=True)
         if not request.account_id:
             raise InvalidInput("account_id is required", field="account_id")
         status = _enum(codec.STATUS_FROM_PB, request.status, "status")
@@ -239,6 +286,8 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             )
 
     def PayInvoice(self, request, context):
+        self._on_invoice(context, request.invoice_id, "pay invoices")
+
         def work(uow):
             row, payment = handlers.pay_invoice(
                 uow, self.gateway, request.request_id, request.invoice_id, request.payment_method_id
@@ -254,6 +303,8 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return self.db.run_idempotent("PayInvoice", request, pb.PayInvoiceResponse, work)
 
     def VoidInvoice(self, request, context):
+        self._trusted(context, "voiding an invoice")
+
         def work(uow):
             row = handlers.void_invoice(uow, request.invoice_id)
             return pb.VoidInvoiceResponse(invoice=self._invoice(uow.session, row))
@@ -262,6 +313,13 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
 
     def UpdateInvoiceDetails(self, request, context):
         target = request.WhichOneof("target")
+        if target == "invoice_id":
+            self._on_invoice(context, request.invoice_id, "edit invoice details", payers_may=False)
+        elif target == "subscription_id" and not self._actor(context).trusted and self._actor(context).email:
+            with self.db.read() as s:
+                latest = repo.list_invoices_of_subscription(s, request.subscription_id)
+            if latest is not None:
+                self._on_account(context, latest.account_id, "edit invoice details")
         cmd = handlers.DetailsUpdate(
             invoice_id=request.invoice_id if target == "invoice_id" else "",
             subscription_id=request.subscription_id if target == "subscription_id" else "",
@@ -283,6 +341,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return self.db.run_idempotent("UpdateInvoiceDetails", request, pb.UpdateInvoiceDetailsResponse, work)
 
     def GetInvoicePdf(self, request, context):
+        self._on_invoice(context, request.invoice_id, "see invoices")
         with self.db.read() as s:
             doc = handlers.invoice_document(s, request.invoice_id, self.policy)
         return pb.GetInvoicePdfResponse(pdf=render_invoice_pdf(doc), filename=f"{doc.invoice_number}.pdf")
@@ -297,6 +356,8 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             return pb.ListInstallmentsResponse(installments=[codec.installment(r) for r in rows])
 
     def CancelInstallments(self, request, context):
+        self._trusted(context, "cancelling installments")
+
         def work(uow):
             return pb.CancelInstallmentsResponse(
                 cancelled=handlers.cancel_installments(uow, request.subscription_id)
@@ -307,6 +368,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     # --- credit notes and balance ---
 
     def IssueCreditNote(self, request, context):
+        self._trusted(context, "issuing a credit note")
         if not request.request_id:
             raise InvalidInput(
                 "request_id is required: it keeps a retried refund from paying twice", field="request_id"
@@ -325,6 +387,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return self.db.run_idempotent("IssueCreditNote", request, pb.IssueCreditNoteResponse, work)
 
     def ListCreditNotes(self, request, context):
+        self._on_account(context, request.account_id, "see credit notes", payers_may=True)
         if not request.account_id:
             raise InvalidInput("account_id is required", field="account_id")
         size, offset = repo.decode_page(request.page_size, request.page_token)
@@ -336,6 +399,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             )
 
     def GetBalance(self, request, context):
+        self._on_account(context, request.account_id, "see the balance", payers_may=True)
         with self.db.read() as s:
             wanted, all_ = handlers.get_balance(
                 s, request.account_id, request.currency_code, self.clock.now()
@@ -345,8 +409,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     # --- sweep ---
 
     def RunBillingSweep(self, request, context):
-        if metadata_value(context, "x-actor-role") != "operator":
-            raise NotAllowed("running the billing sweep is an operator action", reason="PERMISSION_DENIED")
+        self._trusted(context, "running the billing sweep")
         as_of = (
             request.as_of_time.ToDatetime(tzinfo=UTC) if request.HasField("as_of_time") else self.clock.now()
         )

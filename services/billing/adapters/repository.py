@@ -91,6 +91,17 @@ def invoice_by_request(session: Session, request_id: str) -> InvoiceRow | None:
     return session.scalars(select(InvoiceRow).where(InvoiceRow.request_id == request_id)).first()
 
 
+def list_invoices_of_subscription(session: Session, subscription_id: str) -> InvoiceRow | None:
+    """The latest invoice of a subscription (it names the subscription's account)."""
+    stmt = (
+        select(InvoiceRow)
+        .where(InvoiceRow.subscription_id == subscription_id)
+        .order_by(InvoiceRow.issue_time.desc())
+        .limit(1)
+    )
+    return session.scalars(stmt).first()
+
+
 def lines(session: Session, invoice_id: str) -> Sequence[InvoiceLineRow]:
     stmt = (
         select(InvoiceLineRow)

@@ -16,6 +16,7 @@ from tenure.billing.v1 import billing_pb2_grpc
 from tenure.common.v1 import common_pb2
 
 OPERATOR = [("x-actor-role", "operator")]
+SERVICE = [("x-actor-role", "service")]
 
 
 class Billing:
@@ -31,6 +32,7 @@ class Billing:
 
         def call(request, **kw):
             kw.setdefault("timeout", 20)
+            kw.setdefault("metadata", SERVICE)
             return method(request, **kw)
 
         return call
@@ -70,6 +72,7 @@ class Billing:
         )
         if "line_amount" in kw:
             line.amount.CopyFrom(to_proto(Decimal(kw.pop("line_amount")), currency))
+        call_kw = {"metadata": kw.pop("metadata")} if "metadata" in kw else {}
         return self.CreateInvoice(
             pb.CreateInvoiceRequest(
                 account_id=account,
@@ -78,7 +81,8 @@ class Billing:
                 lines=[line],
                 payment_method_id=pm.payment_method_id,
                 **kw,
-            )
+            ),
+            **call_kw,
         )
 
     def sweep(self, when):

@@ -198,7 +198,9 @@ def test_three_year_term_is_invoiced_in_three_installments_by_the_sweep(billing,
     assert sorted(i.installment_sequence for i in invoices) == [1, 2, 3]
     assert sum(dec(i.subtotal) for i in invoices) == Decimal("2358.00")
     with pytest.raises(grpc.RpcError) as e:
-        billing.RunBillingSweep(pb.RunBillingSweepRequest())
+        billing.RunBillingSweep(
+            pb.RunBillingSweepRequest(), metadata=[("x-actor-email", "buyer@acct-3y.example")]
+        )
     assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
@@ -406,3 +408,39 @@ def test_installment_invoices_are_dated_when_the_sweep_issues_them(billing, cloc
     assert second.issue_date == day(date(2026, 3, 1)) and second.due_date == day(date(2026, 3, 31))
     assert second.kind == pb.INVOICE_KIND_INSTALLMENT and second.installment_sequence == 2
     assert (dec(second.subtotal), dec(second.tax)) == (Decimal("436.66"), Decimal("109.17"))
+
+
+def test_buyer_payers_and_others(billing):
+    billing.profile(email="kari@fjordbygg.no")
+    billing.AddPayer(pb.AddPayerRequest(account_id="acct-1", email="ap@fjordbygg.no"))
+    inv = billing.create_invoice(billing.invoice_method(), quote=True).invoice
+
+    def who(email):
+        return [("x-actor-email", email)]
+
+    # The buyer names payers; a payer sees and pays invoices but cannot name payers; an admin sees nothing.
+    billing.AddPayer(
+        pb.AddPayerRequest(account_id="acct-1", email="ap2@fjordbygg.no"), metadata=who("kari@fjordbygg.no")
+    )
+    with pytest.raises(grpc.RpcError) as e:
+        billing.AddPayer(
+            pb.AddPayerRequest(account_id="acct-1", email="x@fjordbygg.no"), metadata=who("ap@fjordbygg.no")
+        )
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    got = billing.GetInvoice(pb.GetInvoiceRequest(invoice_id=inv.invoice_id), metadata=who("ap@fjordbygg.no"))
+    assert got.invoice.invoice_number == inv.invoice_number
+    with pytest.raises(grpc.RpcError) as e:
+        billing.GetInvoicePdf(
+            pb.GetInvoicePdfRequest(invoice_id=inv.invoice_id), metadata=who("admin@fjordbygg.no")
+        )
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    # Issuing invoices and credit notes is for the services and operators.
+    with pytest.raises(grpc.RpcError) as e:
+        billing.create_invoice(billing.card(), metadata=who("kari@fjordbygg.no"))
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.RpcError) as e:
+        billing.IssueCreditNote(
+            pb.IssueCreditNoteRequest(request_id="c", invoice_id=inv.invoice_id), metadata=[]
+        )
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert len(billing.ListInvoices(pb.ListInvoicesRequest(account_id="acct-1")).invoices) == 1
