@@ -290,9 +290,14 @@ class UnitOfWork:
             )
         )
 
-    def for_update(self, stmt):
-        """Add FOR UPDATE SKIP LOCKED on PostgreSQL (SQLite's write lock already serializes)."""
-        return stmt.with_for_update(skip_locked=True) if self.db.is_postgres else stmt
+    def for_update(self, stmt, *, skip_locked: bool = True):
+        """Lock the selected rows on PostgreSQL (SQLite's write lock already serializes writers).
+
+        Sweeps keep the default SKIP LOCKED, so replicas split the due rows; a command that must wait
+        for one row passes `skip_locked=False`."""
+        if not self.db.is_postgres:
+            return stmt
+        return stmt.with_for_update(skip_locked=skip_locked)
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
