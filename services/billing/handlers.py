@@ -444,11 +444,10 @@ def create_invoice(uow: UnitOfWork, gateway: PaymentGateway, policy: Policy, cmd
         lines = _installment_lines(cmd.lines, schedule[0], len(schedule), currency, decision)
         installment_key = _installment_key(cmd.subscription_id, schedule[0].due_date, 1)
 
-    invoice_id = new_id("inv")
-    row = _new_invoice(
+    row, payment = _issue(
         uow,
+        gateway,
         policy,
-        invoice_id=invoice_id,
         request_id=request_id,
         installment_key=installment_key,
         account_id=account_id,
@@ -462,8 +461,9 @@ def create_invoice(uow: UnitOfWork, gateway: PaymentGateway, policy: Policy, cmd
         method=method,
         tz=tz,
         installment_sequence=1 if schedule else 0,
+        idempotency_key=f"{request_id}:charge",
     )
-    payment = _charge_new_invoice(uow, gateway, row, method, idempotency_key=f"{request_id}:charge")
+    invoice_id = row.invoice_id
     rows: list[InstallmentRow] = []
     for item in schedule:
         share_lines = [
@@ -533,11 +533,11 @@ def _installment_lines(
     return price_lines(shares, currency, decision)
 
 
-def _new_invoice(
+def _issue(
     uow: UnitOfWork,
+    gateway: PaymentGateway,
     policy: Policy,
     *,
-    invoice_id: str,
     request_id: str | None,
     installment_key: str | None,
     account_id: str,
@@ -551,8 +551,15 @@ def _new_invoice(
     method: PaymentMethodRow | None,
     tz: str,
     installment_sequence: int,
+    idempotency_key: str,
     issue_time: datetime | None = None,
-) -> InvoiceRow:
+) -> tuple[InvoiceRow, PaymentRow]:
+    """Build an invoice, charge card or PayPal, then number and store it and publish its events.
+
+    The gateway is called before the number is taken, so the counter row is locked only for the short
+    rest of the transaction, never across a charge. A rollback after the charge is safe: the retry
+    charges with the same idempotency key, which the gateway answers with the same charge.
+    """
     now = issue_time or uow.now
     issue_day = local_date(now, tz)
     t = totals(lines)
@@ -560,6 +567,7 @@ def _new_invoice(
         raise InvalidInput(
             "the invoice total would be negative", field="lines", reason="INVOICE_TOTAL_NEGATIVE"
         )
+    invoice_id = new_id("inv")
     payer_list = [
         {"email": p.email, "name": p.name, "language": p.language}
         for p in repo.payers(uow.session, account_id)
@@ -602,6 +610,35 @@ def _new_invoice(
         tax_id=prof.tax_id,
         payers_json=json.dumps(payer_list),
     )
+    payment = PaymentRow(
+        payment_id=new_id("pay"),
+        invoice_id=invoice_id,
+        status=PaymentStatus.PENDING.value,
+        amount=row.total,
+        currency=currency,
+        payment_method_id=method.payment_method_id if method else "",
+        create_time=now,
+    )
+    if row.total == 0:
+        payment.status = PaymentStatus.NOT_REQUIRED.value
+    elif method is None or method.removed:
+        payment.status = PaymentStatus.DECLINED.value
+        payment.decline_reason = "payment_method_unavailable"
+    elif method.type in (MethodType.CARD.value, MethodType.PAYPAL.value):
+        result = gateway.charge(method.token, row.total, currency, idempotency_key=idempotency_key)
+        if result.succeeded:
+            payment.status = PaymentStatus.SUCCEEDED.value
+            payment.charge_id = result.charge_id
+        else:
+            payment.status = PaymentStatus.DECLINED.value
+            payment.decline_reason = result.decline_reason
+    paid = payment.status in (PaymentStatus.SUCCEEDED.value, PaymentStatus.NOT_REQUIRED.value)
+    if paid:
+        state = _state(row).pay(row.total, now)
+        row.status, row.amount_paid, row.paid_time = state.status.value, state.amount_paid, now
+    elif payment.status == PaymentStatus.DECLINED.value:
+        row.decline_reason = payment.decline_reason
+
     for pos, ln in enumerate(lines):
         uow.session.add(
             InvoiceLineRow(
@@ -626,52 +663,14 @@ def _new_invoice(
     # The number is taken last: the counter row stays locked only for the rest of this transaction.
     row.invoice_number = repo.next_number(uow, INVOICE_SERIES, issue_day.year)
     uow.session.add(row)
-    uow.session.flush()
-
-    events.invoice_issued(uow, row)
-    return row
-
-
-def _charge_new_invoice(
-    uow: UnitOfWork,
-    gateway: PaymentGateway,
-    row: InvoiceRow,
-    method: PaymentMethodRow | None,
-    idempotency_key: str,
-    when: datetime | None = None,
-) -> PaymentRow:
-    now = when or uow.now
-    payment = PaymentRow(
-        payment_id=new_id("pay"),
-        invoice_id=row.invoice_id,
-        status=PaymentStatus.PENDING.value,
-        amount=row.total,
-        currency=row.currency,
-        payment_method_id=method.payment_method_id if method else "",
-        create_time=now,
-    )
-    if row.total == 0:
-        payment.status = PaymentStatus.NOT_REQUIRED.value
-        _mark_paid(uow, row, Decimal(0), now)
-    elif method is None or method.removed:
-        payment.status = PaymentStatus.DECLINED.value
-        payment.decline_reason = "payment_method_unavailable"
-    elif method.type in (MethodType.CARD.value, MethodType.PAYPAL.value):
-        result = gateway.charge(method.token, row.total, row.currency, idempotency_key=idempotency_key)
-        if result.succeeded:
-            payment.status = PaymentStatus.SUCCEEDED.value
-            payment.charge_id = result.charge_id
-            _mark_paid(uow, row, row.total, now)
-        else:
-            payment.status = PaymentStatus.DECLINED.value
-            payment.decline_reason = result.decline_reason
     uow.session.add(payment)
-    if payment.status == PaymentStatus.DECLINED.value:
-        row.decline_reason = payment.decline_reason
-        uow.session.flush()
-        events.payment_failed(uow, row, payment.decline_reason)
     uow.session.flush()
-    return payment
+    events.invoice_issued(uow, row)
+    if paid:
+        events.invoice_paid(uow, row)
+    elif payment.status == PaymentStatus.DECLINED.value:
+        events.payment_failed(uow, row, payment.decline_reason)
+    return row, payment
 
 
 def _mark_paid(uow: UnitOfWork, row: InvoiceRow, amount: Decimal, when: datetime) -> None:
@@ -1080,11 +1079,10 @@ def _issue_installment(
         for d in json.loads(ins.lines_json)
     ]
     lines = price_lines(inputs, ins.currency, decision)
-    invoice_id = new_id("inv")
-    row = _new_invoice(
+    row, payment = _issue(
         uow,
+        gateway,
         policy,
-        invoice_id=invoice_id,
         request_id=None,
         installment_key=key,
         account_id=ins.account_id,
@@ -1098,10 +1096,12 @@ def _issue_installment(
         method=method,
         tz=ins.time_zone,
         installment_sequence=ins.sequence,
+        idempotency_key=f"installment:{key}",
         issue_time=as_of,
     )
-    ins.status = InstallmentStatus.INVOICED.value
-    ins.invoice_id = invoice_id
+    ins.invoice_id = row.invoice_id
+    ins.status = (
+        InstallmentStatus.PAID if row.status == InvoiceStatus.PAID.value else InstallmentStatus.INVOICED
+    ).value
     uow.session.flush()
-    payment = _charge_new_invoice(uow, gateway, row, method, idempotency_key=f"installment:{key}", when=as_of)
     return PaymentStatus(payment.status)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC
+
+from sqlalchemy import text
 
 from services.billing import codec, handlers
 from services.billing.adapters import repository as repo
@@ -50,6 +53,26 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             list(repo.lines(session, row.invoice_id)),
             list(repo.attachments(session, invoice_id=row.invoice_id)),
         )
+
+    def _idempotent(self, method: str, request, response_cls, fn):
+        """`Database.run_idempotent`, and on PostgreSQL concurrent repeats of one request id queue behind
+        the first (a transaction-scoped advisory lock) and then replay its response, so a retry racing the
+        original never charges or refunds a second time."""
+        request_id = getattr(request, "request_id", "")
+        if not request_id or not self.db.is_postgres:
+            return self.db.run_idempotent(method, request, response_cls, fn)
+        fingerprint = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+
+        def queued(uow):
+            uow.session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"idem:{method}:{request_id}"}
+            )
+            previous = uow.replay(method, request_id, fingerprint, response_cls)
+            if previous is not None:
+                return previous  # storing it again conflicts, and run_idempotent then replays it
+            return fn(uow)
+
+        return self.db.run_idempotent(method, request, response_cls, queued)
 
     # --- who may call ---
 
@@ -101,7 +124,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         def work(uow):
             return pb.UpsertBillingProfileResponse(profile=codec.profile(handlers.upsert_profile(uow, cmd)))
 
-        return self.db.run_idempotent("UpsertBillingProfile", request, pb.UpsertBillingProfileResponse, work)
+        return self._idempotent("UpsertBillingProfile", request, pb.UpsertBillingProfileResponse, work)
 
     def GetBillingProfile(self, request, context):
         self._on_account(context, request.account_id, "see the billing profile", payers_may=True)
@@ -117,7 +140,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             row = handlers.mark_prepay_only(uow, request.account_id, request.reason)
             return pb.MarkPrepayOnlyResponse(profile=codec.profile(row))
 
-        return self.db.run_idempotent("MarkPrepayOnly", request, pb.MarkPrepayOnlyResponse, work)
+        return self._idempotent("MarkPrepayOnly", request, pb.MarkPrepayOnlyResponse, work)
 
     # --- payment methods ---
 
@@ -131,7 +154,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             )
             return pb.AddPaymentMethodResponse(payment_method=codec.payment_method(row))
 
-        return self.db.run_idempotent("AddPaymentMethod", request, pb.AddPaymentMethodResponse, work)
+        return self._idempotent("AddPaymentMethod", request, pb.AddPaymentMethodResponse, work)
 
     def ListPaymentMethods(self, request, context):
         self._on_account(context, request.account_id, "see payment methods")
@@ -146,7 +169,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             row = handlers.remove_payment_method(uow, request.account_id, request.payment_method_id)
             return pb.RemovePaymentMethodResponse(payment_method=codec.payment_method(row))
 
-        return self.db.run_idempotent("RemovePaymentMethod", request, pb.RemovePaymentMethodResponse, work)
+        return self._idempotent("RemovePaymentMethod", request, pb.RemovePaymentMethodResponse, work)
 
     def CheckPaymentMethod(self, request, context):
         method = _method(request.type)
@@ -170,7 +193,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             row = handlers.add_payer(uow, request.account_id, request.email, request.name, request.language)
             return pb.AddPayerResponse(payer=codec.payer(row))
 
-        return self.db.run_idempotent("AddPayer", request, pb.AddPayerResponse, work)
+        return self._idempotent("AddPayer", request, pb.AddPayerResponse, work)
 
     def RemovePayer(self, request, context):
         self._on_account(context, request.account_id, "remove payers")
@@ -180,7 +203,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
                 payer=codec.payer(handlers.remove_payer(uow, request.account_id, request.email))
             )
 
-        return self.db.run_idempotent("RemovePayer", request, pb.RemovePayerResponse, work)
+        return self._idempotent("RemovePayer", request, pb.RemovePayerResponse, work)
 
     def ListPayers(self, request, context):
         self._on_account(context, request.account_id, "see payers", payers_may=True)
@@ -263,7 +286,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
                 installments=[codec.installment(i) for i in issued.installments],
             )
 
-        return self.db.run_idempotent("CreateInvoice", request, pb.CreateInvoiceResponse, work)
+        return self._idempotent("CreateInvoice", request, pb.CreateInvoiceResponse, work)
 
     def GetInvoice(self, request, context):
         self._on_invoice(context, request.invoice_id, "see invoices")
@@ -300,7 +323,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             raise InvalidInput(
                 "request_id is required: it keeps a retried payment from charging twice", field="request_id"
             )
-        return self.db.run_idempotent("PayInvoice", request, pb.PayInvoiceResponse, work)
+        return self._idempotent("PayInvoice", request, pb.PayInvoiceResponse, work)
 
     def VoidInvoice(self, request, context):
         self._trusted(context, "voiding an invoice")
@@ -309,7 +332,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             row = handlers.void_invoice(uow, request.invoice_id)
             return pb.VoidInvoiceResponse(invoice=self._invoice(uow.session, row))
 
-        return self.db.run_idempotent("VoidInvoice", request, pb.VoidInvoiceResponse, work)
+        return self._idempotent("VoidInvoice", request, pb.VoidInvoiceResponse, work)
 
     def UpdateInvoiceDetails(self, request, context):
         target = request.WhichOneof("target")
@@ -338,7 +361,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
                 invoice=self._invoice(uow.session, inv) if inv is not None else None, details=details
             )
 
-        return self.db.run_idempotent("UpdateInvoiceDetails", request, pb.UpdateInvoiceDetailsResponse, work)
+        return self._idempotent("UpdateInvoiceDetails", request, pb.UpdateInvoiceDetailsResponse, work)
 
     def GetInvoicePdf(self, request, context):
         self._on_invoice(context, request.invoice_id, "see invoices")
@@ -363,7 +386,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
                 cancelled=handlers.cancel_installments(uow, request.subscription_id)
             )
 
-        return self.db.run_idempotent("CancelInstallments", request, pb.CancelInstallmentsResponse, work)
+        return self._idempotent("CancelInstallments", request, pb.CancelInstallmentsResponse, work)
 
     # --- credit notes and balance ---
 
@@ -384,7 +407,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             )
             return pb.IssueCreditNoteResponse(credit_note=codec.credit_note(note))
 
-        return self.db.run_idempotent("IssueCreditNote", request, pb.IssueCreditNoteResponse, work)
+        return self._idempotent("IssueCreditNote", request, pb.IssueCreditNoteResponse, work)
 
     def ListCreditNotes(self, request, context):
         self._on_account(context, request.account_id, "see credit notes", payers_may=True)
