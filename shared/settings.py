@@ -84,6 +84,10 @@ class EntitlementSettings(ServiceSettings):
     database_url: str = "sqlite:///var/entitlement.db"
     #: consumers of entitlement events
     event_subscribers: str = "127.0.0.1:50054"
+    #: seconds a user's cached seats may serve CheckAccess before a reload (a safety net; changes invalidate at once)
+    access_cache_ttl_seconds: float = 300.0
+    #: seconds between reads of changes made by other processes on the same database
+    access_change_poll_seconds: float = 0.5
 
 
 class NotificationSettings(ServiceSettings):
@@ -115,6 +119,8 @@ class NotificationSettings(ServiceSettings):
     delivery_interval_seconds: float = 1.0
     #: longest back-off between SMTP attempts for one e-mail
     delivery_max_backoff_seconds: float = 300.0
+    #: account portal link shown in e-mails
+    portal_url: str = "https://manage.tenure.example"
 
 
 SETTINGS = {

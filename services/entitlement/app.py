@@ -17,8 +17,6 @@ from tenure.entitlement.v1 import entitlement_pb2, entitlement_pb2_grpc
 
 # Seconds between polls of `access_change` (other processes' seat changes) and the longest a
 # cached user's seats are served without a reload (a safety net; changes invalidate at once).
-ACCESS_CHANGE_POLL_SECONDS = 0.5
-CACHE_TTL_SECONDS = 300.0
 
 
 class SubscriptionEventHandlers(dict):
@@ -48,7 +46,7 @@ def create(settings: EntitlementSettings, clock: Clock) -> ServiceApp:
         with db.read() as s:
             return repo.grants_of_user(s, user_email)
 
-    cache = AccessCache(load, ttl=CACHE_TTL_SECONDS)
+    cache = AccessCache(load, ttl=settings.access_cache_ttl_seconds)
     servicer = EntitlementServicer(db, clock, cache)
     app.add_servicer(
         entitlement_pb2_grpc.add_EntitlementServiceServicer_to_server,
@@ -58,7 +56,7 @@ def create(settings: EntitlementSettings, clock: Clock) -> ServiceApp:
     )
     app.add_event_sink(SubscriptionEventHandlers(cache))
     feed = AccessChangeFeed(db, cache)
-    app.every("access-changes", ACCESS_CHANGE_POLL_SECONDS, feed.poll)
+    app.every("access-changes", settings.access_change_poll_seconds, feed.poll)
     app.access_cache = cache
     app.access_feed = feed
     return app

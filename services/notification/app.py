@@ -51,7 +51,7 @@ def create(settings: NotificationSettings, clock: Clock) -> ServiceApp:
         mailer=make_mailer(settings),
         sender=settings.mail_from,
         retry=retry_policy(settings),
-        portal_url=getattr(settings, "portal_url", ""),
+        portal_url=settings.portal_url,
     )
     app.add_servicer(
         notification_pb2_grpc.add_NotificationServiceServicer_to_server,

@@ -61,17 +61,18 @@ class ServerInterceptor(grpc.ServerInterceptor):
                 context.abort_with_status(internal_status(request_id))
                 raise AssertionError("unreachable") from exc
             finally:
-                log.info(
-                    json.dumps(
-                        {
-                            "service": service,
-                            "method": method,
-                            "code": code.name,
-                            "ms": round((time.perf_counter() - start) * 1000, 2),
-                            "request_id": request_id,
-                        }
+                if log.isEnabledFor(logging.INFO):
+                    log.info(
+                        json.dumps(
+                            {
+                                "service": service,
+                                "method": method,
+                                "code": code.name,
+                                "ms": round((time.perf_counter() - start) * 1000, 2),
+                                "request_id": request_id,
+                            }
+                        )
                     )
-                )
 
         return grpc.unary_unary_rpc_method_handler(
             wrapper,
