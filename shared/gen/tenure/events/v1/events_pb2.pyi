@@ -243,6 +243,7 @@ class SubscriptionSnapshot(_message.Message):
     TIME_ZONE_FIELD_NUMBER: _builtins.int
     ACCESS_UNTIL_TIME_FIELD_NUMBER: _builtins.int
     RENEWAL_SEATS_FIELD_NUMBER: _builtins.int
+    INCLUDED_PRODUCT_CODES_FIELD_NUMBER: _builtins.int
     subscription_id: _builtins.str
     """Subscription id."""
     account_id: _builtins.str
@@ -303,6 +304,10 @@ class SubscriptionSnapshot(_message.Message):
     def access_until_time(self) -> _timestamp_pb2.Timestamp:
         """When set, access ends at this instant regardless of stage (the old side of an upgrade)."""
 
+    @_builtins.property
+    def included_product_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Products a seat on this subscription also grants (the members of a collection; empty otherwise)."""
+
     def __init__(
         self,
         *,
@@ -329,10 +334,11 @@ class SubscriptionSnapshot(_message.Message):
         time_zone: _builtins.str = ...,
         access_until_time: _timestamp_pb2.Timestamp | None = ...,
         renewal_seats: _builtins.int = ...,
+        included_product_codes: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["access_until_time", b"access_until_time", "current_period_start_date", b"current_period_start_date", "expiry_date", b"expiry_date", "expiry_time", b"expiry_time", "renewal_date", b"renewal_date", "renewal_time", b"renewal_time", "unit_price", b"unit_price"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_until_time", b"access_until_time", "account_id", b"account_id", "auto_renew", b"auto_renew", "buyer_email", b"buyer_email", "buyer_language", b"buyer_language", "buyer_name", b"buyer_name", "channel", b"channel", "current_period_start_date", b"current_period_start_date", "expiry_date", b"expiry_date", "expiry_time", b"expiry_time", "plan", b"plan", "product_code", b"product_code", "product_name", b"product_name", "renewal_date", b"renewal_date", "renewal_seats", b"renewal_seats", "renewal_time", b"renewal_time", "seats", b"seats", "shutoff_policy", b"shutoff_policy", "stage", b"stage", "subscription_id", b"subscription_id", "term", b"term", "time_zone", b"time_zone", "unit_price", b"unit_price"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_until_time", b"access_until_time", "account_id", b"account_id", "auto_renew", b"auto_renew", "buyer_email", b"buyer_email", "buyer_language", b"buyer_language", "buyer_name", b"buyer_name", "channel", b"channel", "current_period_start_date", b"current_period_start_date", "expiry_date", b"expiry_date", "expiry_time", b"expiry_time", "included_product_codes", b"included_product_codes", "plan", b"plan", "product_code", b"product_code", "product_name", b"product_name", "renewal_date", b"renewal_date", "renewal_seats", b"renewal_seats", "renewal_time", b"renewal_time", "seats", b"seats", "shutoff_policy", b"shutoff_policy", "stage", b"stage", "subscription_id", b"subscription_id", "term", b"term", "time_zone", b"time_zone", "unit_price", b"unit_price"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -583,8 +589,12 @@ class SubscriptionUpgraded(_message.Message):
     ORDER_NUMBER_FIELD_NUMBER: _builtins.int
     CREDIT_FIELD_NUMBER: _builtins.int
     OLD_ACCESS_UNTIL_TIME_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
     order_number: _builtins.str
     """Order number of the upgrade."""
+    invoice_id: _builtins.str
+    """Invoice of the upgrade order."""
     @_builtins.property
     def old_subscription(self) -> Global___SubscriptionSnapshot:
         """The old subscription (its access_until_time is set)."""
@@ -601,6 +611,10 @@ class SubscriptionUpgraded(_message.Message):
     def old_access_until_time(self) -> _timestamp_pb2.Timestamp:
         """When the old product's access ends."""
 
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """Total of the upgrade order including tax (after the credit)."""
+
     def __init__(
         self,
         *,
@@ -609,10 +623,12 @@ class SubscriptionUpgraded(_message.Message):
         order_number: _builtins.str = ...,
         credit: _money_pb2.Money | None = ...,
         old_access_until_time: _timestamp_pb2.Timestamp | None = ...,
+        amount: _money_pb2.Money | None = ...,
+        invoice_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["credit", b"credit", "new_subscription", b"new_subscription", "old_access_until_time", b"old_access_until_time", "old_subscription", b"old_subscription"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "credit", b"credit", "new_subscription", b"new_subscription", "old_access_until_time", b"old_access_until_time", "old_subscription", b"old_subscription"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["credit", b"credit", "new_subscription", b"new_subscription", "old_access_until_time", b"old_access_until_time", "old_subscription", b"old_subscription", "order_number", b"order_number"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "credit", b"credit", "invoice_id", b"invoice_id", "new_subscription", b"new_subscription", "old_access_until_time", b"old_access_until_time", "old_subscription", b"old_subscription", "order_number", b"order_number"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
