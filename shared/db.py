@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 from sqlalchemy import (
     BigInteger,
@@ -45,6 +44,7 @@ from sqlmodel import Session
 
 from shared.clock import Clock
 from shared.errors import Conflict, InvalidInput
+from shared.grpc.codec import timestamp
 
 M = TypeVar("M", bound=Message)
 
@@ -240,12 +240,10 @@ class UnitOfWork:
             raise ValueError("publish takes exactly one payload field")
         event_id = str(uuid.uuid4())
         now = self.now
-        ts = timestamp_pb2.Timestamp()
-        ts.FromDatetime(now)
         ev = events_pb2.Event(
             event_id=event_id,
             event_type=event_type,
-            occurred_time=ts,
+            occurred_time=timestamp(now),
             source=self.db.source,
             account_id=account_id,
             subscription_id=subscription_id,

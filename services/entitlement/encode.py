@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from google.protobuf import timestamp_pb2
+from datetime import datetime
 
 from services.entitlement.domain.model import (
     AccessLevel,
@@ -18,6 +16,7 @@ from services.entitlement.domain.model import (
 )
 from services.entitlement.domain.projection import UPGRADED, Snapshot, SubscriptionEvent
 from shared.errors import InvalidInput
+from shared.grpc.codec import time_of, timestamp
 from tenure.common.v1 import common_pb2
 from tenure.entitlement.v1 import entitlement_pb2
 from tenure.events.v1 import events_pb2
@@ -71,18 +70,13 @@ def capability_of(value: int) -> Capability:
         ) from None
 
 
-def ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    t = timestamp_pb2.Timestamp()
-    t.FromDatetime(value)
-    return t
+ts = timestamp
 
 
 def from_ts(msg, field: str) -> datetime | None:
     if not msg.HasField(field):
         return None
-    return getattr(msg, field).ToDatetime(tzinfo=UTC)
+    return time_of(getattr(msg, field))
 
 
 def capabilities_pb(matrix) -> list[entitlement_pb2.CapabilityAccess]:

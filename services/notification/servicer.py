@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from google.protobuf import timestamp_pb2
-
 from services.notification import handlers
 from services.notification.adapters.tables import AttachmentRow, NotificationRow
 from services.notification.domain.model import Kind, Role, Status
 from shared.errors import InvalidInput, NotAllowed
+from shared.grpc.codec import timestamp
 from shared.grpc.interceptors import ACTOR_ROLE, metadata_value
 from tenure.common.v1 import common_pb2
 from tenure.notification.v1 import notification_pb2 as pb
 from tenure.notification.v1 import notification_pb2_grpc as pb_grpc
 
-
-def _ts(dt) -> timestamp_pb2.Timestamp | None:
-    if dt is None:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(dt)
-    return ts
+_ts = timestamp
 
 
 def kind_of(value: int, *, required: bool) -> Kind | None:

@@ -3,23 +3,14 @@ drain the outbox. The subscription service's AdvanceClock drives these on all fo
 
 from __future__ import annotations
 
-from datetime import UTC
-
-from google.protobuf import timestamp_pb2
-
 from shared.clock import Clock
 from shared.errors import NotAllowed
+from shared.grpc.codec import time_of, timestamp
 from shared.grpc.interceptors import ACTOR_ROLE, metadata_value
 from shared.outbox import Relay
 from tenure.common.v1 import clock_pb2, clock_pb2_grpc
 
 MOVERS = {"operator", "service"}
-
-
-def timestamp(dt) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(dt)
-    return ts
 
 
 def require_operator(context, roles: set[str] = MOVERS) -> None:
@@ -40,7 +31,7 @@ class ClockServicer(clock_pb2_grpc.ClockServiceServicer):
 
     def SetTime(self, request, context):
         require_operator(context)
-        to = request.to_time.ToDatetime(tzinfo=UTC)
+        to = time_of(request.to_time)
         return clock_pb2.SetTimeResponse(now_time=timestamp(self.clock.set(to)))
 
     def DrainOutbox(self, request, context):
