@@ -444,3 +444,58 @@ def test_buyer_payers_and_others(billing):
         )
     assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert len(billing.ListInvoices(pb.ListInvoicesRequest(account_id="acct-1")).invoices) == 1
+
+
+def test_one_broken_installment_does_not_hold_back_the_others(billing, clock):
+    from sqlalchemy import update
+
+    from services.billing.adapters.tables import InstallmentRow
+
+    clock.set(datetime(2024, 10, 1, 9, 0, tzinfo=UTC))
+    billing.profile("acct-b", "US", "OR")
+    pm = billing.card("acct-b")
+    for sub in ("sub-ok", "sub-broken"):
+        billing.create_invoice(
+            pm, account="acct-b", subscription_id=sub, amount="1310.00", term=common_pb2.TERM_THREE_YEAR
+        )
+    with billing.app.db.unit_of_work() as uow:
+        uow.session.execute(
+            update(InstallmentRow)
+            .where(InstallmentRow.subscription_id == "sub-broken")
+            .values(lines_json="not json")
+        )
+    result = billing.sweep(datetime(2025, 10, 2, tzinfo=UTC))
+    assert result.issued == 1
+    broken = billing.ListInstallments(pb.ListInstallmentsRequest(subscription_id="sub-broken")).installments
+    assert [i.status for i in broken][1:] == [pb.INSTALLMENT_STATUS_SCHEDULED] * 2
+    ok = billing.ListInstallments(pb.ListInstallmentsRequest(subscription_id="sub-ok")).installments
+    assert ok[1].status == pb.INSTALLMENT_STATUS_PAID
+
+
+def test_po_documents_on_an_open_invoice_can_be_replaced(billing):
+    billing.profile()
+    inv = billing.create_invoice(billing.invoice_method(), quote=True).invoice
+    doc = pb.Attachment(filename="po.pdf", content_type="application/pdf", content=b"%PDF-1.4 a")
+    r = billing.UpdateInvoiceDetails(
+        pb.UpdateInvoiceDetailsRequest(
+            request_id="u1", invoice_id=inv.invoice_id, po_number="PO-1", attachments=[doc] * 5
+        )
+    )
+    assert len(r.invoice.attachments) == 5 and r.invoice.po_number == "PO-1"
+    with pytest.raises(grpc.RpcError) as e:
+        billing.UpdateInvoiceDetails(
+            pb.UpdateInvoiceDetailsRequest(request_id="u2", invoice_id=inv.invoice_id, attachments=[doc])
+        )
+    assert reason(e.value) == "ERROR_REASON_TOO_MANY_ATTACHMENTS"
+    first = r.invoice.attachments[0].attachment_id
+    r = billing.UpdateInvoiceDetails(
+        pb.UpdateInvoiceDetailsRequest(
+            request_id="u3",
+            invoice_id=inv.invoice_id,
+            remove_attachment_ids=[first],
+            attachments=[doc],
+            notes="n",
+        )
+    )
+    assert len(r.invoice.attachments) == 5 and first not in {a.attachment_id for a in r.invoice.attachments}
+    assert (r.invoice.po_number, r.invoice.notes) == ("PO-1", "n")
