@@ -2,6 +2,8 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.billing.domain.invoice import LineInput, price_lines, totals
 from services.billing.domain.model import Address, TaxStatus
@@ -96,3 +98,21 @@ def test_a_table_given_as_data_is_used():
     assert table.lookup("SE").rate == D("0.01")
     status = TaxStatus(Address("NO"))
     assert decide_tax(status, DAY, table).rate == D("0.5")
+
+
+@given(
+    cents=st.lists(st.integers(min_value=1, max_value=10**8), min_size=1, max_size=8),
+    country=st.sampled_from(["NO", "SE", "FR", "DE", "GB", "AU"]),
+)
+def test_invoice_tax_is_the_sum_of_per_line_half_up_taxes(cents, country):
+    decision = decide_tax(TaxStatus(Address(country)), DAY)
+    lines = price_lines([LineInput(f"l{i}", 1, D(c) / 100) for i, c in enumerate(cents)], "EUR", decision)
+    t = totals(lines)
+    for ln in lines:
+        exact = ln.amount * decision.rate
+        assert abs(ln.tax - exact) <= D("0.005")
+        assert ln.tax == ln.tax.quantize(D("0.01"))
+        if (exact * 1000) % 10 == 5 and (exact * 1000) == (exact * 1000).to_integral_value():
+            assert ln.tax > exact  # an exact half cent rounds up
+    assert t.tax == sum(ln.tax for ln in lines)
+    assert t.total == t.subtotal + t.tax
