@@ -104,6 +104,7 @@ def snapshot_of(msg: events_pb2.SubscriptionSnapshot) -> Snapshot:
         buyer_name=msg.buyer_name,
         buyer_language=msg.buyer_language,
         access_until_time=from_ts(msg, "access_until_time"),
+        included_product_codes=tuple(msg.included_product_codes),
     )
 
 

@@ -334,7 +334,7 @@ def check_access(
     product = product_code.strip()
     if not product:
         raise InvalidInput("product_code is required", field="product_code")
-    grants = [g for g in cache.grants(email) if g.product_code == product]
+    grants = [g for g in cache.grants(email) if g.covers(product)]
     return best_access(grants, capability, now)
 
 
@@ -356,7 +356,7 @@ def record_activation(uow: UnitOfWork, user_email: str, product_code: str):
     email = normalize_email(user_email, "user_email")
     product = _required(product_code, "product_code")
     now = uow.now
-    grants = [g for g in repo.grants_of_user(uow.session, email) if g.product_code == product]
+    grants = [g for g in repo.grants_of_user(uow.session, email) if g.covers(product)]
     decision = best_access(grants, Capability.PRODUCT_ACCESS, now)
     if not decision.allowed:
         raise NotAllowed(

@@ -55,6 +55,7 @@ def _view(row: SubscriptionRow) -> SubscriptionView:
         upgraded_to_subscription_id=row.upgraded_to_subscription_id,
         upgraded_from_subscription_id=row.upgraded_from_subscription_id,
         last_sequence=row.last_sequence,
+        included_product_codes=tuple(row.included_products.split()),
     )
 
 
@@ -112,6 +113,7 @@ def save_view(session: Session, view: SubscriptionView, now: datetime) -> None:
     row.upgraded_to_subscription_id = view.upgraded_to_subscription_id
     row.upgraded_from_subscription_id = view.upgraded_from_subscription_id
     row.last_sequence = view.last_sequence
+    row.included_products = " ".join(view.included_product_codes)
     row.update_time = now
     session.add(row)
 
@@ -321,6 +323,7 @@ def grants_of_user(session: Session, email: str) -> tuple[Grant, ...]:
             SubscriptionRow.access_until_time,
             SubscriptionRow.account_id,
             SubscriptionRow.product_name,
+            SubscriptionRow.included_products,
         )
         .join(AssignmentRow, AssignmentRow.subscription_id == SubscriptionRow.subscription_id)
         .where(
@@ -341,6 +344,7 @@ def grants_of_user(session: Session, email: str) -> tuple[Grant, ...]:
             access_until_time=r.access_until_time,
             account_id=r.account_id,
             product_name=r.product_name,
+            included_product_codes=tuple(r.included_products.split()),
         )
         for r in session.execute(stmt).all()
     )

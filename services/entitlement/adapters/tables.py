@@ -46,6 +46,8 @@ class SubscriptionRow(EntitlementModel, table=True):
     upgraded_to_subscription_id: str | None = Field(default=None, max_length=80)
     upgraded_from_subscription_id: str | None = Field(default=None, max_length=80)
     last_sequence: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    #: space-separated codes of the products a seat also grants (a collection's members)
+    included_products: str = Field(default="", max_length=400)
     update_time: datetime = _time()
 
 

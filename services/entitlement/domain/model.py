@@ -118,6 +118,8 @@ class SubscriptionView:
     upgraded_to_subscription_id: str | None = None
     upgraded_from_subscription_id: str | None = None
     last_sequence: int = 0
+    # products a seat also grants: the members of a collection
+    included_product_codes: tuple[str, ...] = ()
 
     def access_ended(self, now: datetime) -> bool:
         """True once the upgrade overlap of the old side is over."""
@@ -139,6 +141,11 @@ class Grant:
     access_until_time: datetime | None = None
     account_id: str = ""
     product_name: str = ""
+    included_product_codes: tuple[str, ...] = ()
+
+    def covers(self, product_code: str) -> bool:
+        """A seat grants its own product and, on a collection, every product the collection contains."""
+        return product_code == self.product_code or product_code in self.included_product_codes
 
     @classmethod
     def of(cls, view: SubscriptionView) -> Grant:
@@ -151,6 +158,7 @@ class Grant:
             access_until_time=view.access_until_time,
             account_id=view.account_id,
             product_name=view.product_name,
+            included_product_codes=view.included_product_codes,
         )
 
 

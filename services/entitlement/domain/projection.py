@@ -40,6 +40,7 @@ class Snapshot:
     buyer_name: str = ""
     buyer_language: str = ""
     access_until_time: datetime | None = None
+    included_product_codes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,7 @@ def apply_snapshot(
         buyer_email=snap.buyer_email,
         buyer_name=snap.buyer_name,
         buyer_language=snap.buyer_language or "en",
+        included_product_codes=snap.included_product_codes,
         last_sequence=max(sequence, current.last_sequence if current else 0),
     )
     if current is None:

@@ -10,6 +10,7 @@ import pytest
 
 from tenure.common.v1 import common_pb2 as c
 from tenure.entitlement.v1 import entitlement_pb2 as pb
+from tenure.events.v1 import events_pb2
 from tests.service.entitlement.conftest import Sub
 
 CAPS = [
@@ -92,6 +93,24 @@ def test_premium_support_best_level_and_no_seat(ent):
         ("sub-prem", c.STAGE_SUSPENDED),
         ("sub-std", c.STAGE_ACTIVE),
     ]
+
+
+def test_a_seat_on_a_collection_grants_the_products_it_contains(ent):
+    aec = Sub("sub-aec", "acct-9", product_code="AEC_COLLECTION")
+    snap = aec.snapshot()
+    snap.included_product_codes.extend(["ACD", "DOCS"])
+    ent.deliver(
+        "subscription.created",
+        account_id=aec.account_id,
+        subscription_id=aec.subscription_id,
+        subscription_created=events_pb2.SubscriptionCreated(subscription=snap, order_number="O-9"),
+    )
+    ent.assign(aec, "designer@example.com")
+    for product in ("AEC_COLLECTION", "ACD", "DOCS"):
+        r = ent.check("designer@example.com", product, c.CAPABILITY_PRODUCT_ACCESS)
+        assert (r.allowed, r.level, r.subscription_id) == (True, FULL, "sub-aec"), product
+    r = ent.check("designer@example.com", "ACDLT", c.CAPABILITY_PRODUCT_ACCESS)
+    assert (r.allowed, r.reason) == (False, pb.ACCESS_REASON_NO_SEAT)
 
 
 def test_upgrade_overlap_old_and_new_product(ent, clock):
