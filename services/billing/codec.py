@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
 from decimal import Decimal
-
-from google.protobuf import timestamp_pb2
-from google.type import date_pb2
 
 from services.billing.adapters.tables import (
     AttachmentRow,
@@ -31,6 +27,7 @@ from services.billing.domain.model import (
     Term,
 )
 from shared.errors import InvalidInput
+from shared.grpc.codec import date_of, date_pb, timestamp
 from shared.money import from_proto_fields, to_proto
 from tenure.billing.v1 import billing_pb2 as pb
 from tenure.common.v1 import common_pb2
@@ -91,25 +88,9 @@ CHANNEL_FROM_PB = {
 }
 
 
-def ts(dt: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if dt is None:
-        return None
-    t = timestamp_pb2.Timestamp()
-    t.FromDatetime(dt)
-    return t
-
-
-def pb_date(d: date | None) -> date_pb2.Date | None:
-    return None if d is None else date_pb2.Date(year=d.year, month=d.month, day=d.day)
-
-
-def from_pb_date(msg: date_pb2.Date, field: str) -> date | None:
-    if msg.year == 0 and msg.month == 0 and msg.day == 0:
-        return None
-    try:
-        return date(msg.year, msg.month, msg.day)
-    except ValueError:
-        raise InvalidInput("not a calendar date", field=field) from None
+ts = timestamp
+pb_date = date_pb
+from_pb_date = date_of
 
 
 def money(amount: Decimal, currency: str):

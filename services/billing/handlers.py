@@ -881,7 +881,8 @@ def cancel_installments(uow: UnitOfWork, subscription_id: str) -> int:
         InstallmentRow.subscription_id == _require(subscription_id, "subscription_id"),
         InstallmentRow.status == InstallmentStatus.SCHEDULED.value,
     )
-    rows = uow.session.scalars(uow.for_update(stmt)).all()
+    # Wait for a sweep that is invoicing one of them; once it commits, that one is no longer scheduled.
+    rows = uow.session.scalars(uow.for_update(stmt, skip_locked=False)).all()
     for r in rows:
         r.status = InstallmentStatus.CANCELLED.value
     uow.session.flush()

@@ -78,9 +78,7 @@ def invoice(session: Session, invoice_id: str) -> InvoiceRow:
 def lock_invoice(uow: UnitOfWork, invoice_id: str) -> InvoiceRow:
     """The invoice, locked for this transaction (PostgreSQL waits for other writers; SQLite's write
     lock already serializes)."""
-    stmt = select(InvoiceRow).where(InvoiceRow.invoice_id == invoice_id)
-    if uow.db.is_postgres:
-        stmt = stmt.with_for_update()
+    stmt = uow.for_update(select(InvoiceRow).where(InvoiceRow.invoice_id == invoice_id), skip_locked=False)
     row = uow.session.scalars(stmt.execution_options(populate_existing=True)).first() if invoice_id else None
     if row is None:
         raise NotFound(f"no invoice {invoice_id!r}", reason="INVOICE_NOT_FOUND")
