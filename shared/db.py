@@ -35,6 +35,7 @@ from sqlalchemy import (
     event,
     insert,
     select,
+    text,
 )
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
@@ -195,7 +196,9 @@ class Database:
 
         The stored response is written in the same transaction as the change, so a
         crash either loses both or keeps both. A request id reused with a different
-        request is refused.
+        request is refused. Concurrent repeats queue behind the first (SQLite's write
+        lock; on PostgreSQL a transaction-scoped advisory lock on the key) and then
+        replay its response, so a retry racing the original never calls out twice.
         """
         request_id = getattr(request, "request_id", "")
         if not request_id:
@@ -205,6 +208,7 @@ class Database:
         for attempt in range(3):
             try:
                 with self.unit_of_work() as uow:
+                    uow.lock_key(f"idem:{method}:{request_id}")
                     previous = uow.replay(method, request_id, fingerprint, response_cls)
                     if previous is not None:
                         return previous
@@ -287,6 +291,13 @@ class UnitOfWork:
                 create_time=self.now,
             )
         )
+
+    def lock_key(self, key: str) -> None:
+        """Hold a lock on `key` until this unit of work ends (PostgreSQL advisory lock; SQLite's
+        BEGIN IMMEDIATE already serializes every writer)."""
+        if self.db.is_postgres:
+            k = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+            self.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": k})
 
     def for_update(self, stmt, *, skip_locked: bool = True):
         """Lock the selected rows on PostgreSQL (SQLite's write lock already serializes writers).

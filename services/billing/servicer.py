@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC
-
-from sqlalchemy import text
 
 from services.billing import codec, handlers
 from services.billing.adapters import repository as repo
@@ -55,24 +52,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         )
 
     def _idempotent(self, method: str, request, response_cls, fn):
-        """`Database.run_idempotent`, and on PostgreSQL concurrent repeats of one request id queue behind
-        the first (a transaction-scoped advisory lock) and then replay its response, so a retry racing the
-        original never charges or refunds a second time."""
-        request_id = getattr(request, "request_id", "")
-        if not request_id or not self.db.is_postgres:
-            return self.db.run_idempotent(method, request, response_cls, fn)
-        fingerprint = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
-
-        def queued(uow):
-            uow.session.execute(
-                text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"idem:{method}:{request_id}"}
-            )
-            previous = uow.replay(method, request_id, fingerprint, response_cls)
-            if previous is not None:
-                return previous  # storing it again conflicts, and run_idempotent then replays it
-            return fn(uow)
-
-        return self.db.run_idempotent(method, request, response_cls, queued)
+        return self.db.run_idempotent(method, request, response_cls, fn)
 
     # --- who may call ---
 

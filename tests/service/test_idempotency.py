@@ -76,15 +76,21 @@ def test_a_failed_request_leaves_nothing_and_can_be_retried(db):
     assert effects(db) == 1
 
 
-def test_concurrent_repeats_have_one_effect(db):
+def test_concurrent_repeats_have_one_effect_and_call_out_once(db):
     req = pb.SetAutoRenewRequest(request_id="r-4", auto_renew=True)
     barrier = threading.Barrier(8)
-    results, errors = [], []
+    results, errors, calls = [], [], []
 
     def call(i):
+        inner = work(db, f"t{i}")
+
+        def counted(uow):
+            calls.append(i)  # stands for a call to another service: must happen once
+            return inner(uow)
+
         barrier.wait()
         try:
-            results.append(db.run_idempotent("SetAutoRenew", req, pb.SetAutoRenewResponse, work(db, f"t{i}")))
+            results.append(db.run_idempotent("SetAutoRenew", req, pb.SetAutoRenewResponse, counted))
         except Exception as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(exc)
 
@@ -96,3 +102,4 @@ def test_concurrent_repeats_have_one_effect(db):
     assert errors == []
     assert len({r.order_number for r in results}) == 1
     assert effects(db) == 1
+    assert len(calls) == 1
