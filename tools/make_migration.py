@@ -4,6 +4,7 @@ from the difference between its tables in code and its newest revision (against 
 from __future__ import annotations
 
 import importlib
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -29,6 +30,11 @@ def main(argv: list[str]) -> int:
             command.upgrade(config(app.db, service), "heads")
         revision(app.db, service, message)
         app.db.dispose()
+    # Generated revisions follow the project's style like any other file.
+    ruff = Path(sys.executable).parent / "ruff"
+    target = str(Path(__file__).resolve().parent.parent / "services" / service / "migrations")
+    subprocess.run([str(ruff), "check", "--fix", "--unsafe-fixes", "-q", target], check=False)
+    subprocess.run([str(ruff), "format", "-q", target], check=False)
     return 0
 
 

@@ -11,7 +11,6 @@ import sqlalchemy as sa
 import sqlmodel  # noqa: F401 - column types of SQLModel tables
 from alembic import op
 
-import shared.db  # noqa: F401 - UTCDateTime
 ${imports if imports else ""}
 
 revision: str = ${repr(up_revision)}
