@@ -73,8 +73,18 @@ class BillingSettings(ServiceSettings):
     sweep_interval_seconds: float = 60.0
     #: seller shown on invoices
     seller_name: str = "Tenure Software AS"
-    #: seller's address shown on invoices
-    seller_address: str = "Postboks 1, 0101 Oslo, Norway"
+    #: seller's address shown on invoices (comma-separated lines)
+    seller_address: str = "Karl Johans gate 1, 0154 Oslo, Norway"
+    #: seller's VAT number shown on invoices
+    seller_tax_id: str = "NO 999 999 999 MVA"
+    #: seller's billing e-mail shown on invoices
+    seller_email: str = "billing@tenure.example"
+    #: bank shown in the payment instructions of invoices
+    seller_bank_name: str = "Tenure Bank"
+    #: IBAN shown in the payment instructions of invoices
+    seller_iban: str = "NO93 8601 1117 947"
+    #: BIC shown in the payment instructions of invoices
+    seller_bic: str = "TENUNO22"
 
 
 class EntitlementSettings(ServiceSettings):

@@ -22,7 +22,15 @@ def policy_from(settings: BillingSettings) -> handlers.Policy:
     return handlers.Policy(
         net_days=settings.payment_terms_days,
         attachment_max_bytes=settings.attachment_max_bytes,
-        seller=Seller(name=settings.seller_name, address_lines=seller_lines or Seller().address_lines),
+        seller=Seller(
+            name=settings.seller_name,
+            address_lines=seller_lines or Seller().address_lines,
+            tax_id=settings.seller_tax_id,
+            email=settings.seller_email,
+            bank_name=settings.seller_bank_name,
+            iban=settings.seller_iban,
+            bic=settings.seller_bic,
+        ),
     )
 
 
