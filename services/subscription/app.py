@@ -1,16 +1,18 @@
 """Composition root of the subscription service: database, servicers, clients of billing and
-entitlement, and the demo catalog loaded on first start."""
+entitlement, the demo catalog loaded on first start, the consumer of billing's invoice events, the
+lifecycle loop, and the test clock that moves the other services' clocks."""
 
 from __future__ import annotations
 
-from services.subscription import handlers
-from services.subscription.adapters.peers import Billing, Entitlement
+from services.subscription import handlers, sweep
+from services.subscription.adapters.peers import Billing, Entitlement, PeerClock
 from services.subscription.adapters.tables import SubscriptionModel
 from services.subscription.servicer import SubscriptionServicer
 from shared.app import ServiceApp
 from shared.clock import Clock
 from shared.settings import SubscriptionSettings
 from tenure.billing.v1 import billing_pb2_grpc
+from tenure.common.v1 import clock_pb2_grpc
 from tenure.entitlement.v1 import entitlement_pb2_grpc
 from tenure.subscription.v1 import subscription_pb2, subscription_pb2_grpc
 
@@ -30,10 +32,26 @@ def create(settings: SubscriptionSettings, clock: Clock) -> ServiceApp:
         else None
     )
     servicer = SubscriptionServicer(app.db, clock, handlers.Peers(billing, entitlement))
+    peers = {
+        name: PeerClock(name, app.client(clock_pb2_grpc.ClockServiceStub, addr))
+        for name, addr in (
+            ("billing", settings.billing_addr),
+            ("entitlement", settings.entitlement_addr),
+            ("notification", settings.notification_addr),
+        )
+        if addr
+    }
+    servicer.advance_clock = sweep.ClockDriver(app.db, clock, app.relay, billing, peers)
     app.add_servicer(
         subscription_pb2_grpc.add_SubscriptionServiceServicer_to_server,
         servicer,
         subscription_pb2.DESCRIPTOR.services_by_name["SubscriptionService"],
         subscription_pb2_grpc.SubscriptionServiceServicer,
+    )
+    app.add_event_sink(
+        {"billing.invoice_paid": sweep.on_invoice_paid, "billing.invoice_overdue": sweep.on_invoice_overdue}
+    )
+    app.every(
+        "lifecycle", settings.lifecycle_interval_seconds, lambda: sweep.run(app.db, billing, clock.now())
     )
     return app

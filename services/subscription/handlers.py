@@ -21,6 +21,7 @@ from services.subscription.adapters.repository import (
     rate_row,
     seed_catalog,
 )
+from services.subscription.domain import lifecycle
 from services.subscription.domain import subscription as ops
 from services.subscription.domain.catalog import (
     Catalog,
@@ -406,6 +407,21 @@ def _record_renewal(
         request_id=request_id,
         now=now,
     )
+    repo.record_renewal(
+        subscription_id=saved.subscription_id,
+        period_start_date=saved.current_period_start_date,
+        invoice_id=invoice.invoice_id,
+        order_number=order_number,
+        status="OPEN" if invoice.payment_status == "PENDING" else "PAID",
+        now=now,
+    )
+    if before.shutoff_reason == lifecycle.PAYMENT_FAILED and before.shutoff_invoice_id:
+        # the declined automatic renewal's invoice is replaced by this one
+        peers.billing.void_invoice(
+            request_id=f"{before.shutoff_invoice_id}:void",
+            invoice_id=before.shutoff_invoice_id,
+            reason=f"replaced by the renewal invoice {invoice.invoice_id}",
+        )
     repo.add_transitions(saved.subscription_id, out.transitions)
     uow.publish(
         "subscription.renewed",

@@ -3,17 +3,18 @@ the response. Domain exceptions propagate to the error-mapping interceptor."""
 
 from __future__ import annotations
 
-from datetime import UTC
+import hashlib
+from datetime import UTC, timedelta
 
 import grpc
-from google.protobuf import timestamp_pb2
+from sqlalchemy.exc import IntegrityError
 
-from services.subscription import codec, handlers
+from services.subscription import codec, handlers, sweep
 from services.subscription.domain import subscription as ops
 from services.subscription.domain.model import Channel
 from shared.clock import Clock
 from shared.db import Database
-from shared.errors import InvalidInput, NotAllowed
+from shared.errors import InvalidInput, NotAllowed, RuleViolation
 from shared.grpc.interceptors import metadata_value
 from tenure.subscription.v1 import subscription_pb2 as pb
 from tenure.subscription.v1 import subscription_pb2_grpc
@@ -330,23 +331,65 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
         options = handlers.self_service_options(self.db, request.subscription_id)
         return pb.GetSelfServiceOptionsResponse(options=[codec.option_pb(o) for o in options])
 
-    # -- lifecycle (the time-driven lifecycle is built separately) ---------------------------------
+    # -- lifecycle ----------------------------------------------------------------------------------
     def GetLifecycleHistory(self, request, context):
         transitions = handlers.lifecycle_history(self.db, request.subscription_id)
         return pb.GetLifecycleHistoryResponse(transitions=[codec.transition_pb(t) for t in transitions])
 
     def RunLifecycle(self, request, context):
         _require_operator(context, "RunLifecycle")
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "the lifecycle sweep is not available in this version")
+        as_of = (
+            request.as_of_time.ToDatetime(tzinfo=UTC) if request.HasField("as_of_time") else self.clock.now()
+        )
+        c = sweep.run(self.db, self.peers.billing, as_of)
+        return pb.RunLifecycleResponse(
+            renewed=c.renewed,
+            reminded=c.reminded,
+            expired=c.expired,
+            suspended=c.suspended,
+            cancelled=c.cancelled,
+        )
 
     def GetClock(self, request, context):
-        ts = timestamp_pb2.Timestamp()
-        ts.FromDatetime(self.clock.now().astimezone(UTC))
-        return pb.GetClockResponse(now_time=ts, test_clock=self.clock.is_test)
+        return pb.GetClockResponse(now_time=codec.ts_pb(self.clock.now()), test_clock=self.clock.is_test)
 
     def AdvanceClock(self, request, context):
         _require_operator(context, "AdvanceClock")
-        context.abort(
-            grpc.StatusCode.UNIMPLEMENTED,
-            "AdvanceClock is not available in this version; use tenure.common.v1.ClockService.SetTime",
-        )
+        if not self.clock.is_test:
+            raise RuleViolation(
+                "the clock can only be moved when the services run on the test clock (TENURE_CLOCK=test)",
+                reason="TEST_CLOCK_DISABLED",
+            )
+        has_duration, has_to = request.HasField("duration"), request.HasField("to_time")
+        if has_duration == has_to:
+            raise InvalidInput("set either duration or to_time", field="duration")
+        if has_duration:
+            delta = request.duration.ToTimedelta()
+            if delta < timedelta(0):
+                raise InvalidInput("the test clock only moves forward", field="duration")
+
+        def work() -> pb.AdvanceClockResponse:
+            to = self.clock.now() + delta if has_duration else request.to_time.ToDatetime(tzinfo=UTC)
+            now, steps = self.advance_clock.advance(to)
+            return pb.AdvanceClockResponse(now_time=codec.ts_pb(now), steps=steps)
+
+        return _once(self.db, "AdvanceClock", request, pb.AdvanceClockResponse, work)
+
+
+def _once(db: Database, method: str, request, response_cls, fn):
+    """Idempotency for a long call that runs its own transactions: a repeat of `request_id` returns the
+    stored first response (the call itself is not one unit of work, so `run_idempotent` does not fit)."""
+    if not request.request_id:
+        return fn()
+    fingerprint = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+    with db.unit_of_work() as uow:
+        previous = uow.replay(method, request.request_id, fingerprint, response_cls)
+    if previous is not None:
+        return previous
+    response = fn()
+    try:
+        with db.unit_of_work() as uow:
+            uow.remember(method, request.request_id, fingerprint, response)
+    except IntegrityError:
+        pass  # a concurrent repeat stored its own response first
+    return response

@@ -5,9 +5,10 @@ never charges twice."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
+from google.protobuf import timestamp_pb2
 from google.type import date_pb2
 
 from services.subscription.domain.model import OrderLine, PaymentMethodType
@@ -15,7 +16,7 @@ from services.subscription.domain.subscription import Subscription
 from shared.errors import NotFound, RuleViolation
 from shared.money import from_proto, to_proto
 from tenure.billing.v1 import billing_pb2
-from tenure.common.v1 import common_pb2
+from tenure.common.v1 import clock_pb2, common_pb2
 from tenure.entitlement.v1 import entitlement_pb2
 
 
@@ -192,6 +193,19 @@ class Billing:
                 reason=resp.reason.removeprefix("ERROR_REASON_") or "PAY_BY_INVOICE_NOT_ALLOWED",
             )
 
+    def mark_prepay_only(self, *, request_id: str, account_id: str, reason: str) -> None:
+        """After a cancellation for an unpaid credit line: pay by invoice is refused from now on."""
+        self.client.MarkPrepayOnly(
+            billing_pb2.MarkPrepayOnlyRequest(request_id=request_id, account_id=account_id, reason=reason)
+        )
+
+    def run_sweep(self, as_of: datetime) -> int:
+        """Billing's sweep (installment invoices, overdue marks) as of `as_of`; the number of things it did."""
+        ts = timestamp_pb2.Timestamp()
+        ts.FromDatetime(as_of)
+        r = self.client.RunBillingSweep(billing_pb2.RunBillingSweepRequest(as_of_time=ts), timeout=120)
+        return r.issued + r.overdue + r.paid + r.payment_failed
+
     def payment_method_type(self, account_id: str, payment_method_id: str) -> PaymentMethodType:
         resp = self.client.ListPaymentMethods(billing_pb2.ListPaymentMethodsRequest(account_id=account_id))
         for pm in resp.payment_methods:
@@ -216,3 +230,23 @@ class Entitlement:
         except NotFound:
             return 0  # entitlement has not seen the subscription yet: nobody is assigned
         return resp.assigned_seats
+
+
+class PeerClock:
+    """Another service's `tenure.common.v1.ClockService`: move its test clock, drain its outbox."""
+
+    def __init__(self, name: str, client) -> None:
+        self.name = name
+        self.client = client
+
+    def set_time(self, to: datetime) -> None:
+        ts = timestamp_pb2.Timestamp()
+        ts.FromDatetime(to)
+        self.client.SetTime(clock_pb2.SetTimeRequest(to_time=ts))
+
+    def drain(self, timeout: float = 30.0) -> int:
+        """Deliver what waits in its outbox; the number of events still pending."""
+        r = self.client.DrainOutbox(
+            clock_pb2.DrainOutboxRequest(timeout_seconds=timeout), timeout=timeout + 5
+        )
+        return r.pending

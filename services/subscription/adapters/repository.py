@@ -14,10 +14,12 @@ from services.subscription.adapters.tables import (
     ExchangeRateRow,
     OrderRow,
     ProductRow,
+    RenewalRow,
     SubscriptionRow,
     TransitionRow,
     UsdPriceRow,
 )
+from services.subscription.domain import lifecycle
 from services.subscription.domain.catalog import (
     DEMO_PRODUCTS,
     Catalog,
@@ -38,7 +40,7 @@ from services.subscription.domain.model import (
     Term,
     Transition,
 )
-from services.subscription.domain.subscription import Subscription
+from services.subscription.domain.subscription import Subscription, lifecycle_state
 from shared.errors import NotFound
 from shared.money import round_money
 
@@ -161,6 +163,7 @@ def _apply(row: SubscriptionRow, sub: Subscription, now: datetime) -> None:
     row.unit_price = sub.unit_price
     row.access_until_time = sub.access_until
     row.renewal_time = sub.renewal_time
+    row.next_action_time, row.due_kind = lifecycle.plan(lifecycle_state(sub))
     row.update_time = now
 
 
@@ -291,7 +294,11 @@ class Repository:
         )
         return [r[0] for r in self.session.execute(stmt).all()]
 
-    def add_transitions(self, subscription_id: str, transitions: list[Transition]) -> None:
+    def add_transitions(
+        self, subscription_id: str, transitions: list[Transition], *, period_key: str | None = None
+    ) -> None:
+        """Record stage changes. `period_key` (the shutoff's start date) makes a move of the shutoff unique
+        per (subscription, stage, shutoff); moves outside a shutoff leave it empty."""
         for t in transitions:
             self.session.add(
                 TransitionRow(
@@ -300,8 +307,52 @@ class Repository:
                     to_stage=t.to_stage.value,
                     transition_time=t.at,
                     reason=t.reason,
+                    period_key=period_key if t.to_stage is not Stage.ACTIVE else None,
                 )
             )
+
+    # -- renewals -------------------------------------------------------------------------------------
+    def renewal(self, subscription_id: str, period_start_date: date) -> RenewalRow | None:
+        return self.session.get(RenewalRow, (subscription_id, period_start_date))
+
+    def renewal_by_invoice(self, invoice_id: str) -> RenewalRow | None:
+        stmt = select(RenewalRow).where(RenewalRow.invoice_id == invoice_id)
+        return self.session.execute(stmt).scalars().first()
+
+    def record_renewal(
+        self,
+        *,
+        subscription_id: str,
+        period_start_date: date,
+        invoice_id: str,
+        order_number: str,
+        status: str,
+        now: datetime,
+    ) -> RenewalRow:
+        """One renewal per (subscription, term start). A period whose automatic renewal was declined may be
+        renewed again (manually, or by paying); a second successful renewal of one period is refused by the
+        primary key."""
+        row = self.renewal(subscription_id, period_start_date)
+        if row is not None and row.status == "DECLINED":
+            row.invoice_id, row.order_number, row.status, row.update_time = (
+                invoice_id,
+                order_number,
+                status,
+                now,
+            )
+        else:
+            row = RenewalRow(
+                subscription_id=subscription_id,
+                period_start_date=period_start_date,
+                invoice_id=invoice_id,
+                order_number=order_number,
+                status=status,
+                create_time=now,
+                update_time=now,
+            )
+            self.session.add(row)
+        self.session.flush()
+        return row
 
     def transitions(self, subscription_id: str) -> list[Transition]:
         stmt = (

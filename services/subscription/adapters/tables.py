@@ -5,7 +5,15 @@
 - `subscriptions`: one row per subscription, with a `version` column for optimistic concurrency (a
   concurrent change of the same row fails with ABORTED instead of losing an update).
 - `orders`: every order and the invoice that billed it (refunds credit the invoices of the current term).
-- `lifecycle_transitions`: every stage change (from, to, at, reason).
+- `lifecycle_transitions`: every stage change (from, to, at, reason); a stage move made by the sweep carries
+  the shutoff it belongs to (`period_key`), unique per (subscription, stage, shutoff).
+- `renewals`: one row per (subscription, term start): the renewal invoice and whether it was paid, so a
+  raced or retried sweep never renews (or bills) one period twice.
+- `renewal_reminders`: one row per (subscription, renewal date, days before expiry): each reminder once.
+
+The lifecycle sweep finds due work through `next_action_time` (the earliest instant anything is due for the
+subscription) and `due_kind` (0: a change of this service's rows, done set-based; 1: a renewal or another
+call to billing), both recomputed on every change, indexed together.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Column, Index, Integer, Numeric, Text
+from sqlalchemy import Column, Index, Integer, Numeric, SmallInteger, Text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -71,6 +79,7 @@ class SubscriptionRow(SubscriptionModel, table=True):
     __table_args__ = (
         Index("ix_subscriptions_account", "account_id", "create_time"),
         Index("ix_subscriptions_renewal", "stage", "renewal_time"),
+        Index("ix_subscriptions_due", "due_kind", "next_action_time"),
     )
 
     subscription_id: str = Field(primary_key=True, max_length=80)
@@ -109,6 +118,15 @@ class SubscriptionRow(SubscriptionModel, table=True):
     upgraded_to: str = Field(default="", max_length=80)
     upgraded_from: str = Field(default="", max_length=80)
     installments: int = 1
+    shutoff_reason: str = Field(default="", max_length=40)
+    shutoff_start_date: date | None = None
+    suspend_time: datetime | None = _time(nullable=True)
+    cancel_time: datetime | None = _time(nullable=True)
+    shutoff_invoice_id: str = Field(default="", max_length=80)
+    last_reminder_days: int | None = None
+    prepay_pending: bool = False
+    next_action_time: datetime | None = _time(nullable=True)  # earliest instant the sweep has work here
+    due_kind: int = Field(default=0, sa_column=Column(SmallInteger, nullable=False, default=0))
     create_time: datetime = _time()
     update_time: datetime = _time()
     version: int = Field(default=1, sa_column=Column(Integer, nullable=False, default=1))
@@ -137,7 +155,10 @@ class OrderRow(SubscriptionModel, table=True):
 
 class TransitionRow(SubscriptionModel, table=True):
     __tablename__ = "lifecycle_transitions"
-    __table_args__ = (Index("ix_transitions_subscription", "subscription_id", "id"),)
+    __table_args__ = (
+        Index("ix_transitions_subscription", "subscription_id", "id"),
+        Index("ux_transitions_period", "subscription_id", "to_stage", "period_key", unique=True),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     subscription_id: str = Field(max_length=80)
@@ -145,3 +166,30 @@ class TransitionRow(SubscriptionModel, table=True):
     to_stage: str = Field(max_length=20)
     transition_time: datetime = _time()
     reason: str = Field(default="", max_length=40)
+    period_key: str | None = Field(default=None, max_length=20)  # shutoff start date of a sweep's move
+
+
+class RenewalRow(SubscriptionModel, table=True):
+    """One renewal per (subscription, term start): the unique key that makes a raced sweep harmless."""
+
+    __tablename__ = "renewals"
+    __table_args__ = (Index("ix_renewals_invoice", "invoice_id"),)
+
+    subscription_id: str = Field(primary_key=True, max_length=80)
+    period_start_date: date = Field(primary_key=True)
+    invoice_id: str = Field(default="", max_length=80)
+    order_number: str = Field(default="", max_length=40)
+    status: str = Field(max_length=20)  # PAID, OPEN (pay by invoice), DECLINED
+    create_time: datetime = _time()
+    update_time: datetime = _time()
+
+
+class ReminderRow(SubscriptionModel, table=True):
+    """Each renewal reminder once per (subscription, renewal date, days before expiry)."""
+
+    __tablename__ = "renewal_reminders"
+
+    subscription_id: str = Field(primary_key=True, max_length=80)
+    renewal_date: date = Field(primary_key=True)
+    days_before: int = Field(primary_key=True)
+    sent_time: datetime = _time()

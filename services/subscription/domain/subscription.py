@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from services.subscription.domain import dates
+from services.subscription.domain import dates, lifecycle
 from services.subscription.domain.catalog import Catalog, Product
 from services.subscription.domain.model import (
     Channel,
@@ -75,6 +75,15 @@ class Subscription:
     upgraded_to: str = ""
     upgraded_from: str = ""
     installments: int = 1
+    # the shutoff (SPEC §4), fixed when it starts: why, from which local date, and when the later stages
+    # begin; the invoice whose payment ends it (a declined renewal's or an overdue one's)
+    shutoff_reason: str = ""
+    shutoff_start_date: date | None = None
+    suspend_time: datetime | None = None
+    cancel_time: datetime | None = None
+    shutoff_invoice_id: str = ""
+    last_reminder_days: int | None = None  # the nearest renewal reminder sent in this term (45, 30, 4)
+    prepay_pending: bool = False  # cancelled for an unpaid credit line; billing is still to be told
     version: int = 0
     create_time: datetime | None = None
 
@@ -101,6 +110,64 @@ class Subscription:
     @property
     def is_trial(self) -> bool:
         return self.stage is Stage.TRIAL
+
+
+def lifecycle_state(sub: Subscription) -> lifecycle.LifecycleState:
+    return lifecycle.LifecycleState(
+        stage=sub.stage,
+        term=sub.term,
+        time_zone=sub.time_zone,
+        renewal_date=sub.renewal_date,
+        renewal_time=sub.renewal_time,
+        current_period_start_date=sub.current_period_start_date,
+        auto_renew=sub.auto_renew,
+        access_until=sub.access_until,
+        upgraded=bool(sub.upgraded_to),
+        pays_by_invoice=sub.payment_method_type is PaymentMethodType.INVOICE,
+        shutoff_reason=sub.shutoff_reason,
+        shutoff_start_date=sub.shutoff_start_date,
+        suspend_time=sub.suspend_time,
+        cancel_time=sub.cancel_time,
+        last_reminder_days=sub.last_reminder_days,
+        prepay_pending=sub.prepay_pending,
+    )
+
+
+def with_state(sub: Subscription, state: lifecycle.LifecycleState) -> Subscription:
+    """`sub` with the fields that the lifecycle moved."""
+    return replace(
+        sub,
+        stage=state.stage,
+        auto_renew=state.auto_renew,
+        shutoff_reason=state.shutoff_reason,
+        shutoff_start_date=state.shutoff_start_date,
+        suspend_time=state.suspend_time,
+        cancel_time=state.cancel_time,
+        last_reminder_days=state.last_reminder_days,
+        prepay_pending=state.prepay_pending,
+    )
+
+
+NO_SHUTOFF = dict(
+    shutoff_reason="",
+    shutoff_start_date=None,
+    suspend_time=None,
+    cancel_time=None,
+    shutoff_invoice_id="",
+    prepay_pending=False,
+)
+
+
+def _require_no_unpaid_invoice(sub: Subscription, action: str) -> None:
+    """A shutoff for an overdue invoice ends when that invoice is paid; its term has already renewed."""
+    if sub.stage in (Stage.EXPIRED, Stage.SUSPENDED) and sub.shutoff_reason == lifecycle.INVOICE_OVERDUE:
+        raise RuleViolation(
+            f"cannot {action}: the subscription is {sub.stage.value.lower()} because invoice "
+            f"{sub.shutoff_invoice_id} is unpaid past its due date; paying it returns the subscription to "
+            "Active",
+            reason="INVOICE_UNPAID",
+            metadata={"invoice_id": sub.shutoff_invoice_id},
+        )
 
 
 @dataclass
@@ -396,6 +463,7 @@ def check_set_auto_renew(sub: Subscription, on: bool, catalog: Catalog, now: dat
             raise RuleViolation(
                 "automatic renewal is already off: the term has ended", reason="NOTHING_TO_CHANGE"
             )
+        _require_no_unpaid_invoice(sub, "turn automatic renewal on")
         return  # turning it on reinstates
     _require_before_renewal(sub, now, "change automatic renewal")
 
@@ -412,6 +480,7 @@ def set_auto_renew(sub: Subscription, on: bool, catalog: Catalog, now: datetime)
 def check_renew(sub: Subscription, catalog: Catalog, now: datetime) -> None:
     require_self_service(sub, catalog, "renew")
     _require_open(sub, "renew")
+    _require_no_unpaid_invoice(sub, "renew")
     if sub.stage is Stage.ACTIVE:
         opens = dates.renewal_window_opens(sub.renewal_date)
         if sub.today(now) < opens:
@@ -464,6 +533,8 @@ def renew_term(sub: Subscription, catalog: Catalog, now: datetime, *, reason: st
         pending_term=None,
         pending_product_code="",
         installments=installments_for(term, start),
+        last_reminder_days=None,
+        **NO_SHUTOFF,
     )
     transitions = []
     if sub.stage is not Stage.ACTIVE:
@@ -694,6 +765,8 @@ def upgrade(
         upgraded_to="",
         upgraded_from=sub.subscription_id,
         installments=installments_for(sub.term, today),
+        last_reminder_days=None,
+        **NO_SHUTOFF,
         version=0,
         create_time=now,
     )

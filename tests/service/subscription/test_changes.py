@@ -221,12 +221,14 @@ def test_self_service_changes_options_and_events(stack):
     assert events[2].subscription_changed.subscription.renewal_seats == 2
 
 
-def test_clock_and_the_lifecycle_rpcs_of_another_issue(stack):
+def test_clock_and_the_lifecycle_rpcs_need_the_operator(stack):
     now = stack.sub.GetClock(pb.GetClockRequest())
     assert now.now_time.ToDatetime(tzinfo=UTC) == datetime(2024, 6, 10, 8, 0, tzinfo=UTC) and now.test_clock
+    r = stack.sub.RunLifecycle(pb.RunLifecycleRequest(), metadata=OPERATOR)
+    assert (r.renewed, r.reminded, r.expired, r.suspended, r.cancelled) == (0, 0, 0, 0, 0)
     with pytest.raises(grpc.RpcError) as e:
-        stack.sub.RunLifecycle(pb.RunLifecycleRequest(), metadata=OPERATOR)
-    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        stack.sub.AdvanceClock(pb.AdvanceClockRequest(request_id=rid()))
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
     with pytest.raises(grpc.RpcError) as e:
         stack.sub.RunLifecycle(pb.RunLifecycleRequest())
     assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED

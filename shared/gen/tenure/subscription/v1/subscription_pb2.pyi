@@ -134,6 +134,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """(From billing) Amounts in different currencies were mixed."""
     ERROR_REASON_INVOICE_TOTAL_NEGATIVE: _ErrorReason.ValueType  # 50
     """(From billing) The invoice total would be negative."""
+    ERROR_REASON_INVOICE_UNPAID: _ErrorReason.ValueType  # 51
+    """The subscription is shut off because an invoice is unpaid past its due date; paying that invoice (named
+    in ErrorInfo.metadata invoice_id) returns it to Active.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Reasons carried in google.rpc.ErrorInfo.reason (domain `subscription.tenure`)."""
@@ -240,6 +244,10 @@ ERROR_REASON_CURRENCY_MISMATCH: ErrorReason.ValueType  # 49
 """(From billing) Amounts in different currencies were mixed."""
 ERROR_REASON_INVOICE_TOTAL_NEGATIVE: ErrorReason.ValueType  # 50
 """(From billing) The invoice total would be negative."""
+ERROR_REASON_INVOICE_UNPAID: ErrorReason.ValueType  # 51
+"""The subscription is shut off because an invoice is unpaid past its due date; paying that invoice (named
+in ErrorInfo.metadata invoice_id) returns it to Active.
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _SelfServiceAction:
@@ -2241,7 +2249,9 @@ Global___GetClockResponse: _TypeAlias = GetClockResponse  # noqa: Y015
 
 @_typing.final
 class AdvanceClockRequest(_message.Message):
-    """Request of AdvanceClock: set duration or to_time."""
+    """Request of AdvanceClock: set duration or to_time. The clocks of all four services move together through
+    every instant at which something comes due; the call returns when every outbox is drained.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -2280,6 +2290,9 @@ class AdvanceClockResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     NOW_TIME_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    steps: _builtins.int
+    """Instants the clock stopped at on the way (each: every clock set, both sweeps run, outboxes drained)."""
     @_builtins.property
     def now_time(self) -> _timestamp_pb2.Timestamp:
         """The clock after the move."""
@@ -2288,10 +2301,11 @@ class AdvanceClockResponse(_message.Message):
         self,
         *,
         now_time: _timestamp_pb2.Timestamp | None = ...,
+        steps: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["now_time", b"now_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["now_time", b"now_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["now_time", b"now_time", "steps", b"steps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
