@@ -460,14 +460,16 @@ class ClockDriver:
         steps = 0
         at = now
         while True:
-            step = min(self._next_due(at), _next_utc_midnight(at), to)
+            own = self._next_due(at)
+            step = min(own, _next_utc_midnight(at), to)
             self.clock.set(step)
             for p in self.peers.values():
                 p.set_time(step)
             billed = self.billing.run_sweep(step)
             if billed:
-                self._drain()
-            counts = run(self.db, self.billing, step)
+                self._drain()  # billing's events can start or end a shutoff here
+                own = self._next_due(at)
+            counts = run(self.db, self.billing, step) if own <= step else SweepCounts()
             if counts.total or billed or step >= to:
                 self._drain()
             steps += 1
