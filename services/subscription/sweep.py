@@ -354,14 +354,22 @@ def _record(
 # -- billing events -----------------------------------------------------------------------------------
 
 
-def _event_subscription(uow: UnitOfWork, subscription_id: str) -> tuple[Repository, Subscription | None]:
+def _event_subscription(
+    uow: UnitOfWork, subscription_id: str, concerns
+) -> tuple[Repository, Subscription | None]:
+    """The subscription an event is about, locked, when `concerns(sub)` says the event changes it. The
+    check runs on an unlocked read first, so events that change nothing (most invoice_paid events) never
+    hold the row lock a sweep would have to skip."""
     repo = Repository(uow.session, postgres=uow.db.is_postgres)
     if not subscription_id:
         return repo, None
     try:
-        return repo, repo.get(subscription_id, lock=True)
+        if not concerns(repo.get(subscription_id)):
+            return repo, None
+        sub = repo.get(subscription_id, lock=True)
     except NotFound:
         return repo, None
+    return repo, sub if concerns(sub) else None
 
 
 def on_invoice_overdue(uow: UnitOfWork, ev) -> None:
@@ -369,9 +377,12 @@ def on_invoice_overdue(uow: UnitOfWork, ev) -> None:
     an unrenewed term. A pay-by-invoice renewal whose invoice is unpaid goes Expired on the due date even
     though its term had renewed."""
     inv = ev.invoice_overdue.invoice
-    repo, sub = _event_subscription(uow, inv.subscription_id)
-    if sub is None or sub.stage is not Stage.ACTIVE or sub.upgraded_to:
-        return  # already shut off, a trial, cancelled, or the old side of an upgrade that ends anyway
+    # already shut off, a trial, cancelled, or the old side of an upgrade that ends anyway: nothing to do
+    repo, sub = _event_subscription(
+        uow, inv.subscription_id, lambda s: s.stage is Stage.ACTIVE and not s.upgraded_to
+    )
+    if sub is None:
+        return
     now = uow.now
     due = codec.date_of(inv.due_date, "invoice.due_date") or sub.today(now)
     unrenewed = sub.renewal_date if (not sub.auto_renew and now >= sub.renewal_time) else None
@@ -388,16 +399,16 @@ def on_invoice_paid(uow: UnitOfWork, ev) -> None:
     """Paying the invoice that shut a subscription off returns it to Active with its original anniversary:
     a declined renewal's invoice starts the term it was for; an overdue invoice's term had renewed already."""
     inv = ev.invoice_paid.invoice
-    repo, sub = _event_subscription(uow, inv.subscription_id)
+    repo, sub = _event_subscription(
+        uow,
+        inv.subscription_id,
+        lambda s: s.stage in (Stage.EXPIRED, Stage.SUSPENDED) and s.shutoff_invoice_id == inv.invoice_id,
+    )
     renewal = repo.renewal_by_invoice(inv.invoice_id) if inv.invoice_id else None
     now = uow.now
     if renewal is not None and renewal.status == "OPEN":
         renewal.status, renewal.update_time = "PAID", now
-    if (
-        sub is None
-        or sub.stage not in (Stage.EXPIRED, Stage.SUSPENDED)
-        or sub.shutoff_invoice_id != inv.invoice_id
-    ):
+    if sub is None:
         return
     if (
         sub.shutoff_reason == lifecycle.PAYMENT_FAILED
