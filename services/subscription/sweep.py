@@ -31,6 +31,7 @@ from services.subscription.adapters.repository import Repository, load_catalog
 from services.subscription.adapters.tables import ReminderRow, SubscriptionRow
 from services.subscription.domain import lifecycle
 from services.subscription.domain import subscription as ops
+from services.subscription.domain.catalog import Catalog
 from services.subscription.domain.lifecycle import LOCAL, REMOTE
 from services.subscription.domain.model import Stage, Transition
 from services.subscription.domain.subscription import Subscription, lifecycle_state, with_state
@@ -162,6 +163,13 @@ def _apply_local(uow: UnitOfWork, rows, as_of: datetime, counts: SweepCounts) ->
 def _remote_pass(db: Database, billing, as_of: datetime, counts: SweepCounts) -> int:
     done = 0
     skip: set[str] = set()
+    catalogs: list[Catalog] = []  # the price book, read once per pass
+
+    def catalog(session) -> Catalog:
+        if not catalogs:
+            catalogs.append(load_catalog(session))
+        return catalogs[0]
+
     while True:
         sid = None
         try:
@@ -180,7 +188,7 @@ def _remote_pass(db: Database, billing, as_of: datetime, counts: SweepCounts) ->
                 if sid is None:
                     return done
                 repo = Repository(uow.session, postgres=uow.db.is_postgres)
-                _remote_work(uow, billing, repo, repo.get(sid), as_of, counts)
+                _remote_work(uow, billing, repo, repo.get(sid), as_of, counts, catalog)
             done += 1
         except (PeerUnavailable, DomainError):
             log.warning("subscription %s: due work failed; the next sweep retries it", sid, exc_info=True)
@@ -188,7 +196,7 @@ def _remote_pass(db: Database, billing, as_of: datetime, counts: SweepCounts) ->
 
 
 def _remote_work(
-    uow: UnitOfWork, billing, repo: Repository, sub: Subscription, as_of: datetime, counts
+    uow: UnitOfWork, billing, repo: Repository, sub: Subscription, as_of: datetime, counts, catalog
 ) -> None:
     adv = lifecycle.advance(lifecycle_state(sub), as_of)
     before = sub
@@ -197,7 +205,7 @@ def _remote_work(
         _record(uow, repo, before, sub, adv.transitions, adv.reminders)
         counts.count(adv.transitions, adv.reminders)
     if adv.remote == lifecycle.RENEW:
-        _auto_renew(uow, billing, repo, sub, as_of, counts)
+        _auto_renew(uow, billing, repo, sub, as_of, counts, catalog(uow.session))
     elif adv.remote == lifecycle.MARK_PREPAY_ONLY:
         billing.mark_prepay_only(
             request_id=f"prepay:{sub.subscription_id}:{sub.shutoff_start_date}",
@@ -217,7 +225,13 @@ def renewal_order_number(subscription_id: str, period_start: date) -> str:
 
 
 def _auto_renew(
-    uow: UnitOfWork, billing, repo: Repository, sub: Subscription, as_of: datetime, counts: SweepCounts
+    uow: UnitOfWork,
+    billing,
+    repo: Repository,
+    sub: Subscription,
+    as_of: datetime,
+    counts: SweepCounts,
+    catalog: Catalog,
 ) -> None:
     """Renew at the renewal instant: pending term, product and renewal seats at the renewal price, invoiced
     and charged by billing. A paid (or invoiced) renewal starts the next term from the anchor; a declined
@@ -229,7 +243,7 @@ def _auto_renew(
         log.error("subscription %s: the term from %s was renewed already", sub.subscription_id, period)
         repo.save(sub, now)
         return
-    out = ops.renew_term(sub, load_catalog(uow.session), as_of, reason="renewed")
+    out = ops.renew_term(sub, catalog, as_of, reason="renewed")
     new = out.subscription
     order_number = renewal_order_number(sub.subscription_id, period)
     key = f"renewal:{sub.subscription_id}:{period.isoformat()}"
