@@ -1,4 +1,8 @@
-"""The event pipe: outbox → relay → EventSinkService → inbox, exactly once, nothing lost."""
+"""The event pipe: outbox → relay → EventSinkService → inbox, exactly once, nothing lost.
+
+The producer and consumer here are small apps of their own (their own tables, no migration
+history), started with the settings classes of two real services.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from tenure.events.v1 import events_pb2, events_pb2_grpc
 
 
 def producer(settings, clock):
-    return ServiceApp.create("billing", settings, clock, MetaData())
+    return ServiceApp.create("producer", settings, clock, MetaData())
 
 
 def consumer_factory(refuse: bool = False):
@@ -35,7 +39,7 @@ def consumer_factory(refuse: bool = False):
         uow.session.execute(insert(applied).values(reason=ev.stage_changed.reason))
 
     def create(settings, clock):
-        app = ServiceApp.create("entitlement", settings, clock, md)
+        app = ServiceApp.create("consumer", settings, clock, md)
         app.add_event_sink({"subscription.stage_changed": handle})
         return app
 
@@ -135,7 +139,7 @@ def test_refused_event_maps_to_error_model_changes_nothing_and_blocks_later_even
     st = rpc_status.from_call(err.value)
     info = error_details_pb2.ErrorInfo()
     assert st.details[0].Unpack(info)
-    assert (info.reason, info.domain) == ("ERROR_REASON_TEST_REFUSED", "entitlement.tenure")
+    assert (info.reason, info.domain) == ("ERROR_REASON_TEST_REFUSED", "consumer.tenure")
     with cons.db.read() as s:
         assert s.execute(select(func.count()).select_from(cons.db.tables["inbox"])).scalar_one() == 0
 
