@@ -16,7 +16,8 @@ from decimal import Decimal
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.type.date_pb2 import Date
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import String, any_, bindparam, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from services.subscription.adapters.tables import ReminderRow, SubscriptionRow, TransitionRow
 from services.subscription.domain import lifecycle
@@ -74,12 +75,19 @@ def state_of(m: Mapping) -> LifecycleState:
 # -- moves ---------------------------------------------------------------------------------------------
 
 
+def _among(uow: UnitOfWork, ids: list[str]):
+    """`subscription_id` among `ids`: one array parameter on PostgreSQL (`= ANY`), an IN list elsewhere."""
+    if uow.db.is_postgres:
+        return SUB.c.subscription_id == any_(bindparam("among_ids", ids, type_=ARRAY(String)))
+    return SUB.c.subscription_id.in_(ids)
+
+
 def suspend(uow: UnitOfWork, ids: list[str], now: datetime) -> None:
     """Expired -> Suspended for rows whose instants were fixed when the shutoff started."""
     if ids:
         uow.session.execute(
             update(SUB)
-            .where(SUB.c.subscription_id.in_(ids), SUB.c.stage == Stage.EXPIRED.value)
+            .where(_among(uow, ids), SUB.c.stage == Stage.EXPIRED.value)
             .values(
                 stage=Stage.SUSPENDED.value,
                 next_action_time=SUB.c.cancel_time,
@@ -95,7 +103,7 @@ def cancel(uow: UnitOfWork, ids: list[str], now: datetime) -> None:
     if ids:
         uow.session.execute(
             update(SUB)
-            .where(SUB.c.subscription_id.in_(ids), SUB.c.stage == Stage.SUSPENDED.value)
+            .where(_among(uow, ids), SUB.c.stage == Stage.SUSPENDED.value)
             .values(
                 stage=Stage.CANCELLED.value,
                 auto_renew=False,
@@ -146,16 +154,67 @@ def state_params(
     }
 
 
+_PG_SET_STATES = text(
+    """
+    UPDATE subscriptions AS s
+       SET stage = v.stage, auto_renew = v.auto_renew, shutoff_reason = v.shutoff_reason,
+           shutoff_start_date = v.shutoff_start_date, suspend_time = v.suspend_time,
+           cancel_time = v.cancel_time, last_reminder_days = v.last_reminder_days,
+           prepay_pending = v.prepay_pending, next_action_time = v.next_action_time,
+           due_kind = v.due_kind, version = s.version + 1, update_time = :now
+      FROM unnest(CAST(:ids AS varchar[]), CAST(:stages AS varchar[]), CAST(:auto_renew AS boolean[]),
+                  CAST(:reasons AS varchar[]), CAST(:starts AS date[]), CAST(:suspends AS timestamptz[]),
+                  CAST(:cancels AS timestamptz[]), CAST(:reminders AS integer[]), CAST(:prepay AS boolean[]),
+                  CAST(:nexts AS timestamptz[]), CAST(:kinds AS smallint[]))
+           AS v(id, stage, auto_renew, shutoff_reason, shutoff_start_date, suspend_time, cancel_time,
+                last_reminder_days, prepay_pending, next_action_time, due_kind)
+     WHERE s.subscription_id = v.id
+    """
+)
+_ARRAYS = {
+    "ids": "b_id",
+    "stages": "b_stage",
+    "auto_renew": "b_auto_renew",
+    "reasons": "b_shutoff_reason",
+    "starts": "b_shutoff_start_date",
+    "suspends": "b_suspend_time",
+    "cancels": "b_cancel_time",
+    "reminders": "b_last_reminder_days",
+    "prepay": "b_prepay_pending",
+    "nexts": "b_next_action_time",
+    "kinds": "b_due_kind",
+}
+
+
 def set_states(uow: UnitOfWork, params: list[dict]) -> None:
-    """Rows whose lifecycle fields differ row by row (a new shutoff schedule, a reminder sent, …): one
-    statement executed for many parameter sets."""
-    if params:
+    """Rows whose lifecycle fields differ row by row (a new shutoff schedule, a reminder sent, …): on
+    PostgreSQL one UPDATE joined to the new values passed as arrays; elsewhere one statement executed for
+    many parameter sets."""
+    if not params:
+        return
+    if uow.db.is_postgres:
+        arrays = {name: [p[key] for p in params] for name, key in _ARRAYS.items()}
+        uow.session.execute(_PG_SET_STATES, {**arrays, "now": params[0]["b_now"]})
+    else:
         uow.session.execute(_SET_STATE, params)
 
 
+def _insert_many(uow: UnitOfWork, table, rows: list[dict]) -> None:
+    """Insert many rows: COPY on PostgreSQL (in the unit of work's transaction), executemany elsewhere."""
+    if not rows:
+        return
+    if not uow.db.is_postgres:
+        uow.session.execute(insert(table), rows)
+        return
+    columns = list(rows[0])
+    raw = uow.session.connection().connection.driver_connection
+    with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+        for r in rows:
+            copy.write_row([r[c] for c in columns])
+
+
 def add_transitions(uow: UnitOfWork, rows: list[dict]) -> None:
-    if rows:
-        uow.session.execute(insert(TRANSITIONS), rows)
+    _insert_many(uow, TRANSITIONS, rows)
 
 
 def transition_row(subscription_id: str, t: Transition, period_key: str | None) -> dict:
@@ -171,8 +230,7 @@ def transition_row(subscription_id: str, t: Transition, period_key: str | None) 
 
 def add_reminders(uow: UnitOfWork, rows: list[dict]) -> None:
     """Insert the reminders sent; the primary key (subscription, renewal date, days) refuses a second one."""
-    if rows:
-        uow.session.execute(insert(REMINDERS), rows)
+    _insert_many(uow, REMINDERS, rows)
 
 
 # -- events --------------------------------------------------------------------------------------------
@@ -271,7 +329,6 @@ def publish_many(uow: UnitOfWork, events: Iterable[tuple[str, str, str, str, obj
                 "payload": ev.SerializeToString(),
             }
         )
-    if rows:
-        uow.session.execute(insert(outbox), rows)
-        uow.published += len(rows)
+    _insert_many(uow, outbox, rows)
+    uow.published += len(rows)
     return len(rows)

@@ -12,6 +12,7 @@ the first instant that exists; `zoneinfo` gives exactly that for `fold=0`.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.relativedelta import relativedelta
@@ -39,8 +40,10 @@ def add_months(anchor: date, months: int) -> date:
     return anchor + relativedelta(months=months)
 
 
+@lru_cache(maxsize=65536)
 def local_midnight(day: date, tz: str) -> datetime:
-    """The first instant of `day` in zone `tz`, as an aware UTC datetime."""
+    """The first instant of `day` in zone `tz`, as an aware UTC datetime (cached: a sweep asks for the same
+    few days in the same few zones for many subscriptions)."""
     return datetime.combine(day, time(0), tzinfo=zone(tz)).astimezone(UTC)
 
 

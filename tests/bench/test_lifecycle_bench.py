@@ -1,0 +1,131 @@
+"""Lifecycle sweep benchmark on PostgreSQL: 1 000 000 subscriptions of which 1 % are due.
+
+Reproduce: `make bench` (or `.venv/bin/pytest tests/bench/test_lifecycle_bench.py -q -s -p no:cacheprovider
+--override-ini addopts=`), with PostgreSQL at 127.0.0.1:5432 (TENURE_TEST_PG_URL to point elsewhere).
+
+What is measured, in one run on one database:
+- the rows: 990 000 idle subscriptions (their next_action_time spread over 300 days after the sweep's
+  instant) and 10 000 due ones, 2 500 each of: Active -> Expired (term ended, auto-renew off), Expired ->
+  Suspended, Suspended -> Cancelled, and a 45-day renewal reminder; loaded with INSERT … SELECT over
+  generate_series (not the ORM), then VACUUM ANALYZE;
+- baseline: ONE set-based UPDATE that moves the stage of exactly those 10 000 rows (found through the
+  same index) and clears their next_action_time, rolled back; the median of 3 runs (VACUUM between);
+- the sweep: `sweep.run` over the same rows, as the service runs it: claim in batches of 1 000 with
+  FOR UPDATE SKIP LOCKED, decide each row's work, UPDATE, INSERT the history rows, the reminder rows
+  and 10 000 outbox events (protobuf payloads), commit per batch;
+- the sweep with nothing due: the median of 20 runs at an instant before any row is due.
+
+Renewals are not part of the due set: each one calls billing (an invoice and a charge per subscription),
+which no set-based UPDATE does; their path is exercised by the race test in tests/service/subscription.
+The goals: sweep within 3x the UPDATE, an empty sweep under 50 ms.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+
+from services.subscription import handlers, sweep
+from services.subscription.adapters.tables import SubscriptionModel
+from shared.clock import TestClock
+from shared.db import Database
+from tests.conftest import PG_AVAILABLE
+from tests.service.subscription.bulk_load import AS_OF, CountingBilling, load
+
+TOTAL = 1_000_000
+DUE = {"expire": 2500, "suspend": 2500, "cancel": 2500, "remind": 2500}
+NOTHING_DUE_AT = datetime(2025, 6, 1, tzinfo=UTC)  # before every due shape's instant
+
+BASELINE = text(
+    """
+    UPDATE subscriptions
+       SET stage = CASE stage WHEN 'ACTIVE' THEN 'EXPIRED' WHEN 'EXPIRED' THEN 'SUSPENDED' ELSE 'CANCELLED' END,
+           next_action_time = NULL,
+           version = version + 1,
+           update_time = :now
+     WHERE due_kind = 0 AND next_action_time <= :as_of
+    """
+)
+
+
+def _vacuum(db: Database) -> None:
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.execute(text("VACUUM ANALYZE subscriptions"))
+
+
+@pytest.mark.skipif(not PG_AVAILABLE, reason="PostgreSQL is not reachable")
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_sweep_of_1_percent_due_against_one_set_based_update(new_db_url):
+    clock = TestClock(AS_OF)
+    db = Database(new_db_url("bench"), SubscriptionModel.metadata, clock, source="subscription")
+    db.create_all()
+    handlers.seed(db)
+    started = time.perf_counter()
+    first = 1
+    for kind, n in DUE.items():
+        load(db.engine, kind, first, n, now=AS_OF)
+        first += n
+    idle = TOTAL - sum(DUE.values())
+    chunk = 110_000
+    for lo in range(0, idle, chunk):
+        load(db.engine, "idle", first + lo, min(chunk, idle - lo), now=AS_OF, spread_days=300)
+    _vacuum(db)
+    loaded = time.perf_counter() - started
+    with db.read() as s:
+        assert s.execute(text("SELECT count(*) FROM subscriptions")).scalar() == TOTAL
+        due = s.execute(
+            text("SELECT count(*) FROM subscriptions WHERE next_action_time <= :t"), {"t": AS_OF}
+        ).scalar()
+    assert due == sum(DUE.values())
+
+    empty = []
+    billing = CountingBilling()
+    for _ in range(20):
+        t0 = time.perf_counter()
+        counts = sweep.run(db, billing, NOTHING_DUE_AT)
+        empty.append(time.perf_counter() - t0)
+        assert counts.total == 0
+
+    baseline = []
+    for _ in range(3):
+        with db.engine.connect() as c:
+            t0 = time.perf_counter()
+            n = c.execute(BASELINE, {"now": AS_OF, "as_of": AS_OF}).rowcount
+            baseline.append(time.perf_counter() - t0)
+            c.rollback()
+        assert n == due
+        _vacuum(db)
+
+    t0 = time.perf_counter()
+    counts = sweep.run(db, billing, AS_OF)
+    swept = time.perf_counter() - t0
+    assert counts.total == due
+    assert (counts.expired, counts.suspended, counts.cancelled, counts.reminded) == (
+        DUE["expire"],
+        DUE["suspend"],
+        DUE["cancel"],
+        DUE["remind"],
+    )
+    assert not billing.calls
+
+    base = statistics.median(baseline)
+    empty_ms = statistics.median(empty) * 1000
+    ratio = swept / base
+    print(
+        "\nlifecycle sweep benchmark (PostgreSQL, "
+        f"{TOTAL:,} subscriptions, {due:,} due; loaded in {loaded:.1f} s)\n"
+        f"  one set-based UPDATE of the due rows : {base * 1000:8.1f} ms  (median of 3: "
+        + ", ".join(f"{b * 1000:.1f}" for b in baseline)
+        + ")\n"
+        f"  lifecycle sweep of the same rows     : {swept * 1000:8.1f} ms  "
+        f"({due / swept:,.0f} rows/s; history, reminders and {due:,} outbox events included)\n"
+        f"  ratio sweep / UPDATE                 : {ratio:8.2f} x   (goal <= 3 x)\n"
+        f"  sweep with nothing due               : {empty_ms:8.2f} ms  (median of 20; goal < 50 ms)\n"
+        "  reproduce: make bench   (PostgreSQL at 127.0.0.1:5432 or TENURE_TEST_PG_URL)"
+    )
+    assert empty_ms < 50
+    db.dispose()
