@@ -190,8 +190,11 @@ def _remote_pass(db: Database, billing, as_of: datetime, counts: SweepCounts) ->
                 repo = Repository(uow.session, postgres=uow.db.is_postgres)
                 _remote_work(uow, billing, repo, repo.get(sid), as_of, counts, catalog)
             done += 1
-        except (PeerUnavailable, DomainError):
-            log.warning("subscription %s: due work failed; the next sweep retries it", sid, exc_info=True)
+        except Exception as e:  # one subscription's failure must not hold back the others
+            level = logging.WARNING if isinstance(e, DomainError) else logging.ERROR
+            log.log(level, "subscription %s: due work failed; the next sweep retries it", sid, exc_info=True)
+            if sid is None:
+                raise
             skip.add(sid)
 
 

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.type.date_pb2 import Date
@@ -242,8 +243,15 @@ def _ts(dt: datetime | None) -> Timestamp | None:
     return Timestamp(seconds=int(dt.timestamp()), nanos=dt.microsecond * 1000)
 
 
+@lru_cache(maxsize=4096)
 def _date(d: date | None) -> Date | None:
+    # cached: the message is copied into whatever it is assigned to, so sharing it is safe
     return Date(year=d.year, month=d.month, day=d.day) if d else None
+
+
+@lru_cache(maxsize=4096)
+def _price(amount: Decimal, currency: str):
+    return to_proto(round_money(Decimal(amount), currency), currency)
 
 
 def snapshot(m: Mapping, s: LifecycleState, stage: Stage | None = None) -> events_pb2.SubscriptionSnapshot:
@@ -261,7 +269,7 @@ def snapshot(m: Mapping, s: LifecycleState, stage: Stage | None = None) -> event
         seats=m["seats"],
         stage=_STAGE[stage or s.stage],
         shutoff_policy=_POLICY[m["shutoff_policy"]],
-        unit_price=to_proto(round_money(Decimal(m["unit_price"]), currency), currency),
+        unit_price=_price(m["unit_price"], currency),
         current_period_start_date=_date(m["current_period_start_date"]),
         renewal_date=_date(m["renewal_date"]),
         renewal_time=_ts(renewal_time),
