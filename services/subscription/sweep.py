@@ -157,7 +157,7 @@ def _apply_local(uow: UnitOfWork, rows, as_of: datetime, counts: SweepCounts) ->
     bulk.set_states(uow, states)
     bulk.add_transitions(uow, transitions)
     bulk.add_reminders(uow, reminders)
-    bulk.publish_many(uow, [(etype, account, sid, field, msg) for account, sid, etype, field, msg in events])
+    uow.publish_many([(etype, account, sid, field, msg) for account, sid, etype, field, msg in events])
 
 
 def _remote_pass(db: Database, billing, as_of: datetime, counts: SweepCounts) -> int:

@@ -9,15 +9,14 @@ instead of writing over the move.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.type.date_pb2 import Date
-from sqlalchemy import String, any_, bindparam, insert, select, text, update
+from sqlalchemy import String, any_, bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from services.subscription.adapters.tables import ReminderRow, SubscriptionRow, TransitionRow
@@ -200,22 +199,8 @@ def set_states(uow: UnitOfWork, params: list[dict]) -> None:
         uow.session.execute(_SET_STATE, params)
 
 
-def _insert_many(uow: UnitOfWork, table, rows: list[dict]) -> None:
-    """Insert many rows: COPY on PostgreSQL (in the unit of work's transaction), executemany elsewhere."""
-    if not rows:
-        return
-    if not uow.db.is_postgres:
-        uow.session.execute(insert(table), rows)
-        return
-    columns = list(rows[0])
-    raw = uow.session.connection().connection.driver_connection
-    with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-        for r in rows:
-            copy.write_row([r[c] for c in columns])
-
-
 def add_transitions(uow: UnitOfWork, rows: list[dict]) -> None:
-    _insert_many(uow, TRANSITIONS, rows)
+    uow.insert_many(TRANSITIONS, rows)
 
 
 def transition_row(subscription_id: str, t: Transition, period_key: str | None) -> dict:
@@ -231,7 +216,7 @@ def transition_row(subscription_id: str, t: Transition, period_key: str | None) 
 
 def add_reminders(uow: UnitOfWork, rows: list[dict]) -> None:
     """Insert the reminders sent; the primary key (subscription, renewal date, days) refuses a second one."""
-    _insert_many(uow, REMINDERS, rows)
+    uow.insert_many(REMINDERS, rows)
 
 
 # -- events --------------------------------------------------------------------------------------------
@@ -306,37 +291,3 @@ def renewal_reminder(snap: events_pb2.SubscriptionSnapshot, days_before: int) ->
         "renewal_reminder",
         events_pb2.RenewalReminder(subscription=snap, days_before=days_before),
     )
-
-
-def publish_many(uow: UnitOfWork, events: Iterable[tuple[str, str, str, str, object]]) -> int:
-    """Write many events to the outbox in one statement, in order: (event_type, account_id,
-    subscription_id, payload field, payload). The rows are those `UnitOfWork.publish` writes."""
-    outbox = uow.db.tables["outbox"]
-    now = uow.now
-    occurred = _ts(now)
-    source = uow.db.source
-    rows = []
-    for event_type, account_id, subscription_id, field, payload in events:
-        event_id = str(uuid.uuid4())
-        ev = events_pb2.Event(
-            event_id=event_id,
-            event_type=event_type,
-            occurred_time=occurred,
-            source=source,
-            account_id=account_id,
-            subscription_id=subscription_id,
-            **{field: payload},
-        )
-        rows.append(
-            {
-                "event_id": event_id,
-                "event_type": event_type,
-                "account_id": account_id,
-                "subscription_id": subscription_id,
-                "occurred_time": now,
-                "payload": ev.SerializeToString(),
-            }
-        )
-    _insert_many(uow, outbox, rows)
-    uow.published += len(rows)
-    return len(rows)
