@@ -189,6 +189,7 @@ def snapshot_pb(s: Subscription) -> events_pb2.SubscriptionSnapshot:
         time_zone=s.time_zone,
         access_until_time=ts_pb(s.access_until),
         renewal_seats=s.renewal_seats,
+        included_product_codes=s.included_product_codes,
     )
 
 

@@ -577,6 +577,8 @@ def upgrade(
             order_number=order_number,
             credit=_money(out.credit, new.currency),
             old_access_until_time=codec.ts_pb(out.old_access_until),
+            amount=_money(invoice.total, new.currency),
+            invoice_id=invoice.invoice_id,
         ),
     )
     return UpgradeResult(

@@ -268,6 +268,7 @@ def snapshot(m: Mapping, s: LifecycleState, stage: Stage | None = None) -> event
         time_zone=m["time_zone"],
         access_until_time=_ts(m["access_until_time"]),
         renewal_seats=m["renewal_seats"],
+        included_product_codes=m["included_products"].split(),
     )
 
 

@@ -130,6 +130,7 @@ _DIRECT = {f.name for f in fields(Subscription)} - {
     "unit_price",
     "access_until",
     "version",
+    "included_product_codes",
 }
 
 
@@ -147,6 +148,7 @@ def to_domain(row: SubscriptionRow) -> Subscription:
         unit_price=round_money(row.unit_price, row.currency),
         access_until=row.access_until_time,
         version=row.version,
+        included_product_codes=tuple(row.included_products.split()),
     )
 
 
@@ -162,6 +164,7 @@ def _apply(row: SubscriptionRow, sub: Subscription, now: datetime) -> None:
     row.pending_term = sub.pending_term.value if sub.pending_term else ""
     row.unit_price = sub.unit_price
     row.access_until_time = sub.access_until
+    row.included_products = " ".join(sub.included_product_codes)
     row.renewal_time = sub.renewal_time
     row.next_action_time, row.due_kind = lifecycle.plan(lifecycle_state(sub))
     row.update_time = now

@@ -86,6 +86,8 @@ class SubscriptionRow(SubscriptionModel, table=True):
     account_id: str = Field(max_length=80)
     product_code: str = Field(max_length=40)
     product_name: str = Field(max_length=200)
+    # space-separated codes of the products a seat also grants (a collection's members)
+    included_products: str = Field(default="", max_length=400)
     plan: str = Field(max_length=20)
     term: str = Field(max_length=20)
     seats: int

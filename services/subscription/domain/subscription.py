@@ -68,6 +68,7 @@ class Subscription:
     payment_method_type: PaymentMethodType | None = None
     partner_name: str = ""
     shutoff_policy: ShutoffPolicy = ShutoffPolicy.STANDARD
+    included_product_codes: tuple[str, ...] = ()  # a collection's products, which a seat also grants
     pending_term: Term | None = None
     pending_product_code: str = ""
     trial_end_date: date | None = None
@@ -372,6 +373,7 @@ def _new(
         payment_method_type=req.payment_method_type,
         partner_name=req.partner_name,
         shutoff_policy=product.shutoff_policy,
+        included_product_codes=product.contains,
         installments=installments_for(term, start),
         create_time=now,
     )
@@ -522,6 +524,7 @@ def renew_term(sub: Subscription, catalog: Catalog, now: datetime, *, reason: st
         product_code=product.code,
         product_name=product.name,
         shutoff_policy=product.shutoff_policy,
+        included_product_codes=product.contains,
         term=term,
         seats=seats,
         unit_price=price.renewal_price,
@@ -748,6 +751,7 @@ def upgrade(
         product_code=target.code,
         product_name=target.name,
         shutoff_policy=target.shutoff_policy,
+        included_product_codes=target.contains,
         plan=plan,
         renewal_seats=sub.seats,
         unit_price=price.list_price,

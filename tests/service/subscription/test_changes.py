@@ -9,6 +9,7 @@ import grpc
 import pytest
 from sqlalchemy import select
 
+from tenure.billing.v1 import billing_pb2
 from tenure.common.v1 import common_pb2
 from tenure.events.v1 import events_pb2
 from tenure.subscription.v1 import subscription_pb2 as pb
@@ -136,6 +137,22 @@ def test_upgrade_lt_to_full_credits_the_unused_days(stack):
             )
         )
     assert error_info(e.value).reason == "ERROR_REASON_UPGRADE_NOT_ALLOWED"
+
+
+def test_upgrade_to_a_collection_names_its_products_and_the_order_total_in_the_event(stack):
+    old = stack.buy(product_code="ACD", seats=1).subscription
+    stack.clock.set(datetime(2024, 12, 1, 9, 0, tzinfo=UTC))
+    up = stack.sub.UpgradeSubscription(
+        pb.UpgradeSubscriptionRequest(
+            request_id=rid(), subscription_id=old.subscription_id, target_product_code="AEC_COLLECTION"
+        )
+    )
+    ev = [e for e in _events(stack) if e.event_type == "subscription.upgraded"][-1].subscription_upgraded
+    assert list(ev.new_subscription.included_product_codes) == ["ACD", "DOCS"]
+    assert list(ev.old_subscription.included_product_codes) == []
+    assert ev.invoice_id == up.invoice_id
+    invoice = stack.billing.GetInvoice(billing_pb2.GetInvoiceRequest(invoice_id=up.invoice_id)).invoice
+    assert money(ev.amount) == money(invoice.total) > 0
 
 
 def test_align_renewal_dates_and_paypal_refusal(stack):
