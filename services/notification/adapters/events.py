@@ -175,6 +175,9 @@ def to_facts(ev: events_pb2.Event) -> EventFacts:
             old_product_name=old.product_name or old.product_code,
             old_access_until_date=_local_date(p.old_access_until_time, zone),
         )
+        if p.HasField("amount"):
+            amount, currency = _money(p.amount)
+            facts = replace(facts, amount=amount, **({"currency_code": currency} if currency else {}))
         return replace(
             base,
             account_id=base.account_id or new.account_id,

@@ -187,9 +187,15 @@ def test_an_upgrade_names_the_old_product_and_when_it_stops() -> None:
     facts = to_facts(ev).facts
     assert (facts.product_name, facts.old_product_name) == ("AutoCAD", "AutoCAD LT")
     assert facts.old_access_until_date == date(2024, 12, 31)
-    assert facts.amount is None  # the event carries no total; the templates leave it out
+    assert facts.amount is None  # an event without a total: the templates leave it out
     text = Renderer().render(Kind.UPGRADE_CONFIRMATION, "fr", facts).text
     assert "ORD-2024-000901" in text and "Total" not in text
+
+    ev.subscription_upgraded.amount.CopyFrom(to_proto(Decimal("3458.11"), "USD"))
+    facts = to_facts(ev).facts
+    assert (facts.amount, facts.currency_code) == (Decimal("3458.11"), "USD")
+    text = Renderer().render(Kind.UPGRADE_CONFIRMATION, "en", facts).text
+    assert "Total: $3,458.11" in text
 
 
 def test_events_without_a_payload_carry_only_the_envelope() -> None:
