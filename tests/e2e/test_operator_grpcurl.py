@@ -25,7 +25,7 @@ def test_list_shows_own_service_health_and_reflection(stack, name):
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
     } <= listed
-    if name in ("entitlement", "notification"):
+    if name in ("entitlement", "notification", "subscription"):
         assert "tenure.events.v1.EventSinkService" in listed
     if name == "billing":
         assert "tenure.events.v1.EventSinkService" not in listed  # billing consumes no events

@@ -16,8 +16,9 @@ SERVICES = list(SETTINGS)
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_upgrade_to_head_matches_the_tables_in_code(service, new_db_url, clock):
-    if not has_history(service):
-        pytest.skip(f"{service} has no migration history yet")
+    assert has_history(service), (
+        f"{service} has no migration history: python tools/make_migration.py {service} ..."
+    )
     settings = SETTINGS[service](database_url=new_db_url(service))
     app = importlib.import_module(f"services.{service}.app").create(settings, clock)
     app.migrate()
