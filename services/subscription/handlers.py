@@ -377,6 +377,44 @@ def change_term(uow: UnitOfWork, subscription_id: str, term: Term) -> Subscripti
     return saved
 
 
+def book_renewal(
+    uow: UnitOfWork,
+    repo: Repository,
+    saved: Subscription,
+    out: ops.Outcome,
+    order_number: str,
+    invoice_id: str,
+    total: Decimal,
+    request_id: str,
+    period_start_date: date,
+) -> None:
+    """The order and the `subscription.renewed` event of a renewal, manual or automatic."""
+    repo.add_order(
+        order_number=order_number,
+        sub=saved,
+        kind="renewal",
+        invoice_id=invoice_id,
+        subtotal=out.subtotal(),
+        total=total,
+        order_date=saved.today(uow.now),
+        period_start_date=period_start_date,
+        lines=out.lines,
+        request_id=request_id,
+        now=uow.now,
+    )
+    uow.publish(
+        "subscription.renewed",
+        account_id=saved.account_id,
+        subscription_id=saved.subscription_id,
+        subscription_renewed=events_pb2.SubscriptionRenewed(
+            subscription=codec.snapshot_pb(saved),
+            order_number=order_number,
+            amount=_money(total, saved.currency),
+            invoice_id=invoice_id,
+        ),
+    )
+
+
 def _record_renewal(
     uow: UnitOfWork, peers: Peers, repo: Repository, before: Subscription, out: ops.Outcome, request_id: str
 ) -> OrderResult:
@@ -394,18 +432,16 @@ def _record_renewal(
     )
     new.payment_method_type = invoice.payment_method_type or new.payment_method_type
     saved = repo.save(new, now)
-    repo.add_order(
-        order_number=order_number,
-        sub=saved,
-        kind="renewal",
-        invoice_id=invoice.invoice_id,
-        subtotal=out.subtotal(),
-        total=invoice.total,
-        order_date=before.today(now),
-        period_start_date=saved.current_period_start_date,
-        lines=out.lines,
-        request_id=request_id,
-        now=now,
+    book_renewal(
+        uow,
+        repo,
+        saved,
+        out,
+        order_number,
+        invoice.invoice_id,
+        invoice.total,
+        request_id,
+        saved.current_period_start_date,
     )
     repo.record_renewal(
         subscription_id=saved.subscription_id,
@@ -423,17 +459,6 @@ def _record_renewal(
             reason=f"replaced by the renewal invoice {invoice.invoice_id}",
         )
     repo.add_transitions(saved.subscription_id, out.transitions)
-    uow.publish(
-        "subscription.renewed",
-        account_id=saved.account_id,
-        subscription_id=saved.subscription_id,
-        subscription_renewed=events_pb2.SubscriptionRenewed(
-            subscription=codec.snapshot_pb(saved),
-            order_number=order_number,
-            amount=_money(invoice.total, saved.currency),
-            invoice_id=invoice.invoice_id,
-        ),
-    )
     _stage_events(uow, saved, out.transitions)
     return OrderResult(saved, order_number, invoice.invoice_id, out.subtotal(), invoice.total, out.lines)
 

@@ -35,10 +35,11 @@ from services.subscription.domain.catalog import Catalog
 from services.subscription.domain.lifecycle import LOCAL, REMOTE
 from services.subscription.domain.model import Stage, Transition
 from services.subscription.domain.subscription import Subscription, lifecycle_state, with_state
+from services.subscription.handlers import book_renewal
 from shared.clock import Clock
 from shared.db import Database, UnitOfWork
 from shared.errors import DomainError, InvalidInput, NotFound, PeerUnavailable, RuleViolation
-from shared.money import from_proto, to_proto
+from shared.money import from_proto
 from shared.outbox import Relay
 from tenure.events.v1 import events_pb2
 
@@ -284,7 +285,7 @@ def _auto_renew(
         return
     new.payment_method_type = invoice.payment_method_type or new.payment_method_type
     saved = repo.save(new, now)
-    _book_renewal(uow, repo, saved, out, order_number, invoice_id, invoice.total, key, period)
+    book_renewal(uow, repo, saved, out, order_number, invoice_id, invoice.total, key, period)
     repo.record_renewal(
         subscription_id=saved.subscription_id,
         period_start_date=period,
@@ -294,35 +295,6 @@ def _auto_renew(
         now=now,
     )
     counts.renewed += 1
-
-
-def _book_renewal(
-    uow: UnitOfWork, repo: Repository, saved: Subscription, out, order_number, invoice_id, total, key, period
-) -> None:
-    repo.add_order(
-        order_number=order_number,
-        sub=saved,
-        kind="renewal",
-        invoice_id=invoice_id,
-        subtotal=out.subtotal(),
-        total=total,
-        order_date=saved.today(uow.now),
-        period_start_date=period,
-        lines=out.lines,
-        request_id=key,
-        now=uow.now,
-    )
-    uow.publish(
-        "subscription.renewed",
-        account_id=saved.account_id,
-        subscription_id=saved.subscription_id,
-        subscription_renewed=events_pb2.SubscriptionRenewed(
-            subscription=codec.snapshot_pb(saved),
-            order_number=order_number,
-            amount=to_proto(total, saved.currency),
-            invoice_id=invoice_id,
-        ),
-    )
 
 
 def _record(
@@ -436,7 +408,7 @@ def on_invoice_paid(uow: UnitOfWork, ev) -> None:
         saved = repo.save(out.subscription, now)
         total = from_proto(inv.total).amount if inv.HasField("total") else out.subtotal()
         period = sub.renewal_date
-        _book_renewal(
+        book_renewal(
             uow,
             repo,
             saved,
