@@ -97,3 +97,30 @@ def test_client_maps_errors_back_and_reports_a_peer_that_is_down(start_service):
     down = ServiceClient(clock_pb2_grpc.ClockServiceStub, f"127.0.0.1:{free_port()}", timeout=2)
     with pytest.raises(PeerUnavailable):
         down.GetTime(clock_pb2.GetTimeRequest())
+
+
+def test_an_rpc_not_built_answers_unimplemented_with_its_name(start_service):
+    from sqlalchemy import MetaData
+
+    from shared.app import ServiceApp
+    from tenure.billing.v1 import billing_pb2, billing_pb2_grpc
+
+    def bare(settings, clock):
+        app = ServiceApp.create("bare", settings, clock, MetaData())
+        app.add_servicer(
+            billing_pb2_grpc.add_BillingServiceServicer_to_server,
+            billing_pb2_grpc.BillingServiceServicer(),
+            billing_pb2.DESCRIPTOR.services_by_name["BillingService"],
+            billing_pb2_grpc.BillingServiceServicer,
+        )
+        return app
+
+    app = start_service("billing", create=bare)
+    stub = billing_pb2_grpc.BillingServiceStub(grpc.insecure_channel(app.addr))
+    with pytest.raises(grpc.RpcError) as e:
+        stub.GetInvoice(billing_pb2.GetInvoiceRequest(invoice_id="inv_1"), timeout=5)
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert (
+        e.value.details()
+        == "tenure.billing.v1.BillingService/GetInvoice is not implemented yet in this release"
+    )
