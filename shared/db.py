@@ -25,6 +25,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -48,6 +49,15 @@ from shared.errors import Conflict, InvalidInput
 from shared.grpc.codec import timestamp
 
 M = TypeVar("M", bound=Message)
+
+_NUMBER_OUTBOX = text(
+    """
+    UPDATE outbox
+       SET seq = (SELECT coalesce(max(seq), 0) FROM outbox) + fresh.n
+      FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM outbox WHERE seq IS NULL) AS fresh
+     WHERE outbox.id = fresh.id
+    """
+)
 # From this many rows, insert_many uses COPY on PostgreSQL (cheaper than a statement per batch of values).
 COPY_FROM_ROWS = 50
 
@@ -86,6 +96,10 @@ def add_infra_tables(metadata: MetaData) -> dict[str, Table]:
         Column("subscription_id", String(80), nullable=False, default=""),
         Column("occurred_time", UTCDateTime(), nullable=False),
         Column("payload", LargeBinary, nullable=False),
+        # Delivery order: numbered when the writing transaction commits (see UnitOfWork.order_outbox),
+        # so an event whose transaction commits late is never passed by the relay's cursor.
+        Column("seq", BigInteger, nullable=True),
+        Index("ux_outbox_seq", "seq", unique=True),
     )
     cursor = Table(
         "outbox_cursor",
@@ -175,6 +189,8 @@ class Database:
         uow = UnitOfWork(self, session)
         try:
             yield uow
+            if uow.published:
+                uow.order_outbox()
             session.commit()
         except StaleDataError as e:
             session.rollback()
@@ -278,6 +294,18 @@ class UnitOfWork:
         self.insert_many(self.db.tables["outbox"], rows)
         self.published += len(rows)
         return [r["event_id"] for r in rows]
+
+    def order_outbox(self) -> None:
+        """Number this transaction's outbox rows after every committed one, just before commit.
+
+        Ids are taken at insert, but transactions commit in any order, so a relay following ids could
+        move past a row whose transaction had not committed yet and never deliver it. Rows are numbered
+        instead under a lock held until commit (SQLite's write lock; a PostgreSQL advisory lock), so
+        numbers are given in commit order. Other transactions' unnumbered rows are not yet visible, so
+        `seq IS NULL` finds exactly this transaction's rows. The lock is taken last, after every other
+        write of the transaction, so it cannot be part of a deadlock."""
+        self.lock_key("outbox-order")
+        self.session.execute(_NUMBER_OUTBOX)
 
     def insert_many(self, table: Table, rows: list[dict]) -> None:
         """Insert rows in this transaction: COPY on PostgreSQL for a batch, one executemany otherwise."""

@@ -2,7 +2,7 @@
 
 The producer writes events into its `outbox` in the same transaction as the
 change (`UnitOfWork.publish`). A `Relay` thread delivers them to every
-subscriber's `EventSinkService.Deliver` in outbox order, one subscriber at a
+subscriber's `EventSinkService.Deliver` in commit order (the outbox `seq`), one subscriber at a
 time, and moves that subscriber's cursor only after an acknowledgement. A
 subscriber that is down is retried with exponential back-off; nothing is
 skipped, so order per subscription holds and nothing is lost.
@@ -124,16 +124,19 @@ class Relay:
         last = self._cursor(sub.addr)
         with self.db.read() as s:
             rows = s.execute(
-                select(ob.c.id, ob.c.payload).where(ob.c.id > last).order_by(ob.c.id).limit(self.batch_size)
+                select(ob.c.seq, ob.c.payload)
+                .where(ob.c.seq > last)
+                .order_by(ob.c.seq)
+                .limit(self.batch_size)
             ).all()
         done = 0
         acked = last
         try:
             for row in rows:
                 ev = events_pb2.Event.FromString(row.payload)
-                ev.sequence = row.id
+                ev.sequence = row.seq
                 sub.stub.Deliver(events_pb2.DeliverRequest(event=ev), timeout=self.timeout)
-                acked = row.id
+                acked = row.seq
                 done += 1
             sub.backoff, sub.failures, sub.next_attempt = 0.0, 0, 0.0
         except grpc.RpcError as err:
@@ -157,7 +160,7 @@ class Relay:
             return 0
         ob = self.db.tables["outbox"]
         with self.db.read() as s:
-            max_id = s.execute(select(func.coalesce(func.max(ob.c.id), 0))).scalar_one()
+            max_id = s.execute(select(func.coalesce(func.max(ob.c.seq), 0))).scalar_one()
         return max(int(max_id) - self._cursor(sub.addr) for sub in self._subs)
 
     def drain(self, timeout: float = 30.0) -> bool:
