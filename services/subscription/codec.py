@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from decimal import Decimal
-
-from google.protobuf import timestamp_pb2
-from google.type import date_pb2
 
 from services.subscription.domain.catalog import Price, Product
 from services.subscription.domain.model import (
@@ -22,6 +18,11 @@ from services.subscription.domain.model import (
 )
 from services.subscription.domain.subscription import Option, Subscription
 from shared.errors import InvalidInput
+
+# The wire conversions of every service, used here and re-exported for the servicer and handlers.
+from shared.grpc.codec import date_of as date_of
+from shared.grpc.codec import date_pb as date_pb
+from shared.grpc.codec import timestamp
 from shared.money import to_proto
 from tenure.common.v1 import common_pb2
 from tenure.events.v1 import events_pb2
@@ -92,25 +93,7 @@ def channel_of(n: int, field: str = "channel", default: Channel | None = None) -
 # -- scalars ------------------------------------------------------------------------------------------
 
 
-def date_pb(d: date | None) -> date_pb2.Date | None:
-    return date_pb2.Date(year=d.year, month=d.month, day=d.day) if d else None
-
-
-def date_of(msg: date_pb2.Date, field: str) -> date | None:
-    if msg.year == 0 and msg.month == 0 and msg.day == 0:
-        return None
-    try:
-        return date(msg.year, msg.month, msg.day)
-    except ValueError:
-        raise InvalidInput(f"{field} is not a valid calendar date", field=field) from None
-
-
-def ts_pb(dt: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if dt is None:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(dt)
-    return ts
+ts_pb = timestamp
 
 
 def money_pb(amount: Decimal, currency: str):

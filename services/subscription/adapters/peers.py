@@ -8,20 +8,16 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from google.protobuf import timestamp_pb2
-from google.type import date_pb2
-
 from services.subscription.domain.model import OrderLine, PaymentMethodType
 from services.subscription.domain.subscription import Subscription
 from shared.errors import NotFound, RuleViolation
+from shared.grpc.codec import date_pb, timestamp
 from shared.money import from_proto, to_proto
 from tenure.billing.v1 import billing_pb2
 from tenure.common.v1 import clock_pb2, common_pb2
 from tenure.entitlement.v1 import entitlement_pb2
 
-
-def _date(d: date) -> date_pb2.Date:
-    return date_pb2.Date(year=d.year, month=d.month, day=d.day)
+_date = date_pb
 
 
 def _lines(lines: list[OrderLine], product_code: str = "") -> list[billing_pb2.InvoiceLineInput]:
@@ -201,9 +197,9 @@ class Billing:
 
     def run_sweep(self, as_of: datetime) -> int:
         """Billing's sweep (installment invoices, overdue marks) as of `as_of`; the number of things it did."""
-        ts = timestamp_pb2.Timestamp()
-        ts.FromDatetime(as_of)
-        r = self.client.RunBillingSweep(billing_pb2.RunBillingSweepRequest(as_of_time=ts), timeout=120)
+        r = self.client.RunBillingSweep(
+            billing_pb2.RunBillingSweepRequest(as_of_time=timestamp(as_of)), timeout=120
+        )
         return r.issued + r.overdue + r.paid + r.payment_failed
 
     def payment_method_type(self, account_id: str, payment_method_id: str) -> PaymentMethodType:
@@ -240,9 +236,7 @@ class PeerClock:
         self.client = client
 
     def set_time(self, to: datetime) -> None:
-        ts = timestamp_pb2.Timestamp()
-        ts.FromDatetime(to)
-        self.client.SetTime(clock_pb2.SetTimeRequest(to_time=ts))
+        self.client.SetTime(clock_pb2.SetTimeRequest(to_time=timestamp(to)))
 
     def drain(self, timeout: float = 30.0) -> int:
         """Deliver what waits in its outbox; the number of events still pending."""
