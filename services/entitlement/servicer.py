@@ -20,7 +20,7 @@ from services.entitlement.encode import (
 )
 from shared.clock import Clock
 from shared.db import Database
-from shared.grpc.interceptors import ACTOR_EMAIL, ACTOR_ROLE
+from shared.grpc.interceptors import ACTOR_EMAIL, ACTOR_ROLE, metadata_value
 from tenure.common.v1 import common_pb2
 from tenure.entitlement.v1 import entitlement_pb2 as pb
 from tenure.entitlement.v1 import entitlement_pb2_grpc
@@ -29,12 +29,8 @@ _UNSPECIFIED_STAGE = common_pb2.STAGE_UNSPECIFIED
 
 
 def actor_of(context) -> Actor:
-    email = role = ""
-    for k, v in context.invocation_metadata() or ():
-        if k == ACTOR_EMAIL:
-            email = v.strip().lower()
-        elif k == ACTOR_ROLE:
-            role = v.strip().lower()
+    email = metadata_value(context, ACTOR_EMAIL).strip().lower()
+    role = metadata_value(context, ACTOR_ROLE).strip().lower()
     return Actor(email or None, operator=role == "operator")
 
 

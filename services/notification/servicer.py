@@ -5,9 +5,9 @@ from __future__ import annotations
 from services.notification import handlers
 from services.notification.adapters.tables import AttachmentRow, NotificationRow
 from services.notification.domain.model import Kind, Role, Status
-from shared.errors import InvalidInput, NotAllowed
+from shared.errors import InvalidInput
 from shared.grpc.codec import timestamp
-from shared.grpc.interceptors import ACTOR_ROLE, metadata_value
+from shared.grpc.interceptors import require_operator
 from tenure.common.v1 import common_pb2
 from tenure.notification.v1 import notification_pb2 as pb
 from tenure.notification.v1 import notification_pb2_grpc as pb_grpc
@@ -118,10 +118,7 @@ class NotificationServicer(pb_grpc.NotificationServiceServicer):
         return self.deps.db.run_idempotent("ResendNotification", request, pb.ResendNotificationResponse, work)
 
     def RunDelivery(self, request, context):
-        if metadata_value(context, ACTOR_ROLE) not in ("operator", "service"):
-            raise NotAllowed(
-                "RunDelivery is an operator action (x-actor-role: operator)", reason="PERMISSION_DENIED"
-            )
+        require_operator(context, "RunDelivery")
         if request.limit < 0:
             raise InvalidInput("limit must not be negative", field="limit", reason="INVALID_ARGUMENT")
         counts = handlers.run_delivery(self.deps, request.limit or 100)

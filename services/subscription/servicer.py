@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, timedelta
 
-import grpc
 from sqlalchemy.exc import IntegrityError
 
 from services.subscription import codec, handlers, sweep
@@ -14,8 +13,8 @@ from services.subscription.domain import subscription as ops
 from services.subscription.domain.model import Channel
 from shared.clock import Clock
 from shared.db import Database
-from shared.errors import InvalidInput, NotAllowed, RuleViolation
-from shared.grpc.interceptors import metadata_value
+from shared.errors import InvalidInput, RuleViolation
+from shared.grpc.interceptors import require_operator
 from tenure.subscription.v1 import subscription_pb2 as pb
 from tenure.subscription.v1 import subscription_pb2_grpc
 
@@ -43,11 +42,6 @@ def _slice(items: list, page_size: int, page_token: str) -> tuple[list, str]:
     chunk = items[offset : offset + size]
     nxt = str(offset + size) if offset + size < len(items) else ""
     return chunk, nxt
-
-
-def _require_operator(context: grpc.ServicerContext, what: str) -> None:
-    if metadata_value(context, "x-actor-role") not in ("operator", "service"):
-        raise NotAllowed(f"{what} is an operator action", reason="PERMISSION_DENIED")
 
 
 def _order_request(r: pb.CreateSubscriptionRequest) -> ops.OrderRequest:
@@ -97,7 +91,7 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
         return pb.ListPricesResponse(prices=[codec.price_pb(p) for p in items], next_page_token=nxt)
 
     def SetExchangeRate(self, request, context):
-        _require_operator(context, "SetExchangeRate")
+        require_operator(context, "SetExchangeRate")
         channel = codec.channel_of(request.channel, default=Channel.DIRECT_ONLINE)
 
         def work(uow):
@@ -337,7 +331,7 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
         return pb.GetLifecycleHistoryResponse(transitions=[codec.transition_pb(t) for t in transitions])
 
     def RunLifecycle(self, request, context):
-        _require_operator(context, "RunLifecycle")
+        require_operator(context, "RunLifecycle")
         as_of = (
             request.as_of_time.ToDatetime(tzinfo=UTC) if request.HasField("as_of_time") else self.clock.now()
         )
@@ -354,7 +348,7 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
         return pb.GetClockResponse(now_time=codec.ts_pb(self.clock.now()), test_clock=self.clock.is_test)
 
     def AdvanceClock(self, request, context):
-        _require_operator(context, "AdvanceClock")
+        require_operator(context, "AdvanceClock")
         if not self.clock.is_test:
             raise RuleViolation(
                 "the clock can only be moved when the services run on the test clock (TENURE_CLOCK=test)",

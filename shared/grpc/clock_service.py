@@ -4,21 +4,10 @@ drain the outbox. The subscription service's AdvanceClock drives these on all fo
 from __future__ import annotations
 
 from shared.clock import Clock
-from shared.errors import NotAllowed
 from shared.grpc.codec import time_of, timestamp
-from shared.grpc.interceptors import ACTOR_ROLE, metadata_value
+from shared.grpc.interceptors import require_operator
 from shared.outbox import Relay
 from tenure.common.v1 import clock_pb2, clock_pb2_grpc
-
-MOVERS = {"operator", "service"}
-
-
-def require_operator(context, roles: set[str] = MOVERS) -> None:
-    role = metadata_value(context, ACTOR_ROLE)
-    if role not in roles:
-        raise NotAllowed(
-            f"this call needs the operator role (metadata {ACTOR_ROLE}: operator)", reason="PERMISSION_DENIED"
-        )
 
 
 class ClockServicer(clock_pb2_grpc.ClockServiceServicer):
@@ -30,11 +19,11 @@ class ClockServicer(clock_pb2_grpc.ClockServiceServicer):
         return clock_pb2.GetTimeResponse(now_time=timestamp(self.clock.now()), test_clock=self.clock.is_test)
 
     def SetTime(self, request, context):
-        require_operator(context)
+        require_operator(context, "Moving the clock")
         to = time_of(request.to_time)
         return clock_pb2.SetTimeResponse(now_time=timestamp(self.clock.set(to)))
 
     def DrainOutbox(self, request, context):
-        require_operator(context)
+        require_operator(context, "Draining the outbox")
         self.relay.drain(request.timeout_seconds or 30.0)
         return clock_pb2.DrainOutboxResponse(pending=self.relay.pending())

@@ -18,6 +18,18 @@ ACTOR_ROLE = "x-actor-role"
 REQUEST_ID = "x-request-id"
 
 
+# Roles that may call operator RPCs: vendor staff, and the services themselves.
+TRUSTED_ROLES = ("operator", "service")
+
+
+def require_operator(context: grpc.ServicerContext, what: str) -> None:
+    """Refuse `what` (PERMISSION_DENIED) unless the caller's `x-actor-role` is operator or service."""
+    if metadata_value(context, ACTOR_ROLE) not in TRUSTED_ROLES:
+        raise errors.NotAllowed(
+            f"{what} is an operator action (metadata {ACTOR_ROLE}: operator)", reason="PERMISSION_DENIED"
+        )
+
+
 def metadata_value(context: grpc.ServicerContext, key: str) -> str:
     for k, v in context.invocation_metadata() or ():
         if k == key:
