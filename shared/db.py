@@ -58,6 +58,9 @@ _NUMBER_OUTBOX = text(
      WHERE outbox.id = fresh.id
     """
 )
+# What an outbox row's payload holds (see `add_infra_tables` and `shared.outbox.events_of`).
+EVENT = "event"
+JSON_BATCH = "json-batch"
 # From this many rows, insert_many uses COPY on PostgreSQL (cheaper than a statement per batch of values).
 COPY_FROM_ROWS = 50
 
@@ -96,6 +99,9 @@ def add_infra_tables(metadata: MetaData) -> dict[str, Table]:
         Column("subscription_id", String(80), nullable=False, default=""),
         Column("occurred_time", UTCDateTime(), nullable=False),
         Column("payload", LargeBinary, nullable=False),
+        # EVENT: `payload` is one serialized Event. JSON_BATCH: `payload` is a UTF-8 JSON array of Events in
+        # proto3 JSON (written by a set-based statement); the row's columns give each its envelope.
+        Column("payload_format", String(12), nullable=False, default=EVENT, server_default=EVENT),
         # Delivery order: numbered when the writing transaction commits (see UnitOfWork.order_outbox),
         # so an event whose transaction commits late is never passed by the relay's cursor.
         Column("seq", BigInteger, nullable=True),
@@ -294,6 +300,11 @@ class UnitOfWork:
         self.insert_many(self.db.tables["outbox"], rows)
         self.published += len(rows)
         return [r["event_id"] for r in rows]
+
+    def count_published(self, rows: int) -> None:
+        """Outbox rows that a statement of the caller's wrote (such as a JSON batch): they are numbered at
+        commit like those of `publish_many`, and the relay is woken."""
+        self.published += rows
 
     def order_outbox(self) -> None:
         """Number this transaction's outbox rows after every committed one, just before commit.

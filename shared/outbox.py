@@ -14,9 +14,11 @@ and changes nothing.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -24,12 +26,46 @@ import grpc
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from shared.db import Database, UnitOfWork
+from shared.db import EVENT, JSON_BATCH, Database, UnitOfWork
 from shared.errors import InvalidInput
+from shared.grpc.codec import timestamp
 
 log = logging.getLogger("tenure.outbox")
 
 EventHandler = Callable[[UnitOfWork, object], None]
+
+OUTBOX_COLUMNS = ("seq", "event_id", "event_type", "occurred_time", "payload", "payload_format")
+
+
+def events_of(row, source: str) -> list:
+    """The events of one outbox row (columns `OUTBOX_COLUMNS`), in order.
+
+    An EVENT row holds one serialized Event. A JSON_BATCH row holds a JSON array of Events in proto3 JSON,
+    each with its account, subscription and payload; the row gives them its type, time and `source`, and
+    each gets an event id derived from the row's and its place in the batch, so a redelivered batch carries
+    the same ids and consumers' inboxes drop the repeats. Every event carries the row's sequence number."""
+    from google.protobuf import json_format
+
+    from tenure.events.v1 import events_pb2
+
+    if row.payload_format == EVENT:
+        ev = events_pb2.Event.FromString(row.payload)
+        ev.sequence = row.seq or 0
+        return [ev]
+    if row.payload_format != JSON_BATCH:
+        raise ValueError(f"outbox row {row.seq}: unknown payload format {row.payload_format!r}")
+    base = uuid.UUID(row.event_id)
+    occurred = timestamp(row.occurred_time)
+    events = []
+    for i, item in enumerate(json.loads(row.payload)):
+        ev = json_format.ParseDict(item, events_pb2.Event())
+        ev.event_id = str(uuid.uuid5(base, str(i)))
+        ev.event_type = row.event_type
+        ev.occurred_time.CopyFrom(occurred)
+        ev.source = source
+        ev.sequence = row.seq or 0
+        events.append(ev)
+    return events
 
 
 @dataclass
@@ -124,7 +160,7 @@ class Relay:
         last = self._cursor(sub.addr)
         with self.db.read() as s:
             rows = s.execute(
-                select(ob.c.seq, ob.c.payload)
+                select(*(ob.c[c] for c in OUTBOX_COLUMNS))
                 .where(ob.c.seq > last)
                 .order_by(ob.c.seq)
                 .limit(self.batch_size)
@@ -133,11 +169,12 @@ class Relay:
         acked = last
         try:
             for row in rows:
-                ev = events_pb2.Event.FromString(row.payload)
-                ev.sequence = row.seq
-                sub.stub.Deliver(events_pb2.DeliverRequest(event=ev), timeout=self.timeout)
+                # a batch row is acknowledged whole: after a failure part-way it is sent again from its
+                # first event, and the consumers' inboxes drop the ones they had
+                for ev in events_of(row, self.db.source):
+                    sub.stub.Deliver(events_pb2.DeliverRequest(event=ev), timeout=self.timeout)
+                    done += 1
                 acked = row.seq
-                done += 1
             sub.backoff, sub.failures, sub.next_attempt = 0.0, 0, 0.0
         except grpc.RpcError as err:
             sub.failures += 1
