@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
+from google.protobuf import json_format
+
+from services.subscription.domain import dates
 from services.subscription.domain.catalog import Price, Product
+from services.subscription.domain.lifecycle import LifecycleState
 from services.subscription.domain.model import (
     Channel,
     OrderLine,
@@ -16,7 +21,7 @@ from services.subscription.domain.model import (
     Term,
     Transition,
 )
-from services.subscription.domain.subscription import Option, Subscription
+from services.subscription.domain.subscription import Option, Subscription, lifecycle_state
 from shared.errors import InvalidInput
 
 # The wire conversions of every service, used here and re-exported for the servicer and handlers.
@@ -148,32 +153,55 @@ def subscription_pb(s: Subscription) -> pb.Subscription:
 
 
 def snapshot_pb(s: Subscription) -> events_pb2.SubscriptionSnapshot:
+    """The subscription as events carry it: its profile and its lifecycle part, merged."""
+    snap = profile_pb(s)
+    snap.MergeFrom(lifecycle_snapshot_pb(lifecycle_state(s)))
+    return snap
+
+
+def profile_pb(s: Subscription) -> events_pb2.SubscriptionSnapshot:
+    """The fields of an event snapshot that the lifecycle sweep never changes (who, what, at which price)."""
     return events_pb2.SubscriptionSnapshot(
         subscription_id=s.subscription_id,
         account_id=s.account_id,
         product_code=s.product_code,
         product_name=s.product_name,
         plan=plan_pb(s.plan),
-        term=term_pb(s.term),
         seats=s.seats,
-        stage=stage_pb(s.stage),
         shutoff_policy=policy_pb(s.shutoff_policy),
         unit_price=money_pb(s.unit_price, s.currency),
-        current_period_start_date=date_pb(s.current_period_start_date),
-        renewal_date=date_pb(s.renewal_date),
-        renewal_time=ts_pb(s.renewal_time),
-        expiry_date=date_pb(s.expiry_date),
-        expiry_time=ts_pb(s.expiry_time),
-        auto_renew=s.auto_renew,
         buyer_email=s.buyer_email,
         buyer_name=s.buyer_name,
         buyer_language=s.buyer_language,
         channel=channel_pb(s.channel),
-        time_zone=s.time_zone,
-        access_until_time=ts_pb(s.access_until),
         renewal_seats=s.renewal_seats,
         included_product_codes=s.included_product_codes,
     )
+
+
+def lifecycle_snapshot_pb(state: LifecycleState) -> events_pb2.SubscriptionSnapshot:
+    """The fields of an event snapshot that follow from the lifecycle state alone (the same for every
+    subscription in that state, so the sweep builds them once per state)."""
+    return events_pb2.SubscriptionSnapshot(
+        term=term_pb(state.term),
+        stage=stage_pb(state.stage),
+        current_period_start_date=date_pb(state.current_period_start_date),
+        renewal_date=date_pb(state.renewal_date),
+        renewal_time=ts_pb(state.renewal_time),
+        expiry_date=date_pb(dates.expiry_date(state.renewal_date)),
+        expiry_time=ts_pb(state.renewal_time - dates.ONE_SECOND),
+        auto_renew=state.auto_renew,
+        time_zone=state.time_zone,
+        access_until_time=ts_pb(state.access_until),
+    )
+
+
+def event_profile(s: Subscription) -> str:
+    """`profile_pb` as the members of a proto3 JSON object (no braces), stored on the subscription row so
+    that the sweep's set-based statement can write event payloads by concatenation."""
+    return json.dumps(json_format.MessageToDict(profile_pb(s)), ensure_ascii=False, separators=(",", ":"))[
+        1:-1
+    ]
 
 
 def product_pb(p: Product, upgrades_to: list[str]) -> pb.Product:

@@ -5,9 +5,10 @@ The sweep finds due work through `next_action_time` and `due_kind` (indexed toge
 change), so its cost grows with the work due, not with the number of subscriptions:
 
 - LOCAL work (reminders, Active -> Expired at the end of an unrenewed term, Expired -> Suspended ->
-  Cancelled, the end of a trial or of an upgrade's overlap) is applied in batches: the rows are claimed with
-  `FOR UPDATE SKIP LOCKED` (PostgreSQL), moves whose instants were fixed when the shutoff started are one
-  UPDATE per batch, history and outbox events are bulk INSERTs.
+  Cancelled, the end of a trial or of an upgrade's overlap) depends on a subscription's lifecycle state
+  alone (`lifecycle.move`). On PostgreSQL a batch locks its due rows with `FOR UPDATE SKIP LOCKED`, decides
+  once per distinct state, and applies the moves, history, reminders and events in one statement
+  (`adapters/bulk.py`); on the embedded database the same moves go through the repository row by row.
 - REMOTE work (a renewal invoice, marking an account prepay-only) needs billing and runs one subscription
   per transaction, claimed the same way. Renewal invoices carry a request id derived from (subscription,
   term start) and `renewals` has that pair as its primary key, so a raced or retried sweep never renews or
@@ -45,13 +46,7 @@ from tenure.events.v1 import events_pb2
 
 log = logging.getLogger("tenure.subscription.lifecycle")
 
-BATCH = 1000
-SHUTOFF_REASONS = {
-    lifecycle.TERM_ENDED,
-    lifecycle.PAYMENT_FAILED,
-    lifecycle.INVOICE_OVERDUE,
-    lifecycle.SHUTOFF,
-}
+BATCH = 10000
 
 
 @dataclass
@@ -62,25 +57,19 @@ class SweepCounts:
     suspended: int = 0
     cancelled: int = 0
 
-    def count(self, transitions, reminders=()) -> None:
+    def count(self, transitions, reminders=(), times: int = 1) -> None:
         for t in transitions:
             if t.to_stage is Stage.EXPIRED:
-                self.expired += 1
+                self.expired += times
             elif t.to_stage is Stage.SUSPENDED:
-                self.suspended += 1
+                self.suspended += times
             elif t.to_stage is Stage.CANCELLED:
-                self.cancelled += 1
-        self.reminded += len(reminders)
+                self.cancelled += times
+        self.reminded += len(reminders) * times
 
     @property
     def total(self) -> int:
         return self.renewed + self.reminded + self.expired + self.suspended + self.cancelled
-
-
-def _period_key(state: lifecycle.LifecycleState, t: Transition) -> str | None:
-    if t.reason in SHUTOFF_REASONS and state.shutoff_start_date is not None:
-        return state.shutoff_start_date.isoformat()
-    return None
 
 
 # -- the sweep ----------------------------------------------------------------------------------------
@@ -90,75 +79,75 @@ def run(db: Database, billing, as_of: datetime, *, batch: int = BATCH) -> SweepC
     """Everything due by `as_of`: local work in batches, then the renewals and other calls to billing, again
     until nothing is left (a renewal can make a reminder of the new term due when the sweep runs late)."""
     counts = SweepCounts()
+    local = _local_pass_set_based if db.is_postgres else _local_pass_by_row
     for _ in range(20):
-        moved = _local_pass(db, as_of, batch, counts)
+        moved = local(db, as_of, batch, counts)
         called = _remote_pass(db, billing, as_of, counts)
         if not moved and not called:
             break
     return counts
 
 
-def _local_pass(db: Database, as_of: datetime, batch: int, counts: SweepCounts) -> int:
+def _moves(states, as_of: datetime) -> list[lifecycle.Move]:
+    moves = [lifecycle.move(s, as_of) for s in states]
+    for mv in moves:
+        if mv.stuck:  # never expected: do not spin on the rows
+            log.error("work still due at %s after the sweep for state %s; retried later", as_of, mv.before)
+    return moves
+
+
+def _local_pass_set_based(db: Database, as_of: datetime, batch: int, counts: SweepCounts) -> int:
+    """PostgreSQL: per batch, lock the due rows and read their distinct states, decide each state's move
+    once, and apply every move with one statement (`bulk`)."""
     done = 0
     while True:
         with db.unit_of_work() as uow:
-            rows = bulk.claim_due(uow, as_of, LOCAL, batch)
-            if rows:
-                _apply_local(uow, rows, as_of, counts)
-        done += len(rows)
-        if len(rows) < batch:
+            moves = _moves(bulk.due_states(uow, as_of, batch), as_of)
+            if not moves:
+                return done
+            applied = bulk.apply_moves(uow, as_of, batch, moves, source=db.source)
+        moved = sum(applied.moved.values())
+        for shape, n in applied.moved.items():
+            counts.count(moves[shape].transitions, moves[shape].reminders, times=n)
+        done += moved
+        if moved == 0:  # rows claimed but none matched a state read in the same transaction: a bug
+            log.error("the sweep claimed %d rows and moved none; stopping this pass", applied.claimed)
+            return done
+        if applied.claimed < batch and moved == applied.claimed:
             return done
 
 
-def _apply_local(uow: UnitOfWork, rows, as_of: datetime, counts: SweepCounts) -> None:
-    now = uow.now
-    suspend_ids: list[str] = []
-    cancel_ids: list[str] = []
-    states: list[dict] = []
-    transitions: list[dict] = []
-    reminders: list[dict] = []
-    events: list[tuple] = []
-    for m in rows:
-        sid = m["subscription_id"]
-        adv = lifecycle.advance(bulk.state_of(m), as_of)
-        s = adv.state
-        nxt, kind = lifecycle.plan(s)
-        if kind == LOCAL and nxt is not None and nxt <= as_of:  # never expected: do not spin on the row
-            log.error("subscription %s still has work due at %s after the sweep; retried later", sid, nxt)
-            nxt = as_of + timedelta(seconds=1)
-        only = adv.transitions[0] if len(adv.transitions) == 1 and not adv.reminders else None
-        if only is not None and only.to_stage is Stage.SUSPENDED and (nxt, kind) == (s.cancel_time, LOCAL):
-            suspend_ids.append(sid)
-        elif (
-            only is not None
-            and only.to_stage is Stage.CANCELLED
-            and only.reason == lifecycle.SHUTOFF
-            and nxt is None
-        ):
-            cancel_ids.append(sid)
-        else:
-            states.append(bulk.state_params(sid, s, nxt, kind, now))
-        account = m["account_id"]
-        for t in adv.transitions:
-            transitions.append(bulk.transition_row(sid, t, _period_key(s, t)))
-            events.append((account, sid, *bulk.stage_changed(bulk.snapshot(m, s, t.to_stage), t)))
-        for days in adv.reminders:
-            reminders.append(
-                {
-                    "subscription_id": sid,
-                    "renewal_date": m["renewal_date"],
-                    "days_before": days,
-                    "sent_time": now,
-                }
+def _local_pass_by_row(db: Database, as_of: datetime, batch: int, counts: SweepCounts) -> int:
+    """The embedded database (one writer at a time): the same moves, applied subscription by subscription
+    through the repository, with the events every other change writes."""
+    done = 0
+    t = SubscriptionRow.__table__
+    while True:
+        with db.unit_of_work() as uow:
+            ids = (
+                uow.session.execute(
+                    select(t.c.subscription_id)
+                    .where(t.c.due_kind == LOCAL, t.c.next_action_time <= as_of)
+                    .order_by(t.c.next_action_time)
+                    .limit(batch)
+                )
+                .scalars()
+                .all()
             )
-            events.append((account, sid, *bulk.renewal_reminder(bulk.snapshot(m, s), days)))
-        counts.count(adv.transitions, adv.reminders)
-    bulk.suspend(uow, suspend_ids, now)
-    bulk.cancel(uow, cancel_ids, now)
-    bulk.set_states(uow, states)
-    bulk.add_transitions(uow, transitions)
-    bulk.add_reminders(uow, reminders)
-    uow.publish_many([(etype, account, sid, field, msg) for account, sid, etype, field, msg in events])
+            repo = Repository(uow.session, postgres=False)
+            decided: dict[lifecycle.LifecycleState, lifecycle.Move] = {}
+            for sid in ids:
+                sub = repo.get(sid)
+                state = lifecycle_state(sub)
+                if state not in decided:
+                    decided[state] = _moves([state], as_of)[0]
+                mv = decided[state]
+                after = repo.save(with_state(sub, mv.state), uow.now, plan=(mv.next_action_time, mv.due_kind))
+                _record(uow, repo, sub, after, mv.transitions, mv.reminders)
+                counts.count(mv.transitions, mv.reminders)
+        done += len(ids)
+        if len(ids) < batch:
+            return done
 
 
 def _remote_pass(db: Database, billing, as_of: datetime, counts: SweepCounts) -> int:
@@ -308,7 +297,7 @@ def _record(
     """History rows, reminder rows and their events for one subscription changed outside the batch path."""
     state = lifecycle_state(after)
     for t in transitions:
-        repo.add_transitions(after.subscription_id, [t], period_key=_period_key(state, t))
+        repo.add_transitions(after.subscription_id, [t], period_key=lifecycle.period_key(state, t))
         uow.publish(
             "subscription.stage_changed",
             account_id=after.account_id,

@@ -19,6 +19,7 @@ from services.subscription.adapters.tables import (
     TransitionRow,
     UsdPriceRow,
 )
+from services.subscription.codec import event_profile
 from services.subscription.domain import lifecycle
 from services.subscription.domain.catalog import (
     DEMO_PRODUCTS,
@@ -152,7 +153,9 @@ def to_domain(row: SubscriptionRow) -> Subscription:
     )
 
 
-def _apply(row: SubscriptionRow, sub: Subscription, now: datetime) -> None:
+def _apply(
+    row: SubscriptionRow, sub: Subscription, now: datetime, plan: tuple[datetime | None, int] | None = None
+) -> None:
     for name in _DIRECT - {"subscription_id", "create_time"}:
         setattr(row, name, getattr(sub, name))
     row.plan = sub.plan.value
@@ -166,7 +169,8 @@ def _apply(row: SubscriptionRow, sub: Subscription, now: datetime) -> None:
     row.access_until_time = sub.access_until
     row.included_products = " ".join(sub.included_product_codes)
     row.renewal_time = sub.renewal_time
-    row.next_action_time, row.due_kind = lifecycle.plan(lifecycle_state(sub))
+    row.next_action_time, row.due_kind = plan or lifecycle.plan(lifecycle_state(sub))
+    row.event_profile = event_profile(sub)
     row.update_time = now
 
 
@@ -203,11 +207,15 @@ class Repository:
         self._rows[sub.subscription_id] = row
         return to_domain(row)
 
-    def save(self, sub: Subscription, now: datetime) -> Subscription:
+    def save(
+        self, sub: Subscription, now: datetime, *, plan: tuple[datetime | None, int] | None = None
+    ) -> Subscription:
+        """Write `sub` back; `plan` (next action time, due kind) overrides the one `lifecycle.plan` gives,
+        for the sweep's retry of work that stayed due."""
         row = self._rows.get(sub.subscription_id)
         if row is None:
             raise KeyError(f"subscription {sub.subscription_id} was not loaded in this unit of work")
-        _apply(row, sub, now)
+        _apply(row, sub, now, plan)
         self.session.flush()  # UPDATE … WHERE version = n: a concurrent change raises StaleDataError
         return to_domain(row)
 

@@ -13,7 +13,9 @@
 
 The lifecycle sweep finds due work through `next_action_time` (the earliest instant anything is due for the
 subscription) and `due_kind` (0: a change of this service's rows, done set-based; 1: a renewal or another
-call to billing), both recomputed on every change, indexed together.
+call to billing), both recomputed on every change, indexed together. `event_profile` holds the part of an
+event snapshot that the sweep never changes, encoded when the row is written, so the sweep writes its events
+without encoding anything per row.
 """
 
 from __future__ import annotations
@@ -128,6 +130,8 @@ class SubscriptionRow(SubscriptionModel, table=True):
     last_reminder_days: int | None = None
     prepay_pending: bool = False
     next_action_time: datetime | None = _time(nullable=True)  # earliest instant the sweep has work here
+    # the event snapshot's profile fields as proto3 JSON members (`codec.event_profile`), for the sweep
+    event_profile: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     due_kind: int = Field(default=0, sa_column=Column(SmallInteger, nullable=False, default=0))
     create_time: datetime = _time()
     update_time: datetime = _time()

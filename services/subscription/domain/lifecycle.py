@@ -326,3 +326,49 @@ def plan(state: LifecycleState, policy: ShutoffPolicyTable = POLICY) -> tuple[da
     if not candidates:
         return None, LOCAL
     return min(candidates)
+
+
+# -- what the sweep writes for every subscription in one state ---------------------------------------
+
+SHUTOFF_REASONS = frozenset({TERM_ENDED, PAYMENT_FAILED, INVOICE_OVERDUE, SHUTOFF})
+RETRY_STUCK = timedelta(seconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """The sweep's LOCAL work for a subscription in state `before` at `now`: the state after it, the next
+    due instant and kind, the stage changes with the shutoff each belongs to (`period_key`, so a raced sweep
+    cannot record one twice) and the reminders. It depends on the state alone, so the sweep decides once per
+    distinct state and applies the move to every due subscription in that state with one statement."""
+
+    before: LifecycleState
+    state: LifecycleState
+    next_action_time: datetime | None
+    due_kind: int
+    transitions: tuple[Transition, ...]
+    period_keys: tuple[str | None, ...]
+    reminders: tuple[int, ...]
+    stuck: bool = False  # LOCAL work was still due after the move (never expected): retried a second later
+
+
+def period_key(state: LifecycleState, t: Transition) -> str | None:
+    """The shutoff a stage change belongs to (its start date), for changes of a shutoff."""
+    if t.reason in SHUTOFF_REASONS and state.shutoff_start_date is not None:
+        return state.shutoff_start_date.isoformat()
+    return None
+
+
+def move(state: LifecycleState, now: datetime, policy: ShutoffPolicyTable = POLICY) -> Move:
+    adv = advance(state, now, policy)
+    nxt, kind = plan(adv.state, policy)
+    stuck = kind == LOCAL and nxt is not None and nxt <= now
+    return Move(
+        before=state,
+        state=adv.state,
+        next_action_time=now + RETRY_STUCK if stuck else nxt,
+        due_kind=kind,
+        transitions=adv.transitions,
+        period_keys=tuple(period_key(adv.state, t) for t in adv.transitions),
+        reminders=adv.reminders,
+        stuck=stuck,
+    )

@@ -11,10 +11,13 @@ import pytest
 from google.rpc import error_details_pb2
 from google.type import date_pb2
 from grpc_status import rpc_status
+from sqlalchemy import select
 
 from shared.money import from_proto
+from shared.outbox import OUTBOX_COLUMNS, events_of
 from tenure.billing.v1 import billing_pb2, billing_pb2_grpc
 from tenure.common.v1 import common_pb2
+from tenure.events.v1 import events_pb2
 from tenure.subscription.v1 import subscription_pb2 as pb
 from tenure.subscription.v1 import subscription_pb2_grpc
 
@@ -110,3 +113,11 @@ def stack(start_service, clock) -> Stack:
         billing_app=billing_app,
         clock=clock,
     )
+
+
+def outbox_events(db, source: str = "subscription") -> list[events_pb2.Event]:
+    """Every event in a service's outbox, in delivery order, as the relay sends them (batch rows expanded)."""
+    ob = db.tables["outbox"]
+    with db.read() as s:
+        rows = s.execute(select(*(ob.c[c] for c in OUTBOX_COLUMNS)).order_by(ob.c.seq, ob.c.id)).all()
+    return [ev for row in rows for ev in events_of(row, source)]

@@ -7,21 +7,17 @@ from decimal import Decimal
 
 import grpc
 import pytest
-from sqlalchemy import select
 
 from tenure.billing.v1 import billing_pb2
 from tenure.common.v1 import common_pb2
 from tenure.events.v1 import events_pb2
 from tenure.subscription.v1 import subscription_pb2 as pb
 
-from .conftest import OPERATOR, day, error_info, money, rid
+from .conftest import OPERATOR, day, error_info, money, outbox_events, rid
 
 
 def _events(stack) -> list[events_pb2.Event]:
-    t = stack.sub_app.db.tables["outbox"]
-    with stack.sub_app.db.read() as s:
-        rows = s.execute(select(t.c.payload).order_by(t.c.id)).all()
-    return [events_pb2.Event.FromString(r[0]) for r in rows]
+    return outbox_events(stack.sub_app.db)
 
 
 def test_catalog_prices_and_capped_exchange_rates(stack):

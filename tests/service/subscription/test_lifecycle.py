@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo
 import grpc
 import pytest
 from google.protobuf import duration_pb2, timestamp_pb2
-from sqlalchemy import select
 
 from tenure.billing.v1 import billing_pb2, billing_pb2_grpc
 from tenure.common.v1 import common_pb2 as c
@@ -21,7 +20,7 @@ from tenure.events.v1 import events_pb2
 from tenure.subscription.v1 import subscription_pb2 as pb
 from tenure.subscription.v1 import subscription_pb2_grpc
 
-from .conftest import DECLINED_CARD, OPERATOR, Stack, error_info, money, rid
+from .conftest import DECLINED_CARD, OPERATOR, Stack, error_info, money, outbox_events, rid
 
 OSLO = ZoneInfo("Europe/Oslo")
 
@@ -61,12 +60,7 @@ class Life(Stack):
         ]
 
     def events(self, subscription_id: str) -> list[events_pb2.Event]:
-        ob = self.sub_app.db.tables["outbox"]
-        with self.sub_app.db.read() as s:
-            rows = s.execute(
-                select(ob.c.payload).where(ob.c.subscription_id == subscription_id).order_by(ob.c.id)
-            ).all()
-        return [events_pb2.Event.FromString(r.payload) for r in rows]
+        return [e for e in outbox_events(self.sub_app.db) if e.subscription_id == subscription_id]
 
     def invoice_method(self, account_id: str) -> str:
         return self.billing.AddPaymentMethod(

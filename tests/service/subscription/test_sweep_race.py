@@ -17,6 +17,7 @@ from shared.db import Database
 from tests.conftest import PG_AVAILABLE
 
 from .bulk_load import AS_OF, CountingBilling, load
+from .conftest import outbox_events
 
 pytestmark = pytest.mark.pg
 
@@ -79,10 +80,6 @@ def test_two_sweeps_at_once_move_each_once_and_bill_each_period_once(new_db_url)
         renewals = s.execute(
             select(RenewalRow.period_start_date, func.count()).group_by(RenewalRow.period_start_date)
         ).all()
-        outbox = dbs[0].tables["outbox"]
-        events = dict(
-            s.execute(select(outbox.c.event_type, func.count()).group_by(outbox.c.event_type)).all()
-        )
         due_left = s.execute(
             text("SELECT count(*) FROM subscriptions WHERE next_action_time <= :t"), {"t": AS_OF}
         ).scalar()
@@ -93,6 +90,13 @@ def test_two_sweeps_at_once_move_each_once_and_bill_each_period_once(new_db_url)
         "CANCELLED": SHAPES["cancel"],
     }
     assert [(str(d), n) for d, n in renewals] == [("2025-06-10", SHAPES["renew"])]
+    evs = outbox_events(dbs[0])
+    events = Counter(e.event_type for e in evs)
+    # each subscription's event for each move once, with an id of its own
+    assert set(
+        Counter((e.subscription_id, e.event_type, e.stage_changed.to_stage) for e in evs).values()
+    ) == {1}
+    assert len({e.event_id for e in evs}) == len(evs)
     assert events == {
         "subscription.stage_changed": sum(per_stage.values()),
         "subscription.renewal_reminder": SHAPES["remind"],
