@@ -105,7 +105,7 @@ def _local_pass_set_based(db: Database, as_of: datetime, batch: int, counts: Swe
             moves = _moves(bulk.due_states(uow, as_of, batch), as_of)
             if not moves:
                 return done
-            applied = bulk.apply_moves(uow, as_of, batch, moves, source=db.source)
+            applied = bulk.apply_moves(uow, as_of, batch, moves)
         moved = sum(applied.moved.values())
         for shape, n in applied.moved.items():
             counts.count(moves[shape].transitions, moves[shape].reminders, times=n)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import time
+import uuid
 
 import grpc
 import pytest
@@ -167,3 +168,98 @@ def test_ports_and_health(start_service):
         ).status
         == health_pb2.HealthCheckResponse.SERVING
     )
+
+
+def publish_batch(app, *reasons) -> str:
+    """One outbox row holding a JSON batch of stage changes (as the lifecycle sweep writes them)."""
+    import json
+    import uuid
+
+    from shared.db import JSON_BATCH
+
+    row_id = str(uuid.uuid4())
+    items = [
+        {"accountId": "acc_1", "subscriptionId": f"sub_{i}", "stageChanged": {"reason": r}}
+        for i, r in enumerate(reasons)
+    ]
+    with app.db.unit_of_work() as uow:
+        uow.session.execute(
+            insert(app.db.tables["outbox"]).values(
+                event_id=row_id,
+                event_type="subscription.stage_changed",
+                account_id="",
+                subscription_id="",
+                occurred_time=uow.now,
+                payload=json.dumps(items).encode(),
+                payload_format=JSON_BATCH,
+            )
+        )
+        uow.count_published(1)
+    return row_id
+
+
+def test_a_json_batch_is_delivered_event_by_event_and_a_retried_batch_applies_each_once(start_service):
+    """The consumer refuses the second event of a batch once: the relay sends the batch again from its first
+    event, whose repeat the inbox drops (its id is the same: derived from the row and the event's place)."""
+    refused = []
+    md = MetaData()
+    applied = Table("applied", md, Column("id", Integer, primary_key=True), Column("reason", String(40)))
+
+    def handle(uow, ev):
+        if ev.stage_changed.reason == "b" and not refused:
+            refused.append(ev.event_id)
+            raise RuleViolation("not yet", reason="TEST_REFUSED")
+        uow.session.execute(insert(applied).values(reason=ev.stage_changed.reason))
+
+    def create(settings, clock):
+        app = ServiceApp.create("consumer", settings, clock, md)
+        app.add_event_sink({"subscription.stage_changed": handle})
+        return app
+
+    cons = start_service("entitlement", create=create)
+    prod = start_service("billing", create=producer, event_subscribers=cons.addr)
+    row_id = publish_batch(prod, "a", "b", "c")
+    assert wait_for(lambda: applied_reasons(cons, applied) == ["a", "b", "c"], timeout=15)
+    assert wait_for(lambda: prod.relay.pending() == 0)
+    assert len(refused) == 1
+    inbox = cons.db.tables["inbox"]
+    with cons.db.read() as s:
+        ids = [r for (r,) in s.execute(select(inbox.c.event_id).order_by(inbox.c.received_time))]
+    expected = [str(uuid.uuid5(uuid.UUID(row_id), str(i))) for i in range(3)]
+    assert sorted(ids) == sorted(expected) and refused == [expected[1]]
+
+
+def test_events_of_a_batch_row_carry_the_rows_envelope():
+    import json
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from shared.db import EVENT, JSON_BATCH
+    from shared.outbox import events_of
+
+    at = datetime(2025, 6, 10, 22, 0, tzinfo=UTC)
+    row = SimpleNamespace(
+        seq=7,
+        event_id="7d1e5b8a-0000-4000-8000-000000000003",
+        event_type="subscription.renewal_reminder",
+        occurred_time=at,
+        payload=json.dumps(
+            [{"subscriptionId": "sub_1", "renewalReminder": {"daysBefore": 45, "subscription": {"seats": 2}}}]
+        ).encode(),
+        payload_format=JSON_BATCH,
+    )
+    (ev,) = events_of(row, "subscription")
+    assert (ev.event_type, ev.source, ev.sequence, ev.subscription_id) == (
+        "subscription.renewal_reminder",
+        "subscription",
+        7,
+        "sub_1",
+    )
+    assert ev.occurred_time.ToDatetime(tzinfo=UTC) == at
+    assert (ev.renewal_reminder.days_before, ev.renewal_reminder.subscription.seats) == (45, 2)
+    assert events_of(row, "subscription")[0].event_id == ev.event_id  # the same id at every reading
+    single = SimpleNamespace(seq=8, payload=ev.SerializeToString(), payload_format=EVENT)
+    (again,) = events_of(single, "x")
+    assert (again.event_id, again.sequence, again.source) == (ev.event_id, 8, "subscription")
+    with pytest.raises(ValueError):
+        events_of(SimpleNamespace(seq=9, payload=b"", payload_format="xml"), "x")

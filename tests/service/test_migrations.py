@@ -57,3 +57,34 @@ def test_outbox_rows_written_before_delivery_order_keep_their_place(new_db_url, 
     with app.db.engine.connect() as conn:
         assert conn.execute(text("SELECT id, seq FROM outbox ORDER BY id")).all() == [(1, 1), (2, 2)]
     app.db.dispose()
+
+
+def test_subscriptions_written_before_event_profiles_get_theirs(new_db_url, clock):
+    """The revision that adds `event_profile` encodes it for every existing subscription."""
+    from dataclasses import replace
+
+    from alembic import command
+    from sqlalchemy import text
+
+    from services.subscription.adapters.repository import Repository
+    from services.subscription.codec import event_profile
+    from shared.migrations import config
+    from tests.service.subscription.bulk_load import shape
+
+    settings = SETTINGS["subscription"](database_url=new_db_url("subscription"))
+    app = importlib.import_module("services.subscription.app").create(settings, clock)
+    app.migrate()
+    subs = [replace(shape("idle"), subscription_id=f"sub_{i}", buyer_name=f'Kåre "{i}"') for i in range(3)]
+    with app.db.unit_of_work() as uow:
+        repo = Repository(uow.session, postgres=app.db.is_postgres)
+        for sub in subs:
+            repo.add(sub, clock.now())
+    command.downgrade(config(app.db, "subscription"), "2bf2ae7fa698")
+    with app.db.engine.connect() as conn:
+        columns = conn.execute(text("SELECT * FROM subscriptions")).keys()
+    assert "event_profile" not in columns
+    app.migrate()
+    with app.db.engine.connect() as conn:
+        stored = dict(conn.execute(text("SELECT subscription_id, event_profile FROM subscriptions")).all())
+    assert stored == {s.subscription_id: event_profile(s) for s in subs}
+    app.db.dispose()

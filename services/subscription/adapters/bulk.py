@@ -167,9 +167,7 @@ class Applied:
     moved: dict[int, int]  # subscriptions moved per index in `moves`
 
 
-def apply_moves(
-    uow: UnitOfWork, as_of: datetime, limit: int, moves: Sequence[Move], *, source: str
-) -> Applied:
+def apply_moves(uow: UnitOfWork, as_of: datetime, limit: int, moves: Sequence[Move]) -> Applied:
     """Claim the same due rows as `due_states` and apply to each the move of its state, with its history,
     reminders and events, in one statement."""
     now = uow.now

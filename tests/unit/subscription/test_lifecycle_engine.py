@@ -229,3 +229,30 @@ def test_after_advance_nothing_local_is_due_and_a_second_advance_changes_nothing
         assert kind == REMOTE and nxt is not None and nxt <= now
     times = [t.at for t in a.transitions]
     assert times == sorted(times) and all(t <= now for t in times)
+
+
+def test_a_move_is_the_advance_and_the_plan_with_each_shutoff_change_keyed_by_its_shutoff():
+    mv = lifecycle.move(annual_off(), oslo(2025, 6, 26))
+    assert mv.before == annual_off()
+    assert [(t.to_stage, t.at) for t in mv.transitions] == [
+        (Stage.EXPIRED, oslo(2025, 6, 10)),
+        (Stage.SUSPENDED, oslo(2025, 6, 25)),
+    ]
+    assert mv.period_keys == ("2025-06-10", "2025-06-10")  # one shutoff: a raced sweep records each once
+    assert (mv.next_action_time, mv.due_kind, mv.stuck) == (oslo(2025, 7, 25), LOCAL, False)
+    reminder = lifecycle.move(annual_off(), oslo(2025, 4, 25, 12))
+    assert (reminder.reminders, reminder.transitions, reminder.period_keys) == ((45,), (), ())
+    assert reminder.next_action_time == oslo(2025, 5, 10)  # the 30-day reminder
+
+
+def test_a_move_that_leaves_local_work_due_is_retried_a_second_later_not_spun_on():
+    # a rule bug stood in for by an advance that does nothing: the trial's end stays due after the move
+    broken = replace(annual_off(), stage=Stage.TRIAL)
+    now = oslo(2025, 6, 26)
+    real = lifecycle.advance
+    try:
+        lifecycle.advance = lambda state, at, policy=lifecycle.POLICY: lifecycle.Advance(state)
+        mv = lifecycle.move(broken, now)
+    finally:
+        lifecycle.advance = real
+    assert mv.stuck and mv.next_action_time == now + timedelta(seconds=1) and mv.due_kind == LOCAL
