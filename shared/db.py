@@ -58,9 +58,6 @@ _NUMBER_OUTBOX = text(
      WHERE outbox.id = fresh.id
     """
 )
-# What an outbox row's payload holds (see `add_infra_tables` and `shared.outbox.events_of`).
-EVENT = "event"
-JSON_BATCH = "json-batch"
 # From this many rows, insert_many uses COPY on PostgreSQL (cheaper than a statement per batch of values).
 COPY_FROM_ROWS = 50
 
@@ -99,9 +96,9 @@ def add_infra_tables(metadata: MetaData) -> dict[str, Table]:
         Column("subscription_id", String(80), nullable=False, default=""),
         Column("occurred_time", UTCDateTime(), nullable=False),
         Column("payload", LargeBinary, nullable=False),
-        # EVENT: `payload` is one serialized Event. JSON_BATCH: `payload` is a UTF-8 JSON array of Events in
-        # proto3 JSON (written by a set-based statement); the row's columns give each its envelope.
-        Column("payload_format", String(12), nullable=False, default=EVENT, server_default=EVENT),
+        # NULL: the row is the one event in `payload`. Otherwise (rows written by a set-based statement) a
+        # JSON array of proto3 JSON Events: the row stands for one event per element, `payload` merged with it.
+        Column("batch", Text, nullable=True),
         # Delivery order: numbered when the writing transaction commits (see UnitOfWork.order_outbox),
         # so an event whose transaction commits late is never passed by the relay's cursor.
         Column("seq", BigInteger, nullable=True),
@@ -302,7 +299,7 @@ class UnitOfWork:
         return [r["event_id"] for r in rows]
 
     def count_published(self, rows: int) -> None:
-        """Outbox rows that a statement of the caller's wrote (such as a JSON batch): they are numbered at
+        """Outbox rows that a statement of the caller's wrote (such as batch rows): they are numbered at
         commit like those of `publish_many`, and the relay is woken."""
         self.published += rows
 

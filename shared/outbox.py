@@ -26,44 +26,39 @@ import grpc
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from shared.db import EVENT, JSON_BATCH, Database, UnitOfWork
+from shared.db import Database, UnitOfWork
 from shared.errors import InvalidInput
-from shared.grpc.codec import timestamp
 
 log = logging.getLogger("tenure.outbox")
 
 EventHandler = Callable[[UnitOfWork, object], None]
 
-OUTBOX_COLUMNS = ("seq", "event_id", "event_type", "occurred_time", "payload", "payload_format")
+OUTBOX_COLUMNS = ("seq", "event_id", "payload", "batch")
 
 
-def events_of(row, source: str) -> list:
-    """The events of one outbox row (columns `OUTBOX_COLUMNS`), in order.
+def events_of(row) -> list:
+    """The events of one outbox row (columns `OUTBOX_COLUMNS`), in order, each carrying the row's sequence.
 
-    An EVENT row holds one serialized Event. A JSON_BATCH row holds a JSON array of Events in proto3 JSON,
-    each with its account, subscription and payload; the row gives them its type, time and `source`, and
-    each gets an event id derived from the row's and its place in the batch, so a redelivered batch carries
-    the same ids and consumers' inboxes drop the repeats. Every event carries the row's sequence number."""
+    A row without a batch is the one event in its payload. A batch row (written by a set-based statement)
+    stands for one event per element of its JSON array: the payload (what the events share) merged with the
+    element (proto3 JSON: the account, the subscription and the rest of the payload). Each gets an event id
+    derived from the row's and its place in the batch, so a redelivered batch carries the same ids and
+    consumers' inboxes drop the repeats."""
     from google.protobuf import json_format
 
     from tenure.events.v1 import events_pb2
 
-    if row.payload_format == EVENT:
-        ev = events_pb2.Event.FromString(row.payload)
-        ev.sequence = row.seq or 0
-        return [ev]
-    if row.payload_format != JSON_BATCH:
-        raise ValueError(f"outbox row {row.seq}: unknown payload format {row.payload_format!r}")
+    shared = events_pb2.Event.FromString(row.payload)
+    shared.sequence = row.seq or 0
+    if row.batch is None:
+        return [shared]
     base = uuid.UUID(row.event_id)
-    occurred = timestamp(row.occurred_time)
     events = []
-    for i, item in enumerate(json.loads(row.payload)):
-        ev = json_format.ParseDict(item, events_pb2.Event())
+    for i, item in enumerate(json.loads(row.batch)):
+        ev = events_pb2.Event()
+        ev.CopyFrom(shared)
+        json_format.ParseDict(item, ev)
         ev.event_id = str(uuid.uuid5(base, str(i)))
-        ev.event_type = row.event_type
-        ev.occurred_time.CopyFrom(occurred)
-        ev.source = source
-        ev.sequence = row.seq or 0
         events.append(ev)
     return events
 
@@ -171,7 +166,7 @@ class Relay:
             for row in rows:
                 # a batch row is acknowledged whole: after a failure part-way it is sent again from its
                 # first event, and the consumers' inboxes drop the ones they had
-                for ev in events_of(row, self.db.source):
+                for ev in events_of(row):
                     sub.stub.Deliver(events_pb2.DeliverRequest(event=ev), timeout=self.timeout)
                     done += 1
                 acked = row.seq

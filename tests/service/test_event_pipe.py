@@ -171,13 +171,16 @@ def test_ports_and_health(start_service):
 
 
 def publish_batch(app, *reasons) -> str:
-    """One outbox row holding a JSON batch of stage changes (as the lifecycle sweep writes them)."""
+    """One outbox batch row of stage changes (as the lifecycle sweep writes them): what they share in the
+    payload, the rest per element."""
     import json
-    import uuid
-
-    from shared.db import JSON_BATCH
 
     row_id = str(uuid.uuid4())
+    shared = events_pb2.Event(
+        event_type="subscription.stage_changed",
+        source="producer",
+        stage_changed=events_pb2.StageChanged(to_stage=3),
+    )
     items = [
         {"accountId": "acc_1", "subscriptionId": f"sub_{i}", "stageChanged": {"reason": r}}
         for i, r in enumerate(reasons)
@@ -190,8 +193,8 @@ def publish_batch(app, *reasons) -> str:
                 account_id="",
                 subscription_id="",
                 occurred_time=uow.now,
-                payload=json.dumps(items).encode(),
-                payload_format=JSON_BATCH,
+                payload=shared.SerializeToString(),
+                batch=json.dumps(items),
             )
         )
         uow.count_published(1)
@@ -229,37 +232,47 @@ def test_a_json_batch_is_delivered_event_by_event_and_a_retried_batch_applies_ea
     assert sorted(ids) == sorted(expected) and refused == [expected[1]]
 
 
-def test_events_of_a_batch_row_carry_the_rows_envelope():
+def test_events_of_a_batch_row_are_its_payload_merged_with_each_element():
     import json
-    from datetime import UTC, datetime
     from types import SimpleNamespace
 
-    from shared.db import EVENT, JSON_BATCH
     from shared.outbox import events_of
 
-    at = datetime(2025, 6, 10, 22, 0, tzinfo=UTC)
+    shared = events_pb2.Event(
+        event_type="subscription.renewal_reminder",
+        source="subscription",
+        renewal_reminder=events_pb2.RenewalReminder(
+            days_before=45, subscription=events_pb2.SubscriptionSnapshot(term=2, time_zone="Europe/Oslo")
+        ),
+    )
     row = SimpleNamespace(
         seq=7,
         event_id="7d1e5b8a-0000-4000-8000-000000000003",
-        event_type="subscription.renewal_reminder",
-        occurred_time=at,
-        payload=json.dumps(
-            [{"subscriptionId": "sub_1", "renewalReminder": {"daysBefore": 45, "subscription": {"seats": 2}}}]
-        ).encode(),
-        payload_format=JSON_BATCH,
+        payload=shared.SerializeToString(),
+        batch=json.dumps(
+            [
+                {"subscriptionId": f"sub_{i}", "renewalReminder": {"subscription": {"seats": i}}}
+                for i in (1, 2)
+            ]
+        ),
     )
-    (ev,) = events_of(row, "subscription")
-    assert (ev.event_type, ev.source, ev.sequence, ev.subscription_id) == (
+    first, second = events_of(row)
+    assert (first.event_type, first.source, first.sequence, first.subscription_id) == (
         "subscription.renewal_reminder",
         "subscription",
         7,
         "sub_1",
     )
-    assert ev.occurred_time.ToDatetime(tzinfo=UTC) == at
-    assert (ev.renewal_reminder.days_before, ev.renewal_reminder.subscription.seats) == (45, 2)
-    assert events_of(row, "subscription")[0].event_id == ev.event_id  # the same id at every reading
-    single = SimpleNamespace(seq=8, payload=ev.SerializeToString(), payload_format=EVENT)
-    (again,) = events_of(single, "x")
-    assert (again.event_id, again.sequence, again.source) == (ev.event_id, 8, "subscription")
-    with pytest.raises(ValueError):
-        events_of(SimpleNamespace(seq=9, payload=b"", payload_format="xml"), "x")
+    snap = first.renewal_reminder.subscription
+    assert (first.renewal_reminder.days_before, snap.term, snap.time_zone, snap.seats) == (
+        45,
+        2,
+        "Europe/Oslo",
+        1,
+    )
+    assert second.renewal_reminder.subscription.seats == 2 and second.subscription_id == "sub_2"
+    assert [e.event_id for e in events_of(row)] == [first.event_id, second.event_id]  # stable
+    assert first.event_id != second.event_id
+    single = SimpleNamespace(seq=8, event_id="", payload=first.SerializeToString(), batch=None)
+    (again,) = events_of(single)
+    assert (again.event_id, again.sequence, again.subscription_id) == (first.event_id, 8, "sub_1")

@@ -8,10 +8,13 @@ A batch is two statements:
 2. `apply_moves`: one statement that claims the same rows again (they are this transaction's already),
    joins each to its state's move, updates them (bumping `version`, so a request that read a row before
    fails with ABORTED instead of writing over the move), and inserts the history rows, the reminder rows
-   and the events. Events go to the outbox as JSON batches (`shared.db.JSON_BATCH`), one row per move step
-   and chunk of subscriptions: each event is the step's part (built once in Python from the domain state)
-   around the row's `event_profile` (its snapshot fields that the sweep never changes, encoded when the row
-   was written), so no row is encoded in Python.
+   and the events. Events go to the outbox as batch rows (`outbox.batch`), one per move step and chunk of
+   subscriptions: the step's shared Event (built once in Python from the domain state) and, per
+   subscription, its ids and its `event_profile` (the snapshot fields that the sweep never changes, encoded
+   when the row was written), so no row is encoded in Python.
+
+The small per-state tables travel as JSON parameters (`json_to_recordset`): one string each, whatever the
+number of states.
 
 A row whose state changed between the two statements matches no move, is left as it is, and is swept again
 in the next batch.
@@ -19,19 +22,19 @@ in the next batch.
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 
-from google.protobuf import json_format
 from sqlalchemy import text
 
 from services.subscription import codec
 from services.subscription.domain.lifecycle import LOCAL, LifecycleState, Move
 from services.subscription.domain.model import PaymentMethodType, Stage, Term
-from shared.db import JSON_BATCH, UnitOfWork
+from shared.db import UnitOfWork
 from tenure.events.v1 import events_pb2
 
 # Events of one move step per outbox row at most (a batch row is delivered, and retried, whole).
@@ -83,8 +86,9 @@ _STEP = (
     ("period_key", "varchar"),
     ("days_before", "integer"),
     ("event_type", "varchar"),
-    ("head", "text"),
-    ("tail", "text"),
+    ("template", "text"),  # base64 of the serialized Event the step's events share
+    ("prefix", "text"),  # the row's part of each event: prefix, the row's event_profile, suffix
+    ("suffix", "text"),
     ("event_id", "varchar"),
 )
 
@@ -100,9 +104,10 @@ _DUE = f"""
 _DUE_STATES = text(f"SELECT DISTINCT {', '.join(f'k_{f}' for f, *_ in _STATE)} FROM ({_DUE}) AS due")
 
 
-def _unnest(prefix: str, cols) -> str:
-    arrays = ", ".join(f"CAST(:{prefix}{c} AS {t}[])" for c, t in cols)
-    return f"unnest({arrays}) AS {prefix.rstrip('_')}({', '.join(prefix + c for c, _ in cols)})"
+def _records(prefix: str, cols) -> str:
+    """Rows passed as one JSON parameter (a list of objects keyed by column name)."""
+    name = prefix.rstrip("_")
+    return f"json_to_recordset(CAST(:{name} AS json)) AS {name}({', '.join(f'{prefix}{c} {t}' for c, t in cols)})"
 
 
 _MATCH = " AND ".join(
@@ -112,7 +117,7 @@ _MATCH = " AND ".join(
 
 _APPLY = text(
     f"""
-WITH v AS (SELECT * FROM {_unnest("v_", [("shape", "integer")] + [("k_" + f, t) for f, _, t, _ in _STATE] + [("n_" + c, t) for c, t in _NEW])}),
+WITH v AS (SELECT * FROM {_records("v_", [("shape", "integer")] + [("k_" + f, t) for f, _, t, _ in _STATE] + [("n_" + c, t) for c, t in _NEW])}),
 c AS ({_DUE}),
 moved AS (
     UPDATE subscriptions AS s
@@ -121,7 +126,7 @@ moved AS (
       FROM c JOIN v ON {_MATCH.replace("v.k_", "v.v_k_")}
      WHERE s.ctid = c.row_id
  RETURNING v.v_shape AS shape, s.subscription_id, s.account_id, s.renewal_date, s.event_profile),
-t AS (SELECT * FROM {_unnest("t_", _STEP)}),
+t AS (SELECT * FROM {_records("t_", _STEP)}),
 work AS (SELECT m.*, t.* FROM moved AS m JOIN t ON t.t_shape = m.shape),
 history AS (
     INSERT INTO lifecycle_transitions (subscription_id, from_stage, to_stage, transition_time, reason, period_key)
@@ -131,12 +136,12 @@ reminders AS (
     INSERT INTO renewal_reminders (subscription_id, renewal_date, days_before, sent_time)
     SELECT subscription_id, renewal_date, t_days_before, :now FROM work WHERE t_days_before IS NOT NULL),
 events AS (
-    INSERT INTO outbox (event_id, event_type, account_id, subscription_id, occurred_time, payload, payload_format)
+    INSERT INTO outbox (event_id, event_type, account_id, subscription_id, occurred_time, payload, batch)
     SELECT md5(min(t_event_id) || ':' || chunk)::uuid::text, min(t_event_type), '', '', :now,
-           convert_to('[' || string_agg(element, ',') || ']', 'UTF8'), '{JSON_BATCH}'
+           decode(min(t_template), 'base64'), '[' || string_agg(element, ',') || ']'
       FROM (SELECT t_step, t_ord, abs(hashtext(subscription_id)) % :chunks AS chunk, t_event_id, t_event_type,
-                   '{{"accountId":' || to_json(account_id)::text || ',"subscriptionId":'
-                   || to_json(subscription_id)::text || ',' || t_head || event_profile || t_tail AS element
+                   t_template, '{{"accountId":' || to_json(account_id)::text || ',"subscriptionId":'
+                   || to_json(subscription_id)::text || ',' || t_prefix || event_profile || t_suffix AS element
               FROM work) AS e
      GROUP BY t_ord, t_step, chunk
      ORDER BY t_ord, t_step, chunk
@@ -171,14 +176,9 @@ def apply_moves(uow: UnitOfWork, as_of: datetime, limit: int, moves: Sequence[Mo
     """Claim the same due rows as `due_states` and apply to each the move of its state, with its history,
     reminders and events, in one statement."""
     now = uow.now
-    params: dict[str, list] = {f"v_{c}": [] for c in ["shape", *(f"k_{f}" for f, *_ in _STATE)]}
-    params |= {f"v_n_{c}": [] for c, _ in _NEW}
-    params |= {f"t_{c}": [] for c, _ in _STEP}
+    shapes: list[dict] = []
+    steps: list[dict] = []
     for shape, mv in enumerate(moves):
-        params["v_shape"].append(shape)
-        for f, *_ in _STATE:
-            v = getattr(mv.before, f)
-            params[f"v_k_{f}"].append(v.value if isinstance(v, Stage | Term) else v)
         s = mv.state
         new = {
             "stage": s.stage.value,
@@ -192,20 +192,28 @@ def apply_moves(uow: UnitOfWork, as_of: datetime, limit: int, moves: Sequence[Mo
             "next_action_time": mv.next_action_time,
             "due_kind": mv.due_kind,
         }
-        for c, _ in _NEW:
-            params[f"v_n_{c}"].append(new[c])
-        for step in _steps(mv):
-            step["step"] = len(params["t_step"])
-            step["shape"] = shape
-            for c, _ in _STEP:
-                params[f"t_{c}"].append(step.get(c))
+        shapes.append(
+            {"v_shape": shape}
+            | {f"v_k_{f}": getattr(mv.before, f) for f, *_ in _STATE}
+            | {f"v_n_{c}": new[c] for c, _ in _NEW}
+        )
+        for step in _steps(mv, now, uow.db.source):
+            step |= {"step": len(steps), "shape": shape}
+            steps.append({f"t_{c}": step.get(c) for c, _ in _STEP})
     # The events are grouped in memory (a batch's JSON is a few MiB, more than the default work_mem), and
     # their rows are compressed with lz4, several times faster than the default pglz.
     uow.session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
     uow.session.execute(text("SET LOCAL default_toast_compression = 'lz4'"))
     rows = uow.session.execute(
         _APPLY,
-        {**params, "as_of": as_of, "n": limit, "now": now, "chunks": max(1, -(-limit // EVENTS_PER_ROW))},
+        {
+            "v": json.dumps(shapes, default=_json),
+            "t": json.dumps(steps, default=_json),
+            "as_of": as_of,
+            "n": limit,
+            "now": now,
+            "chunks": max(1, -(-limit // EVENTS_PER_ROW)),
+        },
     ).all()
     out = Applied(claimed=0, events=0, moved={})
     for what, shape, n in rows:
@@ -219,12 +227,18 @@ def apply_moves(uow: UnitOfWork, as_of: datetime, limit: int, moves: Sequence[Mo
     return out
 
 
-_PROFILE = "__profile__"
+def _json(v):
+    """Dates and instants as `json_to_recordset` reads them (ISO 8601); enums by their value."""
+    if isinstance(v, date | datetime):
+        return v.isoformat()
+    if isinstance(v, Stage | Term):
+        return v.value
+    raise TypeError(f"not a JSON parameter: {v!r}")
 
 
-def _steps(mv: Move) -> list[dict]:
-    """The move's stage changes and reminders, each with its event around the row's profile: the event's
-    proto3 JSON is cut where the profile goes (`head` ... `tail`)."""
+def _steps(mv: Move, now: datetime, source: str) -> list[dict]:
+    """The move's stage changes and reminders, each with what its events share (a serialized Event) and
+    where each row's profile goes in its own part."""
     out: list[dict] = []
     for ord_, (t, key) in enumerate(zip(mv.transitions, mv.period_keys, strict=True)):
         payload = events_pb2.StageChanged(
@@ -242,19 +256,25 @@ def _steps(mv: Move) -> list[dict]:
             "reason": t.reason,
             "period_key": key,
         }
-        out.append(step | _event("subscription.stage_changed", "stageChanged", payload))
+        out.append(step | _event("subscription.stage_changed", "stage_changed", payload, now, source))
     for days in mv.reminders:
         payload = events_pb2.RenewalReminder(
             subscription=codec.lifecycle_snapshot_pb(mv.state), days_before=days
         )
         step = {"ord": len(out), "days_before": days}
-        out.append(step | _event("subscription.renewal_reminder", "renewalReminder", payload))
+        out.append(step | _event("subscription.renewal_reminder", "renewal_reminder", payload, now, source))
     return out
 
 
-def _event(event_type: str, field: str, payload) -> dict:
-    body = json_format.MessageToDict(payload)
-    body["subscription"][_PROFILE] = 0  # last key: the profile's members follow the step's own
-    text_ = json.dumps({field: body}, ensure_ascii=False, separators=(",", ":"))
-    head, tail = text_[1:].split(f'"{_PROFILE}":0')
-    return {"event_type": event_type, "head": head, "tail": tail, "event_id": str(uuid.uuid4())}
+def _event(event_type: str, field: str, payload, now: datetime, source: str) -> dict:
+    shared = events_pb2.Event(
+        event_type=event_type, occurred_time=codec.ts_pb(now), source=source, **{field: payload}
+    )
+    json_name = events_pb2.Event.DESCRIPTOR.fields_by_name[field].json_name
+    return {
+        "event_type": event_type,
+        "template": base64.b64encode(shared.SerializeToString()).decode(),
+        "prefix": f'"{json_name}":{{"subscription":{{',
+        "suffix": "}}}",
+        "event_id": str(uuid.uuid4()),
+    }

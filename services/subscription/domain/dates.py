@@ -25,8 +25,9 @@ RENEWAL_WINDOW_DAYS = 90
 UPGRADE_OVERLAP_DAYS = 30
 
 
+@lru_cache(maxsize=1024)
 def zone(name: str) -> ZoneInfo:
-    """The IANA zone `name`, or InvalidInput."""
+    """The IANA zone `name`, or InvalidInput (cached: ZoneInfo keeps only a few zones strongly)."""
     if not name:
         raise InvalidInput("a time zone (IANA name such as Europe/Oslo) is required", field="time_zone")
     try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, insert, literal, select
@@ -27,7 +27,7 @@ START = date(2024, 6, 10)  # bought 2024-06-10 in Oslo: renews 2025-06-10
 AS_OF = datetime(2025, 6, 26, 10, 0, tzinfo=UTC)  # 12:00 in Oslo: one piece of work due per due shape
 
 
-def _base(auto_renew: bool, start: date = START) -> ops.Subscription:
+def _base(auto_renew: bool, start: date = START, tz: str = OSLO) -> ops.Subscription:
     req = ops.OrderRequest(
         account_id="acct-bulk",
         buyer_email="kari@example.no",
@@ -37,7 +37,7 @@ def _base(auto_renew: bool, start: date = START) -> ops.Subscription:
         seats=2,
         currency="USD",
         country_code="NO",
-        time_zone=OSLO,
+        time_zone=tz,
         plan=Plan.STANDARD,
         term=Term.ANNUAL,
         channel=Channel.DIRECT_ONLINE,
@@ -46,7 +46,7 @@ def _base(auto_renew: bool, start: date = START) -> ops.Subscription:
         auto_renew=auto_renew,
         start_date=start,
     )
-    now = dates.local_midnight(start, OSLO)
+    now = dates.local_midnight(start, tz)
     return ops.create(req, demo_catalog(), "template", now).subscription
 
 
@@ -109,6 +109,31 @@ def load(engine: Engine, kind: str, first: int, count: int, *, now: datetime, sp
     )
     with engine.begin() as conn:
         conn.execute(stmt)
+
+
+def distinct_expiring(count: int, zones: list[str]) -> list[ops.Subscription]:
+    """`count` annual subscriptions with auto-renew off whose terms ended unrenewed by `AS_OF`, each in a
+    lifecycle state of its own (a start date from 2024-05-01 on, in one of `zones`): at `AS_OF` each goes
+    Expired, and those whose 15 days are up go on to Suspended."""
+    per_zone = -(-count // len(zones))
+    if per_zone > 50:
+        raise ValueError("give more zones: at most 50 start dates per zone end before AS_OF")
+    out = []
+    for i in range(count):
+        sub = _base(False, date(2024, 5, 1) + timedelta(days=i % per_zone), zones[i // per_zone])
+        out.append(replace(sub, subscription_id=f"sub_{i + 1:09d}", last_reminder_days=4))
+    return out
+
+
+def load_subscriptions(engine: Engine, subs: list[ops.Subscription], *, now: datetime) -> None:
+    """Insert subscriptions as the repository writes them, in one executemany."""
+    rows = []
+    for sub in subs:
+        row = SubscriptionRow(subscription_id=sub.subscription_id, create_time=now)
+        _apply(row, sub, now)
+        rows.append({c.name: getattr(row, c.key) if c.name != "version" else 1 for c in SUB.columns})
+    with engine.begin() as conn:
+        conn.execute(insert(SUB), rows)
 
 
 class CountingBilling:

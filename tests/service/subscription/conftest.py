@@ -115,9 +115,9 @@ def stack(start_service, clock) -> Stack:
     )
 
 
-def outbox_events(db, source: str = "subscription") -> list[events_pb2.Event]:
+def outbox_events(db) -> list[events_pb2.Event]:
     """Every event in a service's outbox, in delivery order, as the relay sends them (batch rows expanded)."""
     ob = db.tables["outbox"]
     with db.read() as s:
         rows = s.execute(select(*(ob.c[c] for c in OUTBOX_COLUMNS)).order_by(ob.c.seq, ob.c.id)).all()
-    return [ev for row in rows for ev in events_of(row, source)]
+    return [ev for row in rows for ev in events_of(row)]
