@@ -25,7 +25,8 @@ def producer(settings, clock):
     return ServiceApp.create("producer", settings, clock, MetaData())
 
 
-def consumer_factory(refuse: bool = False):
+def consumer_factory(refuses=lambda ev: False):
+    """A consumer that applies stage changes, refusing those for which `refuses(event)` is true."""
     md = MetaData()
     applied = Table(
         "applied",
@@ -35,7 +36,7 @@ def consumer_factory(refuse: bool = False):
     )
 
     def handle(uow, ev):
-        if refuse and ev.stage_changed.reason == "refuse":
+        if refuses(ev):
             raise RuleViolation("this consumer refuses it", reason="TEST_REFUSED")
         uow.session.execute(insert(applied).values(reason=ev.stage_changed.reason))
 
@@ -125,7 +126,7 @@ def test_same_event_delivered_twice_is_applied_once(start_service):
 
 
 def test_refused_event_maps_to_error_model_changes_nothing_and_blocks_later_events(start_service):
-    create, applied = consumer_factory(refuse=True)
+    create, applied = consumer_factory(refuses=lambda ev: ev.stage_changed.reason == "refuse")
     cons = start_service("entitlement", create=create)
     stub = events_pb2_grpc.EventSinkServiceStub(grpc.insecure_channel(cons.addr))
     ev = events_pb2.Event(
@@ -205,20 +206,14 @@ def test_a_json_batch_is_delivered_event_by_event_and_a_retried_batch_applies_ea
     """The consumer refuses the second event of a batch once: the relay sends the batch again from its first
     event, whose repeat the inbox drops (its id is the same: derived from the row and the event's place)."""
     refused = []
-    md = MetaData()
-    applied = Table("applied", md, Column("id", Integer, primary_key=True), Column("reason", String(40)))
 
-    def handle(uow, ev):
+    def refuses_b_once(ev) -> bool:
         if ev.stage_changed.reason == "b" and not refused:
             refused.append(ev.event_id)
-            raise RuleViolation("not yet", reason="TEST_REFUSED")
-        uow.session.execute(insert(applied).values(reason=ev.stage_changed.reason))
+            return True
+        return False
 
-    def create(settings, clock):
-        app = ServiceApp.create("consumer", settings, clock, md)
-        app.add_event_sink({"subscription.stage_changed": handle})
-        return app
-
+    create, applied = consumer_factory(refuses=refuses_b_once)
     cons = start_service("entitlement", create=create)
     prod = start_service("billing", create=producer, event_subscribers=cons.addr)
     row_id = publish_batch(prod, "a", "b", "c")
