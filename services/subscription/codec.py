@@ -189,7 +189,7 @@ def lifecycle_snapshot_pb(state: LifecycleState) -> events_pb2.SubscriptionSnaps
         renewal_date=date_pb(state.renewal_date),
         renewal_time=ts_pb(state.renewal_time),
         expiry_date=date_pb(dates.expiry_date(state.renewal_date)),
-        expiry_time=ts_pb(state.renewal_time - dates.ONE_SECOND),
+        expiry_time=ts_pb(dates.expiry_instant(state.renewal_date, state.time_zone)),
         auto_renew=state.auto_renew,
         time_zone=state.time_zone,
         access_until_time=ts_pb(state.access_until),

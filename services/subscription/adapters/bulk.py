@@ -42,7 +42,7 @@ EVENTS_PER_ROW = 500
 # Memory for the statement's sorts and groups (transaction-local), so a batch never spills to disk.
 WORK_MEM = "64MB"
 
-# The LifecycleState fields as SQL over `subscriptions`: (field, expression, array type, may be NULL).
+# The LifecycleState fields as SQL over `subscriptions`: (field, expression, SQL type, may be NULL).
 _STATE = (
     ("stage", "stage", "varchar", False),
     ("term", "term", "varchar", False),
@@ -61,7 +61,8 @@ _STATE = (
     ("last_reminder_days", "last_reminder_days", "integer", True),
     ("prepay_pending", "prepay_pending", "boolean", False),
 )
-# The columns a move sets: (column, array type).
+# The columns a move sets, the LifecycleState fields of the same name and where the sweep goes next:
+# (column, SQL type).
 _NEW = (
     ("stage", "varchar"),
     ("auto_renew", "boolean"),
@@ -74,7 +75,7 @@ _NEW = (
     ("next_action_time", "timestamptz"),
     ("due_kind", "smallint"),
 )
-# One row per move step (a stage change or a reminder): (name, array type).
+# One row per move step (a stage change or a reminder): (name, SQL type).
 _STEP = (
     ("step", "integer"),
     ("shape", "integer"),
@@ -93,7 +94,7 @@ _STEP = (
 )
 
 _DUE = f"""
-    SELECT ctid AS row_id, subscription_id, {", ".join(f"{expr} AS k_{f}" for f, expr, _, _ in _STATE)}
+    SELECT ctid AS row_id, {", ".join(f"{expr} AS k_{f}" for f, expr, _, _ in _STATE)}
       FROM subscriptions
      WHERE due_kind = {LOCAL} AND next_action_time <= :as_of
      ORDER BY next_action_time
@@ -179,31 +180,23 @@ def apply_moves(uow: UnitOfWork, as_of: datetime, limit: int, moves: Sequence[Mo
     shapes: list[dict] = []
     steps: list[dict] = []
     for shape, mv in enumerate(moves):
-        s = mv.state
-        new = {
-            "stage": s.stage.value,
-            "auto_renew": s.auto_renew,
-            "shutoff_reason": s.shutoff_reason,
-            "shutoff_start_date": s.shutoff_start_date,
-            "suspend_time": s.suspend_time,
-            "cancel_time": s.cancel_time,
-            "last_reminder_days": s.last_reminder_days,
-            "prepay_pending": s.prepay_pending,
-            "next_action_time": mv.next_action_time,
-            "due_kind": mv.due_kind,
-        }
+        plan = {"next_action_time": mv.next_action_time, "due_kind": mv.due_kind}
         shapes.append(
             {"v_shape": shape}
             | {f"v_k_{f}": getattr(mv.before, f) for f, *_ in _STATE}
-            | {f"v_n_{c}": new[c] for c, _ in _NEW}
+            | {f"v_n_{c}": plan[c] if c in plan else getattr(mv.state, c) for c, _ in _NEW}
         )
         for step in _steps(mv, now, uow.db.source):
             step |= {"step": len(steps), "shape": shape}
             steps.append({f"t_{c}": step.get(c) for c, _ in _STEP})
     # The events are grouped in memory (a batch's JSON is a few MiB, more than the default work_mem), and
     # their rows are compressed with lz4, several times faster than the default pglz.
-    uow.session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
-    uow.session.execute(text("SET LOCAL default_toast_compression = 'lz4'"))
+    uow.session.execute(
+        text(
+            "SELECT set_config('work_mem', :mem, true), set_config('default_toast_compression', 'lz4', true)"
+        ),
+        {"mem": WORK_MEM},
+    )
     rows = uow.session.execute(
         _APPLY,
         {
