@@ -2,6 +2,8 @@
 subscription 50051, billing 50052, entitlement 50053, notification 50054, SQLite under ./var/.
 With the test clock (TENURE_CLOCK=test) they share one clock object."""
 
+import logging
+
 from shared.app import clock_from_env, configure_logging, run
 from shared.settings import BillingSettings, EntitlementSettings, NotificationSettings, SubscriptionSettings
 
@@ -15,6 +17,10 @@ def main() -> None:
     clock = clock_from_env()
     settings = SubscriptionSettings()
     configure_logging(settings.log_level)
+    logging.getLogger("tenure").info(
+        "every call needs a token: python -m services.token --email ada@example.com "
+        "(a person) or --operator; send it as 'authorization: Bearer <token>'"
+    )
     run(
         [
             billing(BillingSettings(), clock),

@@ -14,6 +14,7 @@ from sqlalchemy import MetaData
 
 from shared.clock import Clock, make_clock
 from shared.db import Database
+from shared.grpc.auth import CLOCK_PERMISSIONS, Auth, Permissions, event_sink_permissions
 from shared.grpc.clients import ServiceClient
 from shared.grpc.server import GrpcServer, fill_unimplemented
 from shared.outbox import EventHandler, EventSink, Relay
@@ -56,22 +57,30 @@ class ServiceApp:
     db: Database
     server: GrpcServer
     relay: Relay
+    auth: Auth
     loops: list[Periodic] = field(default_factory=list)
     clients: list[ServiceClient] = field(default_factory=list)
     port: int = 0
 
     @classmethod
-    def create(cls, name: str, settings: ServiceSettings, clock: Clock, metadata: MetaData) -> ServiceApp:
+    def create(
+        cls, name: str, settings: ServiceSettings, clock: Clock, metadata: MetaData, auth: Auth | None = None
+    ) -> ServiceApp:
+        """`auth` defaults to the process's settings (TENURE_AUTH_*, TENURE_TLS_*): the embedded default
+        makes a signing key under ./var/auth on first start."""
+        auth = auth or Auth.from_settings()
         db = Database(settings.database_url, metadata, clock, source=name)
-        server = GrpcServer(name, settings.addr, settings.workers)
+        server = GrpcServer(name, settings.addr, settings.workers, auth=auth)
         relay = Relay(
             db,
             subscribers(getattr(settings, "event_subscribers", "")),
             interval=settings.relay_interval_seconds,
             max_backoff=settings.relay_max_backoff_seconds,
             timeout=settings.client_timeout_seconds,
+            credentials=auth.credentials(name),
+            tls=auth.tls,
         )
-        app = cls(name=name, settings=settings, clock=clock, db=db, server=server, relay=relay)
+        app = cls(name=name, settings=settings, clock=clock, db=db, server=server, relay=relay, auth=auth)
         app._add_clock_service()
         return app
 
@@ -83,11 +92,13 @@ class ServiceApp:
             clock_pb2_grpc.add_ClockServiceServicer_to_server,
             ClockServicer(self.clock, self.relay),
             clock_pb2.DESCRIPTOR.services_by_name["ClockService"].full_name,
+            CLOCK_PERMISSIONS,
         )
 
-    def add_servicer(self, add_fn, servicer, service_descriptor, base_cls) -> None:
+    def add_servicer(self, add_fn, servicer, service_descriptor, base_cls, permissions: Permissions) -> None:
+        """Serve `servicer`; every call is checked against `permissions` (the service's table) first."""
         fill_unimplemented(servicer, service_descriptor, base_cls)
-        self.server.add(add_fn, servicer, service_descriptor.full_name)
+        self.server.add(add_fn, servicer, service_descriptor.full_name, permissions)
 
     def add_event_sink(self, handlers: dict[str, EventHandler]) -> EventSink:
         from tenure.events.v1 import events_pb2, events_pb2_grpc
@@ -97,11 +108,18 @@ class ServiceApp:
             events_pb2_grpc.add_EventSinkServiceServicer_to_server,
             sink.servicer(),
             events_pb2.DESCRIPTOR.services_by_name["EventSinkService"].full_name,
+            event_sink_permissions(),
         )
         return sink
 
     def client(self, stub_cls: type, addr: str) -> ServiceClient:
-        c = ServiceClient(stub_cls, addr, timeout=self.settings.client_timeout_seconds)
+        c = ServiceClient(
+            stub_cls,
+            addr,
+            timeout=self.settings.client_timeout_seconds,
+            credentials=self.auth.credentials(self.name),
+            tls=self.auth.tls,
+        )
         self.clients.append(c)
         return c
 

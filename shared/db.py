@@ -221,7 +221,7 @@ class Database:
         lock; on PostgreSQL a transaction-scoped advisory lock on the key) and then
         replay its response, so a retry racing the original never calls out twice.
         """
-        request_id = getattr(request, "request_id", "")
+        request_id = scoped_request_id(getattr(request, "request_id", ""))
         if not request_id:
             with self.unit_of_work() as uow:
                 return fn(uow)
@@ -337,7 +337,7 @@ class UnitOfWork:
             return None
         if row.fingerprint != fingerprint:
             raise InvalidInput(
-                f"request_id {request_id!r} was already used for a different {method} request",
+                f"request_id {_unscoped(request_id)!r} was already used for a different {method} request",
                 field="request_id",
                 reason="REQUEST_ID_REUSED",
             )
@@ -386,6 +386,22 @@ def _sqlite_pragmas(engine: Engine) -> None:
     def _begin(conn):
         write = conn.get_execution_options().get("tenure_write", True)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def scoped_request_id(request_id: str) -> str:
+    """The key a request id is stored under: the caller's scope (a hash of the verified principal) and
+    the id, so two callers may use the same id without touching each other's results."""
+    if not request_id:
+        return ""
+    from shared.auth.principal import current_principal
+
+    p = current_principal()
+    return f"{p.scope}:{request_id}" if p is not None else request_id
+
+
+def _unscoped(key: str) -> str:
+    head, sep, rest = key.partition(":")
+    return rest if sep and len(head) == 16 and all(c in "0123456789abcdef" for c in head) else key
 
 
 def new_id(prefix: str) -> str:

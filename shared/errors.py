@@ -78,3 +78,10 @@ class NotAllowed(DomainError):
     """The actor may not do this (PERMISSION_DENIED)."""
 
     default_reason = "PERMISSION_DENIED"
+
+
+class Unauthenticated(DomainError):
+    """The call carries no valid identity: no token, an expired one, or one not signed by a trusted key
+    (UNAUTHENTICATED)."""
+
+    default_reason = "UNAUTHENTICATED"

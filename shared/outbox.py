@@ -28,6 +28,8 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.db import Database, UnitOfWork
 from shared.errors import InvalidInput
+from shared.grpc.tls import channel as tls_channel
+from shared.settings import TlsSettings
 
 log = logging.getLogger("tenure.outbox")
 
@@ -81,6 +83,9 @@ class Relay:
     max_backoff: float = 30.0
     batch_size: int = 200
     timeout: float = 10.0
+    #: metadata of each delivery (the service's own token); a callable so the token can be renewed
+    credentials: Callable[[], list[tuple[str, str]]] | None = None
+    tls: TlsSettings | None = None
     _wake: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -91,7 +96,7 @@ class Relay:
 
         # A plain channel: the relay does its own back-off, and one refused call must not hold the pass.
         self._subs = [
-            _Subscriber(a, events_pb2_grpc.EventSinkServiceStub(grpc.insecure_channel(a)))
+            _Subscriber(a, events_pb2_grpc.EventSinkServiceStub(tls_channel(a, self.tls)))
             for a in self.subscriber_addrs
         ]
         self.db.on_commit(self._wake.set)
@@ -167,7 +172,11 @@ class Relay:
                 # a batch row is acknowledged whole: after a failure part-way it is sent again from its
                 # first event, and the consumers' inboxes drop the ones they had
                 for ev in events_of(row):
-                    sub.stub.Deliver(events_pb2.DeliverRequest(event=ev), timeout=self.timeout)
+                    sub.stub.Deliver(
+                        events_pb2.DeliverRequest(event=ev),
+                        timeout=self.timeout,
+                        metadata=self.credentials() if self.credentials else None,
+                    )
                     done += 1
                 acked = row.seq
             sub.backoff, sub.failures, sub.next_attempt = 0.0, 0, 0.0

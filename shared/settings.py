@@ -20,6 +20,46 @@ class ClockSettings(BaseSettings):
     clock_start: str | None = None
 
 
+class AuthSettings(BaseSettings):
+    """Tokens: who signs them, who may, and what every token must say (shared by the four services)."""
+
+    model_config = SettingsConfigDict(env_prefix="TENURE_AUTH_", extra="ignore")
+
+    #: issuer (`iss`) every token must carry
+    issuer: str = "tenure"
+    #: audience (`aud`) every token must carry
+    audience: str = "tenure"
+    #: folder of the embedded signing key, created on first start when no signing key file is set
+    key_dir: str = "var/auth"
+    #: PEM private key (Ed25519 or RSA) the services and `python -m services.token` sign with (default: <key_dir>/signing-key.pem)
+    signing_key_file: str = ""
+    #: PEM public key of another issuer's signing key, trusted beside the signing key
+    public_key_file: str = ""
+    #: JWKS file of an identity provider's public keys (Keycloak's certs endpoint saved to a file), trusted beside the signing key
+    jwks_file: str = ""
+    #: lifetime of the tokens a service mints for itself, in seconds
+    service_token_ttl_seconds: float = 3600.0
+
+
+class TlsSettings(BaseSettings):
+    """TLS on every server and client; mutual TLS between services when `client_auth` is on."""
+
+    model_config = SettingsConfigDict(env_prefix="TENURE_TLS_", extra="ignore")
+
+    #: PEM certificate chain of this service (empty: plaintext)
+    cert_file: str = ""
+    #: PEM private key of that certificate
+    key_file: str = ""
+    #: PEM CA bundle that signs the services' certificates (clients verify servers with it; servers verify clients with it under mutual TLS)
+    ca_file: str = ""
+    #: require and verify client certificates (mutual TLS); clients then present cert_file/key_file
+    client_auth: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert_file and self.key_file)
+
+
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
@@ -92,8 +132,8 @@ class EntitlementSettings(ServiceSettings):
 
     addr: str = "127.0.0.1:50053"
     database_url: str = "sqlite:///var/entitlement.db"
-    #: consumers of entitlement events
-    event_subscribers: str = "127.0.0.1:50054"
+    #: consumers of entitlement events (team changes keep every service's view of the teams)
+    event_subscribers: str = "127.0.0.1:50051,127.0.0.1:50052,127.0.0.1:50054"
     #: seconds a user's cached seats may serve CheckAccess before a reload (a safety net; changes invalidate at once)
     access_cache_ttl_seconds: float = 300.0
     #: seconds between reads of changes made by other processes on the same database

@@ -10,6 +10,7 @@ Set TENURE_TEST_PG_URL to point at another server, or TENURE_TEST_PG=0 to skip i
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -19,6 +20,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from shared.clock import TestClock
+
+# Every service started by the tests (in-process or as a process) trusts the key made here for this run;
+# tests/auth.py signs their tokens with it.
+os.environ.setdefault("TENURE_AUTH_KEY_DIR", tempfile.mkdtemp(prefix="tenure-auth-"))
 
 PG_ADMIN_URL = os.environ.get("TENURE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 

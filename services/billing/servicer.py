@@ -11,10 +11,10 @@ from services.billing.domain.access import Actor, require_account_role, require_
 from services.billing.domain.gateway import PaymentGateway
 from services.billing.domain.invoice import local_date
 from services.billing.domain.model import Address
+from shared.auth.principal import current_principal
 from shared.clock import Clock
 from shared.db import Database
 from shared.errors import InvalidInput
-from shared.grpc.interceptors import metadata_value
 from tenure.billing.v1 import billing_pb2 as pb
 from tenure.billing.v1 import billing_pb2_grpc
 
@@ -58,7 +58,10 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
 
     @staticmethod
     def _actor(context) -> Actor:
-        return Actor(metadata_value(context, "x-actor-email"), metadata_value(context, "x-actor-role"))
+        p = current_principal()
+        if p is None:
+            return Actor()
+        return Actor(p.email, p.kind.value if not p.is_person else "")
 
     def _trusted(self, context, action: str) -> None:
         require_trusted(self._actor(context), action)

@@ -6,9 +6,11 @@ from __future__ import annotations
 from services.entitlement import handlers
 from services.entitlement.adapters import repository as repo
 from services.entitlement.adapters.cache import AccessCache, AccessChangeFeed
+from services.entitlement.adapters.directory import TeamDirectory
 from services.entitlement.adapters.tables import EntitlementModel
 from services.entitlement.domain.projection import SUBSCRIPTION_EVENT_PREFIX
 from services.entitlement.encode import subscription_event_of
+from services.entitlement.permissions import permissions
 from services.entitlement.servicer import EntitlementServicer
 from shared.app import ServiceApp
 from shared.clock import Clock
@@ -53,6 +55,7 @@ def create(settings: EntitlementSettings, clock: Clock) -> ServiceApp:
         servicer,
         entitlement_pb2.DESCRIPTOR.services_by_name["EntitlementService"],
         entitlement_pb2_grpc.EntitlementServiceServicer,
+        permissions(db, TeamDirectory(db)),
     )
     app.add_event_sink(SubscriptionEventHandlers(cache))
     feed = AccessChangeFeed(db, cache)

@@ -1,5 +1,5 @@
 """The gRPC servicer of tenure.entitlement.v1.EntitlementService: decode, call the handler,
-encode. The actor comes from the `x-actor-email` / `x-actor-role` metadata."""
+encode. The actor is the call's verified principal."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from services.entitlement.encode import (
     role_of,
     ts,
 )
+from shared.auth.principal import current_principal
 from shared.clock import Clock
 from shared.db import Database
-from shared.grpc.interceptors import ACTOR_EMAIL, ACTOR_ROLE, metadata_value
 from tenure.common.v1 import common_pb2
 from tenure.entitlement.v1 import entitlement_pb2 as pb
 from tenure.entitlement.v1 import entitlement_pb2_grpc
@@ -29,9 +29,11 @@ _UNSPECIFIED_STAGE = common_pb2.STAGE_UNSPECIFIED
 
 
 def actor_of(context) -> Actor:
-    email = metadata_value(context, ACTOR_EMAIL).strip().lower()
-    role = metadata_value(context, ACTOR_ROLE).strip().lower()
-    return Actor(email or None, operator=role == "operator")
+    """The verified caller of this RPC (the interceptor checked the token and the permission table)."""
+    p = current_principal()
+    if p is None:
+        return Actor(None)
+    return Actor(p.email or None, operator=p.is_operator)
 
 
 def member_pb(m: handlers.MemberResult) -> pb.Member:

@@ -7,12 +7,14 @@ from datetime import timedelta
 from services.notification import handlers
 from services.notification.adapters.mailer import FileMailer, SmtpMailer
 from services.notification.adapters.peers import Peers
-from services.notification.adapters.tables import NotificationModel
+from services.notification.adapters.tables import MEMBERS, NotificationModel
 from services.notification.domain.delivery import RetryPolicy
 from services.notification.domain.routing import ROUTED_EVENT_TYPES
+from services.notification.permissions import permissions
 from services.notification.rendering import Renderer
 from services.notification.servicer import NotificationServicer
 from shared.app import ServiceApp
+from shared.auth.membership import ProjectionDirectory
 from shared.clock import Clock
 from shared.settings import NotificationSettings
 from tenure.billing.v1 import billing_pb2_grpc
@@ -43,6 +45,7 @@ def create(settings: NotificationSettings, clock: Clock) -> ServiceApp:
     app = ServiceApp.create("notification", settings, clock, NotificationModel.metadata)
     entitlement = app.client(entitlement_pb2_grpc.EntitlementServiceStub, settings.entitlement_addr)
     billing = app.client(billing_pb2_grpc.BillingServiceStub, settings.billing_addr)
+    directory = ProjectionDirectory(app.db, MEMBERS)
     deps = handlers.Deps(
         db=app.db,
         clock=clock,
@@ -58,8 +61,18 @@ def create(settings: NotificationSettings, clock: Clock) -> ServiceApp:
         NotificationServicer(deps),
         notification_pb2.DESCRIPTOR.services_by_name["NotificationService"],
         notification_pb2_grpc.NotificationServiceServicer,
+        permissions(app.db, directory),
     )
-    app.add_event_sink({event_type: handlers.record_event for event_type in ROUTED_EVENT_TYPES})
+    sink = {event_type: handlers.record_event for event_type in ROUTED_EVENT_TYPES}
+    routed_role_change = sink.get("entitlement.role_changed")
+
+    def on_role_changed(uow, event) -> None:
+        directory.on_role_changed(uow, event)
+        if routed_role_change is not None:
+            routed_role_change(uow, event)
+
+    sink["entitlement.role_changed"] = on_role_changed
+    app.add_event_sink(sink)
     app.every("delivery", settings.delivery_interval_seconds, lambda: handlers.run_delivery(deps))
     app.notification = deps
     return app

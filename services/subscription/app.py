@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from services.subscription import handlers, sweep
 from services.subscription.adapters.peers import Billing, Entitlement, PeerClock
-from services.subscription.adapters.tables import SubscriptionModel
+from services.subscription.adapters.tables import MEMBERS, SubscriptionModel
+from services.subscription.permissions import permissions
 from services.subscription.servicer import SubscriptionServicer
 from shared.app import ServiceApp
+from shared.auth.membership import ProjectionDirectory
 from shared.clock import Clock
 from shared.settings import SubscriptionSettings
 from tenure.billing.v1 import billing_pb2_grpc
@@ -31,6 +33,7 @@ def create(settings: SubscriptionSettings, clock: Clock) -> ServiceApp:
         if settings.entitlement_addr
         else None
     )
+    directory = ProjectionDirectory(app.db, MEMBERS)
     servicer = SubscriptionServicer(app.db, clock, handlers.Peers(billing, entitlement))
     peers = {
         name: PeerClock(name, app.client(clock_pb2_grpc.ClockServiceStub, addr))
@@ -47,9 +50,14 @@ def create(settings: SubscriptionSettings, clock: Clock) -> ServiceApp:
         servicer,
         subscription_pb2.DESCRIPTOR.services_by_name["SubscriptionService"],
         subscription_pb2_grpc.SubscriptionServiceServicer,
+        permissions(app.db, directory),
     )
     app.add_event_sink(
-        {"billing.invoice_paid": sweep.on_invoice_paid, "billing.invoice_overdue": sweep.on_invoice_overdue}
+        {
+            "billing.invoice_paid": sweep.on_invoice_paid,
+            "billing.invoice_overdue": sweep.on_invoice_overdue,
+            "entitlement.role_changed": directory.on_role_changed,
+        }
     )
     app.every(
         "lifecycle", settings.lifecycle_interval_seconds, lambda: sweep.run(app.db, billing, clock.now())

@@ -12,7 +12,7 @@ from services.subscription import codec, handlers, sweep
 from services.subscription.domain import subscription as ops
 from services.subscription.domain.model import Channel
 from shared.clock import Clock
-from shared.db import Database
+from shared.db import Database, scoped_request_id
 from shared.errors import InvalidInput, RuleViolation
 from shared.grpc.interceptors import require_operator
 from tenure.subscription.v1 import subscription_pb2 as pb
@@ -373,17 +373,18 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
 def _once(db: Database, method: str, request, response_cls, fn):
     """Idempotency for a long call that runs its own transactions: a repeat of `request_id` returns the
     stored first response (the call itself is not one unit of work, so `run_idempotent` does not fit)."""
-    if not request.request_id:
+    request_id = scoped_request_id(request.request_id)
+    if not request_id:
         return fn()
     fingerprint = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
     with db.unit_of_work() as uow:
-        previous = uow.replay(method, request.request_id, fingerprint, response_cls)
+        previous = uow.replay(method, request_id, fingerprint, response_cls)
     if previous is not None:
         return previous
     response = fn()
     try:
         with db.unit_of_work() as uow:
-            uow.remember(method, request.request_id, fingerprint, response)
+            uow.remember(method, request_id, fingerprint, response)
     except IntegrityError:
         pass  # a concurrent repeat stored its own response first
     return response

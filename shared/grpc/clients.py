@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 
 from shared.grpc.errors import from_rpc_error
+from shared.grpc.tls import channel as tls_channel
+from shared.settings import TlsSettings
 
 RETRY_POLICY = {
     "methodConfig": [
@@ -25,9 +28,10 @@ RETRY_POLICY = {
 }
 
 
-def make_channel(addr: str) -> grpc.Channel:
-    return grpc.insecure_channel(
+def make_channel(addr: str, tls: TlsSettings | None = None) -> grpc.Channel:
+    return tls_channel(
         addr,
+        tls,
         options=[
             ("grpc.enable_retries", 1),
             ("grpc.service_config", json.dumps(RETRY_POLICY)),
@@ -37,24 +41,31 @@ def make_channel(addr: str) -> grpc.Channel:
 
 
 class ServiceClient:
-    """Wraps a generated stub: every call gets a deadline and metadata, and a gRPC error is raised
-    again as the domain exception it stands for (UNAVAILABLE/DEADLINE_EXCEEDED → PeerUnavailable)."""
+    """Wraps a generated stub: every call gets a deadline and the calling service's own token (and the
+    person it acts for), and a gRPC error is raised again as the domain exception it stands for
+    (UNAVAILABLE/DEADLINE_EXCEEDED → PeerUnavailable)."""
 
     def __init__(
-        self, stub_cls: type, addr: str, timeout: float = 10.0, metadata: list[tuple[str, str]] | None = None
+        self,
+        stub_cls: type,
+        addr: str,
+        timeout: float = 10.0,
+        credentials: Callable[[], list[tuple[str, str]]] | None = None,
+        tls: TlsSettings | None = None,
     ):
         self.addr = addr
-        self.channel = make_channel(addr)
+        self.channel = make_channel(addr, tls)
         self.stub = stub_cls(self.channel)
         self.timeout = timeout
-        self.metadata = metadata or [("x-actor-role", "service")]
+        self.credentials = credentials
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.stub, name)
 
         def call(request, timeout: float | None = None, metadata: list[tuple[str, str]] | None = None):
             try:
-                return method(request, timeout=timeout or self.timeout, metadata=(metadata or self.metadata))
+                md = metadata if metadata is not None else (self.credentials() if self.credentials else None)
+                return method(request, timeout=timeout or self.timeout, metadata=md)
             except grpc.RpcError as err:
                 raise from_rpc_error(err) from None
 

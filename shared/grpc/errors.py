@@ -24,6 +24,7 @@ STATUS_OF: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.PeerUnavailable: grpc.StatusCode.UNAVAILABLE,
     errors.LimitReached: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.NotAllowed: grpc.StatusCode.PERMISSION_DENIED,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
 }
 EXCEPTION_OF: dict[grpc.StatusCode, type[errors.DomainError]] = {v: k for k, v in STATUS_OF.items()}
 

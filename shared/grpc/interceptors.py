@@ -1,4 +1,5 @@
-"""Server interceptor: request id, domain-error mapping and one structured log line per RPC."""
+"""Server interceptor: the bearer token, the permission check, the request id, domain-error mapping and
+one structured audit line per RPC (naming the principal and the account, never the token)."""
 
 from __future__ import annotations
 
@@ -10,24 +11,21 @@ import uuid
 import grpc
 
 from shared import errors
+from shared.auth.principal import Access, acting, current
+from shared.grpc.auth import PUBLIC_PREFIXES, Auth, Permissions
 from shared.grpc.errors import internal_status, status_code_of, to_status
 
 log = logging.getLogger("tenure.rpc")
-ACTOR_EMAIL = "x-actor-email"
-ACTOR_ROLE = "x-actor-role"
 REQUEST_ID = "x-request-id"
-
-
-# Roles that may call operator RPCs: vendor staff, and the services themselves.
-TRUSTED_ROLES = ("operator", "service")
+#: The longest request_id a caller may send (services derive longer ones from it for their own calls).
+MAX_REQUEST_ID = 128
 
 
 def require_operator(context: grpc.ServicerContext, what: str) -> None:
-    """Refuse `what` (PERMISSION_DENIED) unless the caller's `x-actor-role` is operator or service."""
-    if metadata_value(context, ACTOR_ROLE) not in TRUSTED_ROLES:
-        raise errors.NotAllowed(
-            f"{what} is an operator action (metadata {ACTOR_ROLE}: operator)", reason="PERMISSION_DENIED"
-        )
+    """Refuse `what` (PERMISSION_DENIED) unless the verified caller is an operator or a service."""
+    access = current()
+    if access is None or access.principal.is_person:
+        raise errors.NotAllowed(f"{what} is an operator action", reason="PERMISSION_DENIED")
 
 
 def metadata_value(context: grpc.ServicerContext, key: str) -> str:
@@ -37,19 +35,39 @@ def metadata_value(context: grpc.ServicerContext, key: str) -> str:
     return ""
 
 
+def _check_request_id(request, access: Access) -> None:
+    rid = getattr(request, "request_id", None)
+    if rid and len(rid) > MAX_REQUEST_ID and not access.principal.is_service:
+        raise errors.InvalidInput(
+            f"request_id is {len(rid)} characters long; at most {MAX_REQUEST_ID} are allowed",
+            field="request_id",
+            reason="REQUEST_ID_TOO_LONG",
+        )
+
+
 class ServerInterceptor(grpc.ServerInterceptor):
-    def __init__(self, service: str) -> None:
+    """`permissions` maps a full proto service name to its table; a service without one refuses
+    every call (nothing is let through by default)."""
+
+    def __init__(self, service: str, auth: Auth | None, permissions: dict[str, Permissions]) -> None:
         self.service = service
         self.domain = f"{service}.tenure"
+        self.auth = auth
+        self.permissions = permissions
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
         method = handler_call_details.method
+        if method.startswith(PUBLIC_PREFIXES):
+            return handler
         inner = handler.unary_unary
         domain = self.domain
         service = self.service
+        auth = self.auth
+        svc_name, _, rpc = method.lstrip("/").partition("/")
+        permissions = self.permissions
 
         def wrapper(request, context):
             request_id = (
@@ -57,8 +75,18 @@ class ServerInterceptor(grpc.ServerInterceptor):
             )
             start = time.perf_counter()
             code = grpc.StatusCode.OK
+            access: Access | None = None
+            who = ""
             try:
-                return inner(request, context)
+                table = permissions.get(svc_name)
+                if auth is None or table is None:
+                    raise errors.NotAllowed(f"{method} has no permission table", reason="PERMISSION_DENIED")
+                principal = auth.authenticate(context.invocation_metadata())
+                who = principal.label if principal is not None else "anonymous"
+                access = table.check(rpc, request, principal)
+                _check_request_id(request, access)
+                with acting(access):
+                    return inner(request, context)
             except errors.DomainError as exc:
                 code = status_code_of(exc)
                 context.abort_with_status(to_status(exc, domain))
@@ -81,7 +109,9 @@ class ServerInterceptor(grpc.ServerInterceptor):
                                 "method": method,
                                 "code": code.name,
                                 "ms": round((time.perf_counter() - start) * 1000, 2),
-                                "request_id": request_id,
+                                "request_id": request_id[:MAX_REQUEST_ID],
+                                "principal": who,
+                                "account_id": access.account_id if access else "",
                             }
                         )
                     )

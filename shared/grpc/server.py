@@ -10,7 +10,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from shared.grpc.auth import Auth, Permissions
 from shared.grpc.interceptors import ServerInterceptor
+from shared.grpc.tls import server_credentials
 
 log = logging.getLogger("tenure.server")
 
@@ -31,11 +33,14 @@ def fill_unimplemented(servicer: object, service_descriptor, base_cls: type) -> 
 
 
 class GrpcServer:
-    def __init__(self, service: str, addr: str, workers: int = 16) -> None:
+    def __init__(self, service: str, addr: str, workers: int = 16, auth: Auth | None = None) -> None:
         self.service = service
+        self.auth = auth
+        #: full proto service name → its permission table (filled as servicers are added)
+        self.permissions: dict[str, Permissions] = {}
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{service}-rpc"),
-            interceptors=[ServerInterceptor(service)],
+            interceptors=[ServerInterceptor(service, auth, self.permissions)],
             options=[("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", 32 * 1024 * 1024)],
         )
         self.health = health.HealthServicer()
@@ -44,13 +49,20 @@ class GrpcServer:
         self.addr = addr
         self.port = 0
 
-    def add(self, add_fn, servicer, service_full_name: str) -> None:
+    def add(self, add_fn, servicer, service_full_name: str, permissions: Permissions) -> None:
+        if permissions.service != service_full_name:
+            raise ValueError(f"permissions of {permissions.service} given for {service_full_name}")
         add_fn(servicer, self.server)
+        self.permissions[service_full_name] = permissions
         self.service_names.append(service_full_name)
 
     def start(self) -> int:
         reflection.enable_server_reflection([*self.service_names, reflection.SERVICE_NAME], self.server)
-        self.port = self.server.add_insecure_port(self.addr)
+        tls = self.auth.tls if self.auth is not None else None
+        if tls is not None and tls.enabled:
+            self.port = self.server.add_secure_port(self.addr, server_credentials(tls))
+        else:
+            self.port = self.server.add_insecure_port(self.addr)
         if self.port == 0:
             raise RuntimeError(f"could not bind {self.addr}")
         self.server.start()

@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from shared.auth.membership import add_members_table
 from shared.db import UTCDateTime
 
 
@@ -272,3 +273,7 @@ class CreditNoteRow(BillingModel, table=True):
     settlement: str
     refund_id: str = ""
     issue_time: datetime = _time()
+
+
+#: who holds which role on which account (shared/auth/membership.py), kept from entitlement's events
+MEMBERS = add_members_table(BillingModel.metadata)

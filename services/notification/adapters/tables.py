@@ -16,6 +16,7 @@ from sqlalchemy import Column, Index, Integer, LargeBinary, Text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from shared.auth.membership import add_members_table
 from shared.db import UTCDateTime
 
 
@@ -86,3 +87,7 @@ class AttachmentRow(NotificationModel, table=True):
     filename: str = Field(primary_key=True, max_length=255)
     content_type: str = Field(max_length=100)
     content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+#: who holds which role on which account (shared/auth/membership.py), kept from entitlement's events
+MEMBERS = add_members_table(NotificationModel.metadata)

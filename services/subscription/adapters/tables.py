@@ -27,6 +27,7 @@ from sqlalchemy import Column, Index, Integer, Numeric, SmallInteger, Text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from shared.auth.membership import add_members_table
 from shared.db import UTCDateTime
 
 
@@ -199,3 +200,7 @@ class ReminderRow(SubscriptionModel, table=True):
     renewal_date: date = Field(primary_key=True)
     days_before: int = Field(primary_key=True)
     sent_time: datetime = _time()
+
+
+#: who holds which role on which account (shared/auth/membership.py), kept from entitlement's events
+MEMBERS = add_members_table(SubscriptionModel.metadata)

@@ -95,6 +95,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The request id was used before for a different request."""
     ERROR_REASON_PAYMENT_METHOD_NOT_USABLE: _ErrorReason.ValueType  # 31
     """The payment method cannot be used here (removed, or of a type this operation does not take)."""
+    ERROR_REASON_UNAUTHENTICATED: _ErrorReason.ValueType  # 32
+    """The call carries no valid token: missing, expired, not yet valid, or not signed by a trusted key."""
+    ERROR_REASON_REQUEST_ID_TOO_LONG: _ErrorReason.ValueType  # 33
+    """The request_id is longer than 128 characters."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Reasons carried in google.rpc.ErrorInfo.reason (domain `billing.tenure`)."""
@@ -163,6 +167,10 @@ ERROR_REASON_REQUEST_ID_REUSED: ErrorReason.ValueType  # 30
 """The request id was used before for a different request."""
 ERROR_REASON_PAYMENT_METHOD_NOT_USABLE: ErrorReason.ValueType  # 31
 """The payment method cannot be used here (removed, or of a type this operation does not take)."""
+ERROR_REASON_UNAUTHENTICATED: ErrorReason.ValueType  # 32
+"""The call carries no valid token: missing, expired, not yet valid, or not signed by a trusted key."""
+ERROR_REASON_REQUEST_ID_TOO_LONG: ErrorReason.ValueType  # 33
+"""The request_id is longer than 128 characters."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _InvoiceKind:

@@ -40,6 +40,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The caller lacks the role the RPC needs."""
     ERROR_REASON_INVALID_ARGUMENT: _ErrorReason.ValueType  # 7
     """A field is missing or malformed."""
+    ERROR_REASON_UNAUTHENTICATED: _ErrorReason.ValueType  # 8
+    """The call carries no valid token: missing, expired, not yet valid, or not signed by a trusted key."""
+    ERROR_REASON_REQUEST_ID_TOO_LONG: _ErrorReason.ValueType  # 9
+    """The request_id is longer than 128 characters."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Reasons of errors raised by the runtime every service shares (ErrorInfo.reason, domain `<service>.tenure`)."""
@@ -60,6 +64,10 @@ ERROR_REASON_PERMISSION_DENIED: ErrorReason.ValueType  # 6
 """The caller lacks the role the RPC needs."""
 ERROR_REASON_INVALID_ARGUMENT: ErrorReason.ValueType  # 7
 """A field is missing or malformed."""
+ERROR_REASON_UNAUTHENTICATED: ErrorReason.ValueType  # 8
+"""The call carries no valid token: missing, expired, not yet valid, or not signed by a trusted key."""
+ERROR_REASON_REQUEST_ID_TOO_LONG: ErrorReason.ValueType  # 9
+"""The request_id is longer than 128 characters."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 @_typing.final

@@ -96,6 +96,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The request id was used before with a different request."""
     ERROR_REASON_EVENT_INCOMPLETE: _ErrorReason.ValueType  # 27
     """An event delivered to the event sink lacks its id or type."""
+    ERROR_REASON_UNAUTHENTICATED: _ErrorReason.ValueType  # 28
+    """The call carries no valid token: missing, expired, not yet valid, or not signed by a trusted key."""
+    ERROR_REASON_REQUEST_ID_TOO_LONG: _ErrorReason.ValueType  # 29
+    """The request_id is longer than 128 characters."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Reasons carried by `google.rpc.ErrorInfo.reason` of this service's errors
@@ -160,6 +164,10 @@ ERROR_REASON_REQUEST_ID_REUSED: ErrorReason.ValueType  # 26
 """The request id was used before with a different request."""
 ERROR_REASON_EVENT_INCOMPLETE: ErrorReason.ValueType  # 27
 """An event delivered to the event sink lacks its id or type."""
+ERROR_REASON_UNAUTHENTICATED: ErrorReason.ValueType  # 28
+"""The call carries no valid token: missing, expired, not yet valid, or not signed by a trusted key."""
+ERROR_REASON_REQUEST_ID_TOO_LONG: ErrorReason.ValueType  # 29
+"""The request_id is longer than 128 characters."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _AccessReason:

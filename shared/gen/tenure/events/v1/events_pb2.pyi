@@ -94,6 +94,8 @@ class Event(_message.Message):
     INVOICE_OVERDUE_FIELD_NUMBER: _builtins.int
     PAYMENT_FAILED_FIELD_NUMBER: _builtins.int
     CREDIT_NOTE_ISSUED_FIELD_NUMBER: _builtins.int
+    PAYER_CHANGED_FIELD_NUMBER: _builtins.int
+    ACCOUNT_OPENED_FIELD_NUMBER: _builtins.int
     SEAT_ASSIGNED_FIELD_NUMBER: _builtins.int
     SEAT_UNASSIGNED_FIELD_NUMBER: _builtins.int
     ROLE_CHANGED_FIELD_NUMBER: _builtins.int
@@ -166,6 +168,14 @@ class Event(_message.Message):
         """billing.credit_note_issued"""
 
     @_builtins.property
+    def payer_changed(self) -> Global___PayerChanged:
+        """billing.payer_changed"""
+
+    @_builtins.property
+    def account_opened(self) -> Global___AccountOpened:
+        """billing.account_opened"""
+
+    @_builtins.property
     def seat_assigned(self) -> Global___SeatAssigned:
         """entitlement.seat_assigned"""
 
@@ -200,15 +210,17 @@ class Event(_message.Message):
         invoice_overdue: Global___InvoiceOverdue | None = ...,
         payment_failed: Global___PaymentFailed | None = ...,
         credit_note_issued: Global___CreditNoteIssued | None = ...,
+        payer_changed: Global___PayerChanged | None = ...,
+        account_opened: Global___AccountOpened | None = ...,
         seat_assigned: Global___SeatAssigned | None = ...,
         seat_unassigned: Global___SeatUnassigned | None = ...,
         role_changed: Global___RoleChanged | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["credit_note_issued", b"credit_note_issued", "invoice_issued", b"invoice_issued", "invoice_overdue", b"invoice_overdue", "invoice_paid", b"invoice_paid", "occurred_time", b"occurred_time", "payload", b"payload", "payment_failed", b"payment_failed", "renewal_reminder", b"renewal_reminder", "role_changed", b"role_changed", "seat_assigned", b"seat_assigned", "seat_unassigned", b"seat_unassigned", "seats_added", b"seats_added", "stage_changed", b"stage_changed", "subscription_changed", b"subscription_changed", "subscription_created", b"subscription_created", "subscription_refunded", b"subscription_refunded", "subscription_renewed", b"subscription_renewed", "subscription_upgraded", b"subscription_upgraded"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account_opened", b"account_opened", "credit_note_issued", b"credit_note_issued", "invoice_issued", b"invoice_issued", "invoice_overdue", b"invoice_overdue", "invoice_paid", b"invoice_paid", "occurred_time", b"occurred_time", "payer_changed", b"payer_changed", "payload", b"payload", "payment_failed", b"payment_failed", "renewal_reminder", b"renewal_reminder", "role_changed", b"role_changed", "seat_assigned", b"seat_assigned", "seat_unassigned", b"seat_unassigned", "seats_added", b"seats_added", "stage_changed", b"stage_changed", "subscription_changed", b"subscription_changed", "subscription_created", b"subscription_created", "subscription_refunded", b"subscription_refunded", "subscription_renewed", b"subscription_renewed", "subscription_upgraded", b"subscription_upgraded"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "credit_note_issued", b"credit_note_issued", "event_id", b"event_id", "event_type", b"event_type", "invoice_issued", b"invoice_issued", "invoice_overdue", b"invoice_overdue", "invoice_paid", b"invoice_paid", "occurred_time", b"occurred_time", "payload", b"payload", "payment_failed", b"payment_failed", "renewal_reminder", b"renewal_reminder", "role_changed", b"role_changed", "seat_assigned", b"seat_assigned", "seat_unassigned", b"seat_unassigned", "seats_added", b"seats_added", "sequence", b"sequence", "source", b"source", "stage_changed", b"stage_changed", "subscription_changed", b"subscription_changed", "subscription_created", b"subscription_created", "subscription_id", b"subscription_id", "subscription_refunded", b"subscription_refunded", "subscription_renewed", b"subscription_renewed", "subscription_upgraded", b"subscription_upgraded"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "account_opened", b"account_opened", "credit_note_issued", b"credit_note_issued", "event_id", b"event_id", "event_type", b"event_type", "invoice_issued", b"invoice_issued", "invoice_overdue", b"invoice_overdue", "invoice_paid", b"invoice_paid", "occurred_time", b"occurred_time", "payer_changed", b"payer_changed", "payload", b"payload", "payment_failed", b"payment_failed", "renewal_reminder", b"renewal_reminder", "role_changed", b"role_changed", "seat_assigned", b"seat_assigned", "seat_unassigned", b"seat_unassigned", "seats_added", b"seats_added", "sequence", b"sequence", "source", b"source", "stage_changed", b"stage_changed", "subscription_changed", b"subscription_changed", "subscription_created", b"subscription_created", "subscription_id", b"subscription_id", "subscription_refunded", b"subscription_refunded", "subscription_renewed", b"subscription_renewed", "subscription_upgraded", b"subscription_upgraded"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["subscription_created", "subscription_renewed", "seats_added", "subscription_changed", "stage_changed", "renewal_reminder", "subscription_upgraded", "subscription_refunded", "invoice_issued", "invoice_paid", "invoice_overdue", "payment_failed", "credit_note_issued", "seat_assigned", "seat_unassigned", "role_changed"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["subscription_created", "subscription_renewed", "seats_added", "subscription_changed", "stage_changed", "renewal_reminder", "subscription_upgraded", "subscription_refunded", "invoice_issued", "invoice_paid", "invoice_overdue", "payment_failed", "credit_note_issued", "payer_changed", "account_opened", "seat_assigned", "seat_unassigned", "role_changed"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -1019,3 +1031,81 @@ class RoleChanged(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RoleChanged: _TypeAlias = RoleChanged  # noqa: Y015
+
+@_typing.final
+class PayerChanged(_message.Message):
+    """The buyer named or removed a payer of a billing account."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
+    GRANTED_FIELD_NUMBER: _builtins.int
+    ACTOR_EMAIL_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    """Account id."""
+    email: _builtins.str
+    """Payer's e-mail."""
+    name: _builtins.str
+    """Payer's name."""
+    language: _builtins.str
+    """Payer's language."""
+    granted: _builtins.bool
+    """True when named, false when removed."""
+    actor_email: _builtins.str
+    """Who made the change."""
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        email: _builtins.str = ...,
+        name: _builtins.str = ...,
+        language: _builtins.str = ...,
+        granted: _builtins.bool = ...,
+        actor_email: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "actor_email", b"actor_email", "email", b"email", "granted", b"granted", "language", b"language", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PayerChanged: _TypeAlias = PayerChanged  # noqa: Y015
+
+@_typing.final
+class AccountOpened(_message.Message):
+    """An account came into being with its first billing profile (before any order): its buyer is the person
+    who made the profile, or the one an operator named.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    BUYER_EMAIL_FIELD_NUMBER: _builtins.int
+    BUYER_NAME_FIELD_NUMBER: _builtins.int
+    BUYER_LANGUAGE_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    """Account id."""
+    buyer_email: _builtins.str
+    """Buyer's e-mail."""
+    buyer_name: _builtins.str
+    """Buyer's name."""
+    buyer_language: _builtins.str
+    """Buyer's language."""
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        buyer_email: _builtins.str = ...,
+        buyer_name: _builtins.str = ...,
+        buyer_language: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "buyer_email", b"buyer_email", "buyer_language", b"buyer_language", "buyer_name", b"buyer_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountOpened: _TypeAlias = AccountOpened  # noqa: Y015

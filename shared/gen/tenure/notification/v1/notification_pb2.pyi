@@ -159,6 +159,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The caller may not do this (operator RPCs)."""
     ERROR_REASON_REQUEST_ID_REUSED: _ErrorReason.ValueType  # 11
     """The same request_id was used earlier with a different request."""
+    ERROR_REASON_UNAUTHENTICATED: _ErrorReason.ValueType  # 12
+    """The call carries no valid token: missing, expired, not yet valid, or not signed by a trusted key."""
+    ERROR_REASON_REQUEST_ID_TOO_LONG: _ErrorReason.ValueType  # 13
+    """The request_id is longer than 128 characters."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Reasons carried in google.rpc.ErrorInfo.reason (domain `notification.tenure`)."""
@@ -187,6 +191,10 @@ ERROR_REASON_PERMISSION_DENIED: ErrorReason.ValueType  # 10
 """The caller may not do this (operator RPCs)."""
 ERROR_REASON_REQUEST_ID_REUSED: ErrorReason.ValueType  # 11
 """The same request_id was used earlier with a different request."""
+ERROR_REASON_UNAUTHENTICATED: ErrorReason.ValueType  # 12
+"""The call carries no valid token: missing, expired, not yet valid, or not signed by a trusted key."""
+ERROR_REASON_REQUEST_ID_TOO_LONG: ErrorReason.ValueType  # 13
+"""The request_id is longer than 128 characters."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 @_typing.final

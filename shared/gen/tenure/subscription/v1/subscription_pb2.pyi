@@ -138,6 +138,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The subscription is shut off because an invoice is unpaid past its due date; paying that invoice (named
     in ErrorInfo.metadata invoice_id) returns it to Active.
     """
+    ERROR_REASON_UNAUTHENTICATED: _ErrorReason.ValueType  # 52
+    """The call carries no valid token: missing, expired, not yet valid, or not signed by a trusted key."""
+    ERROR_REASON_REQUEST_ID_TOO_LONG: _ErrorReason.ValueType  # 53
+    """The request_id is longer than 128 characters."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Reasons carried in google.rpc.ErrorInfo.reason (domain `subscription.tenure`)."""
@@ -248,6 +252,10 @@ ERROR_REASON_INVOICE_UNPAID: ErrorReason.ValueType  # 51
 """The subscription is shut off because an invoice is unpaid past its due date; paying that invoice (named
 in ErrorInfo.metadata invoice_id) returns it to Active.
 """
+ERROR_REASON_UNAUTHENTICATED: ErrorReason.ValueType  # 52
+"""The call carries no valid token: missing, expired, not yet valid, or not signed by a trusted key."""
+ERROR_REASON_REQUEST_ID_TOO_LONG: ErrorReason.ValueType  # 53
+"""The request_id is longer than 128 characters."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _SelfServiceAction:

@@ -1,0 +1,83 @@
+"""Who may call each EntitlementService RPC (SPEC §7), checked before the servicer runs.
+
+Admins manage teams and seats and see usage; the buyer and admins see the team and assignments; a user
+sees their own entitlements and access; products (as services) ask CheckAccess for any user; only an
+operator changes the buyer.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from services.entitlement.adapters.tables import SubscriptionRow
+from shared.auth.policy import (
+    ADMINS,
+    BUYER,
+    OPERATOR,
+    PRIMARY_ADMIN,
+    SECONDARY_ADMIN,
+    SELF,
+    SERVICE,
+    Directory,
+    FieldTarget,
+    LookupTarget,
+    Resolved,
+    rule,
+)
+from shared.grpc.auth import Permissions
+
+SERVICE_NAME = "tenure.entitlement.v1.EntitlementService"
+READERS = (BUYER, *ADMINS, OPERATOR, SERVICE)
+
+TABLE = {
+    # teams: admins name admins (the domain refuses a secondary admin); only an operator changes the buyer
+    "ListMembers": rule(READERS, target="account"),
+    "AssignRole": rule(PRIMARY_ADMIN, SECONDARY_ADMIN, OPERATOR, target="account"),
+    "RevokeRole": rule(PRIMARY_ADMIN, SECONDARY_ADMIN, OPERATOR, target="account"),
+    "ChangeBuyer": rule(OPERATOR),
+    # seats: admins assign them
+    "AssignSeat": rule(*ADMINS, target="subscription"),
+    "UnassignSeat": rule(*ADMINS, target="subscription"),
+    "ListAssignments": rule(READERS, SELF, self_field="user_email", target="assignments"),
+    # access: the user themselves, and products (services) for any user
+    "CheckAccess": rule(SELF, SERVICE, OPERATOR, self_field="user_email"),
+    "GetUserEntitlements": rule(SELF, SERVICE, OPERATOR, self_field="user_email"),
+    "GetSubscriptionAccess": rule(READERS, target="subscription"),
+    "RecordActivation": rule(SELF, SERVICE, self_field="user_email"),
+    # usage: the buyer and admins
+    "GetSeatUsageReport": rule(BUYER, *ADMINS, OPERATOR, target="usage"),
+}
+
+
+def permissions(db, directory: Directory) -> Permissions:
+    def account_of(subscription_id: str) -> str | None:
+        with db.read() as s:
+            return s.execute(
+                select(SubscriptionRow.account_id).where(SubscriptionRow.subscription_id == subscription_id)
+            ).scalar_one_or_none()
+
+    account = FieldTarget("account_id")
+    subscription = LookupTarget("subscription_id", "subscription", "SUBSCRIPTION_NOT_FOUND", account_of)
+
+    class AccountOrSubscription:
+        """ListAssignments and GetSeatUsageReport name an account, a subscription, or both."""
+
+        def __call__(self, request) -> Resolved:
+            if request.account_id:
+                return account(request)
+            if request.subscription_id:
+                return subscription(request)
+            return Resolved()
+
+        def not_found(self, request):
+            if request.account_id:
+                return account.not_found(request)
+            return subscription.not_found(request)
+
+    both = AccountOrSubscription()
+    return Permissions(
+        SERVICE_NAME,
+        TABLE,
+        {"account": account, "subscription": subscription, "assignments": both, "usage": both},
+        directory,
+    )

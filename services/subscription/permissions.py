@@ -1,0 +1,96 @@
+"""Who may call each SubscriptionService RPC (SPEC §7), checked before the servicer runs.
+
+Operators read everything and run the operator actions; a person acts on an account by their role on
+its team; anyone signed in may read the catalog and open an account with their first order.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from services.subscription.adapters.tables import SubscriptionRow
+from shared.auth.membership import ProjectionDirectory
+from shared.auth.policy import (
+    ADMINS,
+    BUYER,
+    OPERATOR,
+    PERSON,
+    SERVICE,
+    FieldTarget,
+    LookupTarget,
+    Resolved,
+    rule,
+)
+from shared.grpc.auth import Permissions
+
+SERVICE_NAME = "tenure.subscription.v1.SubscriptionService"
+READERS = (BUYER, *ADMINS, OPERATOR, SERVICE)
+
+TABLE = {
+    # catalog
+    "ListProducts": rule(PERSON, OPERATOR, SERVICE),
+    "ListPrices": rule(PERSON, OPERATOR, SERVICE),
+    "SetExchangeRate": rule(OPERATOR),
+    # orders: the buyer; a person's first order opens the account; an operator may open one for a buyer
+    "QuoteOrder": rule(BUYER, OPERATOR, SERVICE, target="quote", opens_account=True),
+    "CreateSubscription": rule(BUYER, OPERATOR, target="account", opens_account=True),
+    # reads: the buyer and admins of the account
+    "GetSubscription": rule(READERS, target="subscription"),
+    "ListSubscriptions": rule(READERS, PERSON, target="account"),
+    "GetSelfServiceOptions": rule(READERS, target="subscription"),
+    "GetLifecycleHistory": rule(READERS, target="subscription"),
+    # changes, renewals and refunds: the buyer only
+    "AddSeats": rule(BUYER, target="subscription"),
+    "SetRenewalSeats": rule(BUYER, target="subscription"),
+    "ChangeTerm": rule(BUYER, target="subscription"),
+    "SetAutoRenew": rule(BUYER, target="subscription"),
+    "RenewSubscription": rule(BUYER, target="subscription"),
+    "AlignRenewalDates": rule(BUYER, target="account"),
+    "UpgradeSubscription": rule(BUYER, target="subscription"),
+    "ScheduleProductSwitch": rule(BUYER, target="subscription"),
+    "ConvertTrial": rule(BUYER, target="subscription"),
+    "ChangePaymentMethod": rule(BUYER, target="subscription"),
+    "RequestRefund": rule(BUYER, target="subscription"),
+    # operations
+    "RunLifecycle": rule(OPERATOR, SERVICE),
+    "GetClock": rule(PERSON, OPERATOR, SERVICE),
+    "AdvanceClock": rule(OPERATOR),
+}
+
+
+def permissions(db, directory: ProjectionDirectory) -> Permissions:
+    def account_of(subscription_id: str) -> str | None:
+        with db.read() as s:
+            return s.execute(
+                select(SubscriptionRow.account_id).where(SubscriptionRow.subscription_id == subscription_id)
+            ).scalar_one_or_none()
+
+    subscription = LookupTarget("subscription_id", "subscription", "SUBSCRIPTION_NOT_FOUND", account_of)
+    account = FieldTarget("account_id")
+
+    class Quote:
+        """QuoteOrder names an account (create, align) or a subscription (the other orders)."""
+
+        @staticmethod
+        def _inner(request):
+            which = request.WhichOneof("order")
+            return getattr(request, which) if which else None
+
+        def __call__(self, request) -> Resolved:
+            inner = self._inner(request)
+            if inner is None:
+                return Resolved()
+            if hasattr(inner, "account_id"):
+                return account(inner)
+            return subscription(inner)
+
+        def not_found(self, request):
+            inner = self._inner(request)
+            return account.not_found(inner) if hasattr(inner, "account_id") else subscription.not_found(inner)
+
+    return Permissions(
+        SERVICE_NAME,
+        TABLE,
+        {"account": account, "subscription": subscription, "quote": Quote()},
+        directory,
+    )
