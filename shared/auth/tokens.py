@@ -173,12 +173,24 @@ class TokenVerifier:
                     return hit.principal
                 del self._cache[token]
         claims = self._decode(token)
+        self._check_times(claims, now)
         principal = principal_of(claims)
         with self._lock:
             self._cache[token] = _Cached(principal, float(claims["exp"]))
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return principal
+
+    def _check_times(self, claims: dict, now: float) -> None:
+        try:
+            exp = float(claims["exp"])
+            nbf = float(claims.get("nbf", 0))
+        except (TypeError, ValueError):
+            raise Unauthenticated("the token's exp or nbf is not a number") from None
+        if now > exp + self.leeway:
+            raise Unauthenticated("the token has expired; get a new one")
+        if now + self.leeway < nbf:
+            raise Unauthenticated("the token is not valid yet")
 
     def _decode(self, token: str) -> dict:
         try:
@@ -196,8 +208,8 @@ class TokenVerifier:
                     algorithms=list(ALGORITHMS),
                     audience=self.audience,
                     issuer=self.issuer,
-                    leeway=self.leeway,
-                    options={"require": ["exp", "iss", "aud", "sub"]},
+                    # times are checked against this verifier's clock (_check_times)
+                    options={"require": ["exp", "iss", "aud", "sub"], "verify_exp": False, "verify_nbf": False},
                 )
             except jwt.InvalidSignatureError as exc:
                 last = exc

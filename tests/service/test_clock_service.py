@@ -10,8 +10,10 @@ from google.protobuf import timestamp_pb2
 
 from shared.clock import SystemClock
 from tenure.common.v1 import clock_pb2, clock_pb2_grpc
+from tests.auth import operator, person
 
-OPERATOR = [("x-actor-role", "operator")]
+OPERATOR = operator()
+ADA = person("ada@example.com")
 
 
 def ts(dt):
@@ -24,10 +26,14 @@ def stub(app):
     return clock_pb2_grpc.ClockServiceStub(grpc.insecure_channel(app.addr))
 
 
+def time_of(app):
+    return stub(app).GetTime(clock_pb2.GetTimeRequest(), metadata=ADA, timeout=5)
+
+
 def test_operator_moves_the_test_clock_forward_only(start_service, clock):
     app = start_service("entitlement")
     s = stub(app)
-    now = s.GetTime(clock_pb2.GetTimeRequest(), timeout=5)
+    now = s.GetTime(clock_pb2.GetTimeRequest(), metadata=ADA, timeout=5)
     assert now.test_clock and now.now_time.ToDatetime(tzinfo=UTC) == datetime(2024, 6, 10, 8, 0, tzinfo=UTC)
     target = datetime(2025, 6, 10, 0, 0, tzinfo=UTC)
     moved = s.SetTime(clock_pb2.SetTimeRequest(to_time=ts(target)), metadata=OPERATOR, timeout=5)
@@ -38,11 +44,17 @@ def test_operator_moves_the_test_clock_forward_only(start_service, clock):
     assert clock.now() == target
 
 
-def test_moving_the_clock_needs_the_operator_role(start_service, clock):
+def test_moving_the_clock_needs_an_operator_token(start_service, clock):
     app = start_service("billing")
-    with pytest.raises(grpc.RpcError) as e:
-        stub(app).SetTime(clock_pb2.SetTimeRequest(to_time=ts(datetime(2030, 1, 1, tzinfo=UTC))), timeout=5)
-    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    later = clock_pb2.SetTimeRequest(to_time=ts(datetime(2030, 1, 1, tzinfo=UTC)))
+    for metadata, code in [
+        (None, grpc.StatusCode.UNAUTHENTICATED),
+        ([("x-actor-role", "operator")], grpc.StatusCode.UNAUTHENTICATED),
+        (ADA, grpc.StatusCode.PERMISSION_DENIED),
+    ]:
+        with pytest.raises(grpc.RpcError) as e:
+            stub(app).SetTime(later, metadata=metadata, timeout=5)
+        assert e.value.code() == code
     assert clock.now() == datetime(2024, 6, 10, 8, 0, tzinfo=UTC)
 
 
@@ -61,7 +73,7 @@ def test_system_clock_refuses_to_move(start_service):
         )
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "TEST_CLOCK_DISABLED" in str(e.value.trailing_metadata())
-    assert not stub(app).GetTime(clock_pb2.GetTimeRequest(), timeout=5).test_clock
+    assert not time_of(app).test_clock
 
 
 def test_every_rpc_logs_one_structured_line(start_service, caplog):
@@ -70,16 +82,22 @@ def test_every_rpc_logs_one_structured_line(start_service, caplog):
 
     app = start_service("notification")
     caplog.set_level(logging.INFO, logger="tenure.rpc")
-    stub(app).GetTime(clock_pb2.GetTimeRequest(), metadata=[("x-request-id", "req-42")], timeout=5)
+    stub(app).GetTime(clock_pb2.GetTimeRequest(), metadata=[("x-request-id", "req-42"), *ADA], timeout=5)
+    with pytest.raises(grpc.RpcError):
+        stub(app).SetTime(clock_pb2.SetTimeRequest(), metadata=ADA, timeout=5)
     with pytest.raises(grpc.RpcError):
         stub(app).SetTime(clock_pb2.SetTimeRequest(), timeout=5)
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "tenure.rpc"]
-    assert [(line["method"], line["code"]) for line in lines] == [
-        ("/tenure.common.v1.ClockService/GetTime", "OK"),
-        ("/tenure.common.v1.ClockService/SetTime", "PERMISSION_DENIED"),
+    records = [r.getMessage() for r in caplog.records if r.name == "tenure.rpc"]
+    lines = [json.loads(r) for r in records]
+    assert [(line["method"], line["code"], line["principal"]) for line in lines] == [
+        ("/tenure.common.v1.ClockService/GetTime", "OK", "ada@example.com"),
+        ("/tenure.common.v1.ClockService/SetTime", "PERMISSION_DENIED", "ada@example.com"),
+        ("/tenure.common.v1.ClockService/SetTime", "UNAUTHENTICATED", "anonymous"),
     ]
     assert lines[0]["request_id"] == "req-42" and lines[0]["service"] == "notification"
     assert all(isinstance(line["ms"], float | int) for line in lines)
+    token = ADA[0][1].removeprefix("Bearer ")
+    assert not any(token in r or token.split(".")[2] in r for r in records), "a token was logged"
 
 
 def test_client_maps_errors_back_and_reports_a_peer_that_is_down(start_service):
@@ -88,9 +106,7 @@ def test_client_maps_errors_back_and_reports_a_peer_that_is_down(start_service):
     from tests.service.test_event_pipe import free_port
 
     app = start_service("billing")
-    client = ServiceClient(
-        clock_pb2_grpc.ClockServiceStub, app.addr, timeout=5, metadata=[("x-actor-role", "user")]
-    )
+    client = ServiceClient(clock_pb2_grpc.ClockServiceStub, app.addr, timeout=5, credentials=lambda: ADA)
     with pytest.raises(NotAllowed) as e:
         client.SetTime(clock_pb2.SetTimeRequest())
     assert e.value.reason == "PERMISSION_DENIED" and "operator" in e.value.message
@@ -103,6 +119,8 @@ def test_an_rpc_not_built_answers_unimplemented_with_its_name(start_service):
     from sqlalchemy import MetaData
 
     from shared.app import ServiceApp
+    from shared.auth.policy import rule
+    from shared.grpc.auth import Permissions
     from tenure.billing.v1 import billing_pb2, billing_pb2_grpc
 
     def bare(settings, clock):
@@ -112,13 +130,14 @@ def test_an_rpc_not_built_answers_unimplemented_with_its_name(start_service):
             billing_pb2_grpc.BillingServiceServicer(),
             billing_pb2.DESCRIPTOR.services_by_name["BillingService"],
             billing_pb2_grpc.BillingServiceServicer,
+            Permissions("tenure.billing.v1.BillingService", {"GetInvoice": rule("person")}),
         )
         return app
 
     app = start_service("billing", create=bare)
     stub = billing_pb2_grpc.BillingServiceStub(grpc.insecure_channel(app.addr))
     with pytest.raises(grpc.RpcError) as e:
-        stub.GetInvoice(billing_pb2.GetInvoiceRequest(invoice_id="inv_1"), timeout=5)
+        stub.GetInvoice(billing_pb2.GetInvoiceRequest(invoice_id="inv_1"), metadata=ADA, timeout=5)
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert (
         e.value.details()

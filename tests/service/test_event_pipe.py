@@ -19,6 +19,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, s
 from shared.app import ServiceApp
 from shared.errors import RuleViolation
 from tenure.events.v1 import events_pb2, events_pb2_grpc
+from tests.auth import channel, service
 
 
 def producer(settings, clock):
@@ -118,7 +119,7 @@ def test_same_event_delivered_twice_is_applied_once(start_service):
         source="subscription",
         stage_changed=events_pb2.StageChanged(reason="once"),
     )
-    stub = events_pb2_grpc.EventSinkServiceStub(grpc.insecure_channel(cons.addr))
+    stub = events_pb2_grpc.EventSinkServiceStub(channel(cons.addr, default=service()))
     first = stub.Deliver(events_pb2.DeliverRequest(event=ev), timeout=5)
     second = stub.Deliver(events_pb2.DeliverRequest(event=ev), timeout=5)
     assert (first.duplicate, second.duplicate) == (False, True)
@@ -128,7 +129,7 @@ def test_same_event_delivered_twice_is_applied_once(start_service):
 def test_refused_event_maps_to_error_model_changes_nothing_and_blocks_later_events(start_service):
     create, applied = consumer_factory(refuses=lambda ev: ev.stage_changed.reason == "refuse")
     cons = start_service("entitlement", create=create)
-    stub = events_pb2_grpc.EventSinkServiceStub(grpc.insecure_channel(cons.addr))
+    stub = events_pb2_grpc.EventSinkServiceStub(channel(cons.addr, default=service()))
     ev = events_pb2.Event(
         event_id="7d1e5b8a-0000-4000-8000-000000000002",
         event_type="subscription.stage_changed",

@@ -19,7 +19,7 @@ class Recorder:
     def __init__(self) -> None:
         self.reasons: list[str] = []
 
-    def Deliver(self, request, timeout=None):  # noqa: N802 - the gRPC method name
+    def Deliver(self, request, timeout=None, metadata=None):  # noqa: N802 - the gRPC method name
         self.reasons.append(request.event.stage_changed.reason)
         return events_pb2.DeliverResponse()
 
