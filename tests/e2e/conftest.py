@@ -37,6 +37,20 @@ def grpcurl(*args: str, data: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=30)
 
 
+def token(*args: str) -> str:
+    """A token from the README's command: `python -m services.token --email …` or `--operator`."""
+    r = subprocess.run(
+        [sys.executable, "-m", "services.token", *args], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def auth(tok: str) -> list[str]:
+    """grpcurl's header arguments for a bearer token."""
+    return ["-H", f"authorization: Bearer {tok}"]
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("stack")
@@ -53,7 +67,9 @@ def stack(tmp_path_factory):
         env[p + "RELAY_INTERVAL_SECONDS"] = "0.1"
     env["TENURE_SUBSCRIPTION_EVENT_SUBSCRIBERS"] = f"{addr['entitlement']},{addr['notification']}"
     env["TENURE_BILLING_EVENT_SUBSCRIBERS"] = f"{addr['subscription']},{addr['notification']}"
-    env["TENURE_ENTITLEMENT_EVENT_SUBSCRIBERS"] = addr["notification"]
+    env["TENURE_ENTITLEMENT_EVENT_SUBSCRIBERS"] = (
+        f"{addr['subscription']},{addr['billing']},{addr['notification']}"
+    )
     env["TENURE_NOTIFICATION_MAIL_DIR"] = str(tmp / "mail")
     procs = {}
     logs = {}

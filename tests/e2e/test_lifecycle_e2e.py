@@ -9,11 +9,9 @@ import uuid
 
 import pytest
 
-from tests.e2e.conftest import grpcurl
+from tests.e2e.conftest import auth, grpcurl, token
 
 pytestmark = pytest.mark.e2e
-
-OPERATOR = ["-H", "x-actor-role: operator", "-H", "x-actor-email: support@vendor.example"]
 
 
 def call(addr: str, method: str, body: dict, *headers: str) -> dict:
@@ -25,6 +23,8 @@ def call(addr: str, method: str, body: dict, *headers: str) -> dict:
 def test_operator_advances_a_year_and_every_service_follows(stack):
     addr = stack["addr"]
     sub, billing, ent = addr["subscription"], addr["billing"], addr["entitlement"]
+    kari = auth(token("--email", "kari@example.no"))
+    ops = auth(token("--operator"))
     pm = call(
         billing,
         "tenure.billing.v1.BillingService/AddPaymentMethod",
@@ -34,6 +34,7 @@ def test_operator_advances_a_year_and_every_service_follows(stack):
             "type": "PAYMENT_METHOD_TYPE_CARD",
             "cardNumber": "4242424242424242",
         },
+        *kari,
     )["payment_method"]["payment_method_id"]
     created = call(
         sub,
@@ -53,32 +54,37 @@ def test_operator_advances_a_year_and_every_service_follows(stack):
             "paymentMethodId": pm,
             "autoRenew": False,
         },
+        *kari,
     )["subscription"]
     sid = created["subscription_id"]
     assert created["expiry_time"] == "2025-06-09T21:59:59Z"  # 23:59:59 in Oslo
 
-    r = grpcurl(
-        "-d",
-        json.dumps({"toTime": "2025-06-10T00:00:00+02:00"}),
-        sub,
-        "tenure.subscription.v1.SubscriptionService/AdvanceClock",
-    )
-    assert r.returncode != 0 and "PermissionDenied" in r.stdout + r.stderr  # operators only
+    for who, code in [([], "Unauthenticated"), (kari, "PermissionDenied")]:
+        r = grpcurl(
+            *who,
+            "-d",
+            json.dumps({"toTime": "2025-06-10T00:00:00+02:00"}),
+            sub,
+            "tenure.subscription.v1.SubscriptionService/AdvanceClock",
+        )
+        assert r.returncode != 0 and code in r.stdout + r.stderr  # operators only
 
     moved = call(
         sub,
         "tenure.subscription.v1.SubscriptionService/AdvanceClock",
         {"requestId": uuid.uuid4().hex, "toTime": "2025-06-10T00:00:00+02:00"},
-        *OPERATOR,
+        *ops,
     )
     assert moved["now_time"] == "2025-06-09T22:00:00Z" and moved["steps"] > 300
     for name in ("billing", "entitlement", "notification"):
-        t = call(addr[name], "tenure.common.v1.ClockService/GetTime", {})
+        t = call(addr[name], "tenure.common.v1.ClockService/GetTime", {}, *kari)
         assert t["now_time"] == "2025-06-09T22:00:00Z" and t["test_clock"]
-    got = call(sub, "tenure.subscription.v1.SubscriptionService/GetSubscription", {"subscriptionId": sid})
+    got = call(
+        sub, "tenure.subscription.v1.SubscriptionService/GetSubscription", {"subscriptionId": sid}, *kari
+    )
     assert got["subscription"]["stage"] == "STAGE_EXPIRED"
     history = call(
-        sub, "tenure.subscription.v1.SubscriptionService/GetLifecycleHistory", {"subscriptionId": sid}
+        sub, "tenure.subscription.v1.SubscriptionService/GetLifecycleHistory", {"subscriptionId": sid}, *kari
     )["transitions"]
     assert [(h.get("from_stage"), h["to_stage"], h.get("reason")) for h in history] == [
         (None, "STAGE_ACTIVE", "created"),
@@ -89,6 +95,6 @@ def test_operator_advances_a_year_and_every_service_follows(stack):
         ent,
         "tenure.entitlement.v1.EntitlementService/GetSubscriptionAccess",
         {"subscriptionId": sid},
-        *OPERATOR,
+        *ops,
     )
     assert access["stage"] == "STAGE_EXPIRED"  # delivered before AdvanceClock returned

@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from tests.e2e.conftest import NAMES, grpcurl
+from tests.e2e.conftest import NAMES, auth, grpcurl, token
 
 pytestmark = pytest.mark.e2e
 
@@ -25,10 +25,7 @@ def test_list_shows_own_service_health_and_reflection(stack, name):
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
     } <= listed
-    if name in ("entitlement", "notification", "subscription"):
-        assert "tenure.events.v1.EventSinkService" in listed
-    if name == "billing":
-        assert "tenure.events.v1.EventSinkService" not in listed  # billing consumes no events
+    assert "tenure.events.v1.EventSinkService" in listed  # billing too: it keeps the teams from entitlement
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -50,13 +47,28 @@ def test_describe_shows_documented_rpcs(stack):
 
 def test_error_call_shows_status_code_and_error_info_reason(stack):
     r = grpcurl(
-        stack["addr"]["notification"], "tenure.events.v1.EventSinkService/Deliver", data='{"event": {}}'
+        *auth(token("--service", "ops-tools")),
+        stack["addr"]["notification"],
+        "tenure.events.v1.EventSinkService/Deliver",
+        data='{"event": {}}',
     )
     assert r.returncode != 0
     out = r.stdout + r.stderr
     assert "Code: InvalidArgument" in out
     assert "ERROR_REASON_EVENT_INCOMPLETE" in out and "notification.tenure" in out
     assert "event.event_id" in out  # the BadRequest field violation
+
+
+def test_a_call_without_a_token_is_unauthenticated_and_says_how(stack):
+    r = grpcurl(stack["addr"]["subscription"], "tenure.subscription.v1.SubscriptionService/ListProducts")
+    out = r.stdout + r.stderr
+    assert r.returncode != 0 and "Code: Unauthenticated" in out and "authorization: Bearer" in out
+    r = grpcurl(
+        *auth(token("--email", "ada@example.com")),
+        stack["addr"]["subscription"],
+        "tenure.subscription.v1.SubscriptionService/ListProducts",
+    )
+    assert r.returncode == 0 and "ACDLT" in r.stdout
 
 
 def test_sigterm_stops_gracefully(stack):
