@@ -42,8 +42,10 @@ from services.subscription.domain.model import (
     Transition,
 )
 from services.subscription.domain.subscription import Option, Subscription
+from services.subscription.permissions import LISTS
+from shared.auth.policy import BUYER
 from shared.db import Database, UnitOfWork, new_id
-from shared.errors import InvalidInput, NotFound, RuleViolation
+from shared.errors import InvalidInput, NotAllowed, NotFound, RuleViolation
 from shared.money import to_proto
 from tenure.events.v1 import events_pb2
 
@@ -159,12 +161,16 @@ def get_subscription(db: Database, subscription_id: str) -> Subscription:
 
 
 def list_subscriptions(
-    db: Database, account_id: str, stage: Stage | None, offset: int, limit: int
+    db: Database, account_id: str, stage: Stage | None, offset: int, limit: int, *, person: str = ""
 ) -> list[Subscription]:
-    if not account_id:
+    """One account's subscriptions; a `person` who names no account gets those of every account where
+    they are the buyer or an admin."""
+    if not account_id and not person:
         raise InvalidInput("account_id is required", field="account_id")
     with db.read() as s:
-        return Repository(s).list(account_id, stage, offset, limit)
+        repo = Repository(s)
+        accounts = account_id or repo.accounts_of(person, LISTS)
+        return repo.list(accounts, stage, offset, limit)
 
 
 def self_service_options(db: Database, subscription_id: str) -> list[Option]:
@@ -259,8 +265,29 @@ def _changed(uow: UnitOfWork, sub: Subscription, change: str, **order) -> None:
     )
 
 
-def create_subscription(uow: UnitOfWork, peers: Peers, req: ops.OrderRequest, request_id: str) -> OrderResult:
+def _open_account(uow: UnitOfWork, repo: Repository, req: ops.OrderRequest, person: str) -> None:
+    """The order's account: its first order makes the buyer its buyer and primary admin here, in the
+    order's transaction, so they can act on it at once. Under the account's lock, so two first orders
+    cannot both open it: the second finds the first one's team (and a person not its buyer is refused,
+    as the permission check would have)."""
+    if not req.account_id:
+        return
+    uow.lock_key(f"account:{req.account_id}")
+    if repo.open_account(req.account_id, req.buyer_email) or not person:
+        return
+    roles = repo.roles(req.account_id, person)
+    if not roles:
+        raise NotFound(f"account {req.account_id} not found", reason="NOT_FOUND")
+    if BUYER not in roles:
+        raise NotAllowed("only the account's buyer may order on it", reason="PERMISSION_DENIED")
+
+
+def create_subscription(
+    uow: UnitOfWork, peers: Peers, req: ops.OrderRequest, request_id: str, *, person: str = ""
+) -> OrderResult:
+    """`person`: the e-mail of the person placing the order ("" for an operator)."""
     repo = _repo(uow)
+    _open_account(uow, repo, req, person)
     catalog = load_catalog(uow.session)
     now = uow.now
     out = ops.create(req, catalog, new_id("sub"), now)

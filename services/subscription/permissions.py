@@ -1,7 +1,8 @@
 """Who may call each SubscriptionService RPC (SPEC §7), checked before the servicer runs.
 
 Operators read everything and run the operator actions; a person acts on an account by their role on
-its team; anyone signed in may read the catalog and open an account with their first order.
+its team; anyone signed in may read the catalog and open an account with their first order, as its
+buyer (`order_buyer`: only an operator may name someone else).
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from shared.auth.policy import (
     Resolved,
     rule,
 )
+from shared.auth.principal import Access
+from shared.errors import NotAllowed, NotFound
 from shared.grpc.auth import Permissions
 
 SERVICE_NAME = "tenure.subscription.v1.SubscriptionService"
 READERS = (BUYER, *ADMINS, OPERATOR, SERVICE)
+NOT_FOUND = "SUBSCRIPTION_NOT_FOUND"
 
 TABLE = {
     # catalog
@@ -45,7 +49,7 @@ TABLE = {
     "ChangeTerm": rule(BUYER, target="subscription"),
     "SetAutoRenew": rule(BUYER, target="subscription"),
     "RenewSubscription": rule(BUYER, target="subscription"),
-    "AlignRenewalDates": rule(BUYER, target="account"),
+    "AlignRenewalDates": rule(BUYER, target="align"),
     "UpgradeSubscription": rule(BUYER, target="subscription"),
     "ScheduleProductSwitch": rule(BUYER, target="subscription"),
     "ConvertTrial": rule(BUYER, target="subscription"),
@@ -57,6 +61,27 @@ TABLE = {
     "AdvanceClock": rule(OPERATOR),
 }
 
+#: The roles whose holders see an account's subscriptions in a ListSubscriptions that names no account.
+LISTS = frozenset({BUYER, *ADMINS})
+
+
+def order_buyer(access: Access | None, buyer_email: str) -> str:
+    """The buyer of an order, as its caller may name them. A person orders as themselves: an order that
+    names no buyer is theirs, one that names someone else is refused. An operator names anyone."""
+    email = buyer_email.strip()
+    if access is None or not access.principal.is_person:
+        return email
+    me = access.principal.email
+    if not email:
+        return me
+    if email.lower() != me.lower():
+        raise NotAllowed(
+            f"you are signed in as {me}, so an order you place names you as its buyer, not {email}; "
+            "only an operator may order for someone else",
+            reason="PERMISSION_DENIED",
+        )
+    return email
+
 
 def permissions(db, directory: ProjectionDirectory) -> Permissions:
     def account_of(subscription_id: str) -> str | None:
@@ -65,8 +90,37 @@ def permissions(db, directory: ProjectionDirectory) -> Permissions:
                 select(SubscriptionRow.account_id).where(SubscriptionRow.subscription_id == subscription_id)
             ).scalar_one_or_none()
 
-    subscription = LookupTarget("subscription_id", "subscription", "SUBSCRIPTION_NOT_FOUND", account_of)
+    subscription = LookupTarget("subscription_id", "subscription", NOT_FOUND, account_of)
     account = FieldTarget("account_id")
+
+    class Align:
+        """AlignRenewalDates names an account and subscriptions of it. A subscription of another
+        account is, to a person, one that does not exist (never a hint that it does)."""
+
+        def __call__(self, request) -> Resolved:
+            resolved = account(request)
+            ids = sorted({sid.strip() for sid in request.subscription_ids if sid.strip()})
+            if not resolved.account_id or not ids:
+                return resolved
+            with db.read() as s:
+                accounts = dict(
+                    s.execute(
+                        select(SubscriptionRow.subscription_id, SubscriptionRow.account_id).where(
+                            SubscriptionRow.subscription_id.in_(ids)
+                        )
+                    ).all()
+                )
+            for sid in ids:
+                if accounts.get(sid) != resolved.account_id:
+                    return Resolved(
+                        resolved.account_id, NotFound(f"subscription {sid} not found", reason=NOT_FOUND)
+                    )
+            return resolved
+
+        def not_found(self, request):
+            return account.not_found(request)
+
+    align = Align()
 
     class Quote:
         """QuoteOrder names an account (create, align) or a subscription (the other orders)."""
@@ -80,6 +134,8 @@ def permissions(db, directory: ProjectionDirectory) -> Permissions:
             inner = self._inner(request)
             if inner is None:
                 return Resolved()
+            if hasattr(inner, "subscription_ids"):
+                return align(inner)
             if hasattr(inner, "account_id"):
                 return account(inner)
             return subscription(inner)
@@ -91,6 +147,6 @@ def permissions(db, directory: ProjectionDirectory) -> Permissions:
     return Permissions(
         SERVICE_NAME,
         TABLE,
-        {"account": account, "subscription": subscription, "quote": Quote()},
+        {"account": account, "subscription": subscription, "align": align, "quote": Quote()},
         directory,
     )

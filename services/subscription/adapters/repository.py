@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from services.subscription.adapters.tables import (
+    MEMBERS,
     ExchangeRateRow,
     OrderRow,
     ProductRow,
@@ -42,6 +43,8 @@ from services.subscription.domain.model import (
     Transition,
 )
 from services.subscription.domain.subscription import Subscription, lifecycle_state
+from shared.auth.membership import Members
+from shared.auth.policy import BUYER, PRIMARY_ADMIN
 from shared.errors import NotFound
 from shared.money import round_money
 
@@ -219,8 +222,14 @@ class Repository:
         self.session.flush()  # UPDATE … WHERE version = n: a concurrent change raises StaleDataError
         return to_domain(row)
 
-    def list(self, account_id: str, stage: Stage | None, offset: int, limit: int) -> list[Subscription]:
-        stmt = select(SubscriptionRow).where(SubscriptionRow.account_id == account_id)
+    def list(
+        self, account_id: str | list[str], stage: Stage | None, offset: int, limit: int
+    ) -> list[Subscription]:
+        """The subscriptions of one account (or of several, oldest first)."""
+        accounts = [account_id] if isinstance(account_id, str) else account_id
+        if not accounts:
+            return []
+        stmt = select(SubscriptionRow).where(SubscriptionRow.account_id.in_(accounts))
         if stage is not None:
             stmt = stmt.where(SubscriptionRow.stage == stage.value)
         stmt = (
@@ -245,6 +254,23 @@ class Repository:
             )
         )
         return bool(self.session.execute(stmt).scalar_one())
+
+    # -- the account's team (this service's projection of it) ----------------------------------------
+    def open_account(self, account_id: str, buyer_email: str) -> bool:
+        """Make `buyer_email` the buyer and primary admin of an account this service knows no team of
+        (its first order); True when it did. The caller holds the account's lock."""
+        members = Members(MEMBERS)
+        if members.known(self.session, account_id):
+            return False
+        for role in (BUYER, PRIMARY_ADMIN):
+            members.grant(self.session, account_id, buyer_email, role)
+        return True
+
+    def roles(self, account_id: str, email: str) -> frozenset[str]:
+        return Members(MEMBERS).roles(self.session, account_id, email)
+
+    def accounts_of(self, email: str, roles: frozenset[str]) -> list[str]:
+        return Members(MEMBERS).accounts_of(self.session, email, roles)
 
     # -- orders and transitions -----------------------------------------------------------------------
     def add_order(

@@ -253,4 +253,4 @@ def test_quote_of_a_new_purchase_needs_no_payment_method_and_writes_nothing(stac
     )
     assert money(q.subtotal) == Decimal("2620.00") and money(q.total) >= money(q.subtotal)
     assert [money(ln.amount) for ln in q.lines] == [Decimal("2620.00")]
-    assert not stack.sub.ListSubscriptions(pb.ListSubscriptionsRequest(account_id="acct-1")).subscriptions
+    assert not stack.sub.ListSubscriptions(pb.ListSubscriptionsRequest()).subscriptions

@@ -14,11 +14,12 @@ import grpc
 import pytest
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from tenure.billing.v1 import billing_pb2, billing_pb2_grpc
+from tenure.billing.v1 import billing_pb2
 from tenure.common.v1 import common_pb2 as c
 from tenure.events.v1 import events_pb2
 from tenure.subscription.v1 import subscription_pb2 as pb
 from tenure.subscription.v1 import subscription_pb2_grpc
+from tests.auth import channel
 
 from .conftest import DECLINED_CARD, OPERATOR, Stack, error_info, money, outbox_events, rid
 
@@ -87,13 +88,7 @@ def life(start_service, clock) -> Life:
     billing_app = start_service(
         "billing", addr=billing_addr, event_subscribers=f"127.0.0.1:{sub_app.port}", sweep_interval_seconds=0
     )
-    return Life(
-        sub=subscription_pb2_grpc.SubscriptionServiceStub(grpc.insecure_channel(f"127.0.0.1:{sub_app.port}")),
-        billing=billing_pb2_grpc.BillingServiceStub(grpc.insecure_channel(billing_addr)),
-        sub_app=sub_app,
-        billing_app=billing_app,
-        clock=clock,
-    )
+    return Life.at(sub_app, billing_app, clock, f"127.0.0.1:{sub_app.port}", billing_addr)
 
 
 def test_oslo_annual_walk_on_the_test_clock(life):
@@ -286,7 +281,7 @@ def test_advance_clock_is_refused_on_the_system_clock(start_service):
         return create(settings, SystemClock())
 
     app = start_service("subscription", create=system, billing_addr="127.0.0.1:1", entitlement_addr="")
-    stub = subscription_pb2_grpc.SubscriptionServiceStub(grpc.insecure_channel(f"127.0.0.1:{app.port}"))
+    stub = subscription_pb2_grpc.SubscriptionServiceStub(channel(f"127.0.0.1:{app.port}"))
     with pytest.raises(grpc.RpcError) as e:
         stub.AdvanceClock(
             pb.AdvanceClockRequest(request_id=rid(), duration=duration_pb2.Duration(seconds=60)),

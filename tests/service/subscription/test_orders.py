@@ -169,4 +169,8 @@ def test_declined_card_orders_nothing(stack):
         stack.buy("acct-9", pm=pm)
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert _reason(e.value) == "ERROR_REASON_PAYMENT_DECLINED"
-    assert not stack.sub.ListSubscriptions(pb.ListSubscriptionsRequest(account_id="acct-9")).subscriptions
+    # the order's account was not opened either (its team is written in the order's transaction)
+    assert not stack.sub.ListSubscriptions(pb.ListSubscriptionsRequest()).subscriptions
+    with pytest.raises(grpc.RpcError) as e:
+        stack.sub.ListSubscriptions(pb.ListSubscriptionsRequest(account_id="acct-9"))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND

@@ -27,7 +27,7 @@ BUYER = pb.Buyer(email="kare@example.no", name='Kåre "KØ" Ødegård\\', langua
 
 
 def test_the_stored_profile_is_the_domain_profile(stack):
-    collection = stack.buy(product_code="AEC_COLLECTION", seats=2, buyer=BUYER).subscription
+    collection = stack.buy("acct-kare", product_code="AEC_COLLECTION", seats=2, buyer=BUYER).subscription
     lt = stack.buy(seats=1).subscription
     stack.clock.set(datetime(2024, 12, 1, 9, 0, tzinfo=UTC))
     up = stack.sub.UpgradeSubscription(

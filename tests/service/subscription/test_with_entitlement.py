@@ -8,9 +8,9 @@ import pytest
 
 from tenure.entitlement.v1 import entitlement_pb2, entitlement_pb2_grpc
 from tenure.subscription.v1 import subscription_pb2 as pb
-from tenure.subscription.v1 import subscription_pb2_grpc
+from tests.auth import channel, person
 
-from .conftest import Stack, error_info, rid
+from .conftest import KARI, Stack, error_info, rid
 
 
 def test_renewal_seats_cannot_go_below_the_users_assigned(start_service, clock):
@@ -23,19 +23,11 @@ def test_renewal_seats_cannot_go_below_the_users_assigned(start_service, clock):
         event_subscribers=ent_app.addr,
         lifecycle_interval_seconds=0,
     )
-    from tenure.billing.v1 import billing_pb2_grpc
-
-    stack = Stack(
-        sub=subscription_pb2_grpc.SubscriptionServiceStub(grpc.insecure_channel(sub_app.addr)),
-        billing=billing_pb2_grpc.BillingServiceStub(grpc.insecure_channel(billing_app.addr)),
-        sub_app=sub_app,
-        billing_app=billing_app,
-        clock=clock,
-    )
-    ent = entitlement_pb2_grpc.EntitlementServiceStub(grpc.insecure_channel(ent_app.addr))
+    stack = Stack.at(sub_app, billing_app, clock)
+    ent = entitlement_pb2_grpc.EntitlementServiceStub(channel(ent_app.addr))
     s = stack.buy(seats=3).subscription
     sub_app.relay.drain(10)
-    buyer = (("x-actor-email", "kari@example.no"),)
+    buyer = person(KARI)
     for user in ("ola@example.no", "per@example.no"):
         ent.AssignSeat(
             entitlement_pb2.AssignSeatRequest(
