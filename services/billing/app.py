@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 
 from services.billing import handlers
-from services.billing.adapters.tables import MEMBERS, BillingModel
+from services.billing.adapters.directory import BillingDirectory
+from services.billing.adapters.tables import BillingModel
 from services.billing.domain.document import Seller
 from services.billing.domain.gateway import PaymentGateway, SandboxGateway
 from services.billing.permissions import permissions
 from services.billing.servicer import BillingServicer
 from shared.app import ServiceApp
-from shared.auth.membership import ProjectionDirectory
 from shared.clock import Clock
 from shared.settings import BillingSettings
 from tenure.billing.v1 import billing_pb2, billing_pb2_grpc
@@ -41,7 +41,7 @@ def create(settings: BillingSettings, clock: Clock, gateway: PaymentGateway | No
     gateway = gateway or SandboxGateway()
     policy = policy_from(settings)
     servicer = BillingServicer(app.db, clock, gateway, policy)
-    directory = ProjectionDirectory(app.db, MEMBERS)
+    directory = BillingDirectory(app.db)
     app.add_servicer(
         billing_pb2_grpc.add_BillingServiceServicer_to_server,
         servicer,
@@ -49,7 +49,8 @@ def create(settings: BillingSettings, clock: Clock, gateway: PaymentGateway | No
         billing_pb2_grpc.BillingServiceServicer,
         permissions(app.db, directory),
     )
-    app.add_event_sink({"entitlement.role_changed": directory.on_role_changed})
+    # the teams (and the buyer of each billing profile) follow entitlement
+    app.add_event_sink({"entitlement.role_changed": handlers.role_changed})
 
     def run_sweep() -> None:
         result = handlers.sweep(app.db, gateway, policy, clock.now())

@@ -243,6 +243,37 @@ def invoice(row: InvoiceRow, lines: list[InvoiceLineRow], attachments: list[Atta
     )
 
 
+def invoice_status_only(row: InvoiceRow, lines: list[InvoiceLineRow]) -> pb.Invoice:
+    """The invoice as an admin who is not the buyer (nor a payer) sees it: what it is for, its status
+    and its dates. No amounts, prices, payment details, billing details or PO documents."""
+    return pb.Invoice(
+        invoice_id=row.invoice_id,
+        invoice_number=row.invoice_number,
+        account_id=row.account_id,
+        subscription_id=row.subscription_id,
+        order_number=row.order_number,
+        kind=KIND_TO_PB[InvoiceKind(row.kind)],
+        status=STATUS_TO_PB[InvoiceStatus(row.status)],
+        lines=[
+            pb.InvoiceLine(
+                description=ln.description,
+                quantity=ln.quantity,
+                period_start_date=pb_date(ln.period_start),
+                period_end_date=pb_date(ln.period_end),
+                product_code=ln.product_code,
+            )
+            for ln in lines
+        ],
+        issue_time=ts(row.issue_time),
+        issue_date=pb_date(row.issue_date),
+        due_date=pb_date(row.due_date),
+        paid_time=ts(row.paid_time),
+        overdue_time=ts(row.overdue_time),
+        installment_sequence=row.installment_sequence,
+        time_zone=row.time_zone,
+    )
+
+
 def payment(row: PaymentRow | None) -> pb.Payment | None:
     if row is None:
         return None
@@ -264,6 +295,18 @@ def installment(row: InstallmentRow) -> pb.Installment:
         sequence=row.sequence,
         due_date=pb_date(row.due_date),
         amount=money(row.amount, row.currency),
+        status=INSTALLMENT_STATUS_TO_PB[row.status],
+        invoice_id=row.invoice_id,
+        order_number=row.order_number,
+    )
+
+
+def installment_status_only(row: InstallmentRow) -> pb.Installment:
+    """An installment without its amount (see `invoice_status_only`)."""
+    return pb.Installment(
+        subscription_id=row.subscription_id,
+        sequence=row.sequence,
+        due_date=pb_date(row.due_date),
         status=INSTALLMENT_STATUS_TO_PB[row.status],
         invoice_id=row.invoice_id,
         order_number=row.order_number,

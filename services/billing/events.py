@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.billing import codec
-from services.billing.adapters.tables import CreditNoteRow, InvoiceRow
+from services.billing.adapters.tables import CreditNoteRow, InvoiceRow, PayerRow
 from shared.db import UnitOfWork
 from tenure.events.v1 import events_pb2
 
@@ -59,5 +59,35 @@ def credit_note_issued(uow: UnitOfWork, note: CreditNoteRow, row: InvoiceRow) ->
             invoice=codec.invoice_summary(row),
             amount=codec.money(note.amount, note.currency),
             reason=note.reason,
+        ),
+    )
+
+
+def account_opened(
+    uow: UnitOfWork, account_id: str, buyer_email: str, buyer_name: str, language: str
+) -> None:
+    """An account came into being in billing (its first billing profile or payment method): entitlement
+    builds its team with this buyer as buyer and primary admin."""
+    uow.publish(
+        "billing.account_opened",
+        account_id=account_id,
+        account_opened=events_pb2.AccountOpened(
+            account_id=account_id, buyer_email=buyer_email, buyer_name=buyer_name, buyer_language=language
+        ),
+    )
+
+
+def payer_changed(uow: UnitOfWork, row: PayerRow, *, granted: bool, actor_email: str) -> None:
+    """The buyer named or removed a payer: entitlement keeps the account's team."""
+    uow.publish(
+        "billing.payer_changed",
+        account_id=row.account_id,
+        payer_changed=events_pb2.PayerChanged(
+            account_id=row.account_id,
+            email=row.email,
+            name=row.name,
+            language=row.language,
+            granted=granted,
+            actor_email=actor_email,
         ),
     )

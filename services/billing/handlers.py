@@ -18,6 +18,7 @@ from decimal import Decimal
 from sqlalchemy import select, text
 
 from services.billing import events
+from services.billing.adapters import directory
 from services.billing.adapters import repository as repo
 from services.billing.adapters.tables import (
     AttachmentRow,
@@ -33,6 +34,7 @@ from services.billing.adapters.tables import (
 )
 from services.billing.domain import credit as credit_rules
 from services.billing.domain import installments as inst
+from services.billing.domain.access import Caller, buyer_after_profile, require_role
 from services.billing.domain.balance import BalanceFigures, CreditFigures, InvoiceFigures, balances
 from services.billing.domain.document import DocumentLine, InvoiceDocument, Seller
 from services.billing.domain.gateway import PaymentGateway, normalize_email
@@ -69,9 +71,11 @@ from services.billing.domain.numbering import CREDIT_NOTE_SERIES, INVOICE_SERIES
 from services.billing.domain.payers import check_new_payer
 from services.billing.domain.payment_rules import Eligibility, eligibility
 from services.billing.domain.tax import TaxDecision, decide_tax
+from shared.auth.policy import BUYER, PAYER, PRIMARY_ADMIN
 from shared.db import Database, UnitOfWork, new_id
 from shared.errors import InvalidInput, NotFound, RuleViolation
 from shared.money import minor_unit
+from tenure.common.v1 import common_pb2
 
 log = logging.getLogger("tenure.billing")
 
@@ -132,9 +136,45 @@ class ProfileInput:
     language: str = ""
 
 
-def upsert_profile(uow: UnitOfWork, cmd: ProfileInput) -> ProfileRow:
+# --- accounts and their buyer ---------------------------------------------------------------------
+
+
+def _enter_account(
+    uow: UnitOfWork, account_id: str, caller: Caller, allowed: tuple[str, ...], what: str
+) -> bool:
+    """Lock the account for this unit of work; True when `caller` (a person) opens it now.
+
+    The permission table let a person without a role in because the account had no team. Under the
+    lock that is checked again: when someone else opened it meanwhile, the person goes on only with a
+    role the table would have accepted (a stranger gets NOT_FOUND, as from the table)."""
+    uow.lock_key(f"account:{account_id}")
+    if not caller.is_person:
+        return False
+    s = uow.session
+    roles = directory.roles(s, account_id, caller.email)
+    if roles & set(allowed):
+        return False
+    if not directory.known(s, account_id):
+        return True
+    require_role(roles, allowed, account_id, what)
+    return False
+
+
+def _open_account(uow: UnitOfWork, prof: ProfileRow, buyer_email: str) -> None:
+    """Make `buyer_email` the account's buyer and primary admin here, in this transaction (so they can act
+    at once), and tell entitlement, which builds the team and echoes the roles back."""
+    for role in (BUYER, PRIMARY_ADMIN):
+        directory.members.grant(uow.session, prof.account_id, buyer_email, role)
+    prof.buyer_email = buyer_email
+    events.account_opened(uow, prof.account_id, buyer_email, prof.name, prof.language)
+
+
+def upsert_profile(uow: UnitOfWork, cmd: ProfileInput, caller: Caller) -> ProfileRow:
+    """Create or change the billing profile. The first profile of an account without a team opens it
+    (`buyer_after_profile` says who its buyer is); the buyer of an account that has one never changes
+    here: it follows entitlement's role events (`role_changed`)."""
     account_id = _require(cmd.account_id, "account_id")
-    email = normalize_email(cmd.buyer_email, "buyer_email")
+    requested = normalize_email(cmd.buyer_email, "buyer_email") if cmd.buyer_email.strip() else ""
     country = (cmd.address.country_code or "").strip().upper()
     region = (cmd.address.region or "").strip().upper()
     status = TaxStatus(
@@ -148,12 +188,15 @@ def upsert_profile(uow: UnitOfWork, cmd: ProfileInput) -> ProfileRow:
             field="exemption_certificate",
             reason="EXEMPTION_CERTIFICATE_REQUIRED",
         )
+    _enter_account(uow, account_id, caller, (BUYER,), "change the billing profile")
+    current = directory.buyer(uow.session, account_id)
+    buyer = buyer_after_profile(current, requested, caller)
     now = uow.now
     row = uow.session.get(ProfileRow, account_id)
     if row is None:
         row = ProfileRow(account_id=account_id, create_time=now)
         uow.session.add(row)
-    row.buyer_email = email
+    row.buyer_email = buyer or row.buyer_email
     row.name = cmd.name.strip()
     row.language = (cmd.language or row.language or "en").strip()
     row.country_code = country
@@ -167,8 +210,25 @@ def upsert_profile(uow: UnitOfWork, cmd: ProfileInput) -> ProfileRow:
     row.exemption_certificate = cmd.exemption_certificate.strip()
     row.exemption_expiry_date = cmd.exemption_expiry_date
     row.update_time = now
+    if buyer and not current:
+        _open_account(uow, row, buyer)
     uow.session.flush()
     return row
+
+
+def role_changed(uow: UnitOfWork, event) -> None:
+    """`entitlement.role_changed`: keep the projection of the teams, and the profile's buyer with it (an
+    operator's ChangeBuyer grants the new buyer; the grant is what billing follows)."""
+    change = event.role_changed
+    directory.members.apply_role_changed(uow.session, change)
+    if not change.granted or common_pb2.Role.Name(change.role) != f"ROLE_{BUYER}":
+        return
+    prof = uow.session.get(ProfileRow, change.account_id)
+    email = change.email.strip().lower()
+    if prof is not None and prof.buyer_email != email:
+        prof.buyer_email = email
+        prof.update_time = uow.now
+        uow.session.flush()
 
 
 def mark_prepay_only(uow: UnitOfWork, account_id: str, reason: str) -> ProfileRow:
@@ -196,7 +256,10 @@ def add_payment_method(
     method: MethodType | None,
     card_number: str,
     paypal_email: str,
+    caller: Caller,
 ) -> PaymentMethodRow:
+    """Store a payment method. A person's first one on an account without a team opens the account
+    with them as its buyer (and a billing profile naming them, filled in later)."""
     account_id = _require(account_id, "account_id")
     row = PaymentMethodRow(
         payment_method_id=new_id("pm"), account_id=account_id, create_time=uow.now, type=""
@@ -211,6 +274,12 @@ def add_payment_method(
         row.type = method.value
     else:
         raise InvalidInput("type must be card, PayPal or invoice", field="type")
+    if _enter_account(uow, account_id, caller, (BUYER, PAYER), "add payment methods"):
+        prof = uow.session.get(ProfileRow, account_id)
+        if prof is None:
+            prof = ProfileRow(account_id=account_id, create_time=uow.now, update_time=uow.now)
+            uow.session.add(prof)
+        _open_account(uow, prof, normalize_email(caller.email))
     uow.session.add(row)
     uow.session.flush()
     return row
@@ -269,7 +338,9 @@ def check_payment_method(
 # --- payers -------------------------------------------------------------------------------------
 
 
-def add_payer(uow: UnitOfWork, account_id: str, email: str, name: str, language: str) -> PayerRow:
+def add_payer(
+    uow: UnitOfWork, account_id: str, email: str, name: str, language: str, caller: Caller
+) -> PayerRow:
     account_id = _require(account_id, "account_id")
     if uow.db.is_postgres:
         # Serialize payer changes of one account, so two concurrent additions cannot both be the fifth.
@@ -285,16 +356,18 @@ def add_payer(uow: UnitOfWork, account_id: str, email: str, name: str, language:
     )
     uow.session.add(row)
     uow.session.flush()
+    events.payer_changed(uow, row, granted=True, actor_email=caller.label)
     return row
 
 
-def remove_payer(uow: UnitOfWork, account_id: str, email: str) -> PayerRow:
+def remove_payer(uow: UnitOfWork, account_id: str, email: str, caller: Caller) -> PayerRow:
     value = normalize_email(email)
     row = uow.session.get(PayerRow, (_require(account_id, "account_id"), value))
     if row is None:
         raise NotFound(f"{value} is not a payer of this account", reason="PAYER_NOT_FOUND")
     uow.session.delete(row)
     uow.session.flush()
+    events.payer_changed(uow, row, granted=False, actor_email=caller.label)
     return row
 
 
@@ -391,6 +464,21 @@ def _profile_for_order(uow: UnitOfWork, cmd: CreateInvoice) -> ProfileRow:
     return prof
 
 
+def _record_order_buyer(uow: UnitOfWork, prof: ProfileRow, buyer_email: str) -> None:
+    """An order on an account billing knows no buyer of: subscription opened the account with this
+    order, so its buyer is the account's buyer and primary admin here too (entitlement, told by
+    subscription, builds the team)."""
+    if not buyer_email.strip() or directory.buyer(uow.session, prof.account_id):
+        return
+    uow.lock_key(f"account:{prof.account_id}")
+    if directory.buyer(uow.session, prof.account_id):
+        return
+    email = normalize_email(buyer_email, "buyer_email")
+    for role in (BUYER, PRIMARY_ADMIN):
+        directory.members.grant(uow.session, prof.account_id, email, role)
+    prof.buyer_email = email
+
+
 def create_invoice(uow: UnitOfWork, gateway: PaymentGateway, policy: Policy, cmd: CreateInvoice) -> Issued:
     """Issue the invoice of an order, charge card or PayPal at once, and schedule later installments."""
     request_id = _require(cmd.request_id, "request_id")
@@ -414,6 +502,7 @@ def create_invoice(uow: UnitOfWork, gateway: PaymentGateway, policy: Policy, cmd
     now = uow.now
     issue_day = local_date(now, tz)
     prof = _profile_for_order(uow, cmd)
+    _record_order_buyer(uow, prof, cmd.buyer_email)
     method = _usable_method(uow.session, account_id, cmd.payment_method_id)
     mtype = MethodType(method.type)
     eligibility(

@@ -7,11 +7,11 @@ from datetime import UTC
 from services.billing import codec, handlers
 from services.billing.adapters import repository as repo
 from services.billing.adapters.invoice_pdf import render_invoice_pdf
-from services.billing.domain.access import Actor, require_account_role, require_trusted
+from services.billing.domain.access import Caller, sees_amounts
 from services.billing.domain.gateway import PaymentGateway
 from services.billing.domain.invoice import local_date
 from services.billing.domain.model import Address
-from shared.auth.principal import current_principal
+from shared.auth.principal import current
 from shared.clock import Clock
 from shared.db import Database
 from shared.errors import InvalidInput
@@ -45,52 +45,35 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     # --- encoding helpers ---
 
     def _invoice(self, session, row) -> pb.Invoice:
-        return codec.invoice(
-            row,
-            list(repo.lines(session, row.invoice_id)),
-            list(repo.attachments(session, invoice_id=row.invoice_id)),
-        )
+        lines = list(repo.lines(session, row.invoice_id))
+        if not self._sees_amounts():
+            return codec.invoice_status_only(row, lines)
+        return codec.invoice(row, lines, list(repo.attachments(session, invoice_id=row.invoice_id)))
+
+    def _installment(self, row) -> pb.Installment:
+        return codec.installment(row) if self._sees_amounts() else codec.installment_status_only(row)
 
     def _idempotent(self, method: str, request, response_cls, fn):
         return self.db.run_idempotent(method, request, response_cls, fn)
 
-    # --- who may call ---
+    # --- who is calling (the permission table has already let them in) ---
 
     @staticmethod
-    def _actor(context) -> Actor:
-        p = current_principal()
-        if p is None:
-            return Actor()
-        return Actor(p.email, p.kind.value if not p.is_person else "")
+    def _sees_amounts() -> bool:
+        access = current()
+        return access is None or sees_amounts(access.principal.is_person, access.roles)
 
-    def _trusted(self, context, action: str) -> None:
-        require_trusted(self._actor(context), action)
-
-    def _on_account(self, context, account_id: str, action: str, payers_may: bool = False) -> None:
-        actor = self._actor(context)
-        if actor.trusted or not actor.email:
-            return
-        with self.db.read() as s:
-            prof = repo.profile(s, account_id)
-            payers = [p.email for p in repo.payers(s, account_id)] if payers_may else []
-        if prof is None or not prof.buyer_email:
-            return  # nobody owns the account yet: the first profile names the buyer
-        require_account_role(
-            actor, buyer_email=prof.buyer_email, payer_emails=payers, payers_may=payers_may, action=action
-        )
-
-    def _on_invoice(self, context, invoice_id: str, action: str, payers_may: bool = True) -> None:
-        actor = self._actor(context)
-        if actor.trusted or not actor.email:
-            return
-        with self.db.read() as s:
-            account_id = repo.invoice(s, invoice_id).account_id
-        self._on_account(context, account_id, action, payers_may)
+    @staticmethod
+    def _caller() -> Caller:
+        access = current()
+        if access is None:
+            return Caller()
+        p = access.principal
+        return Caller(email=p.email) if p.is_person else Caller(actor=p.on_behalf_of or p.label)
 
     # --- profiles ---
 
     def UpsertBillingProfile(self, request, context):
-        self._on_account(context, request.account_id, "change the billing profile")
         a = request.address
         cmd = handlers.ProfileInput(
             account_id=request.account_id,
@@ -104,20 +87,22 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             language=request.language,
         )
 
+        caller = self._caller()
+
         def work(uow):
-            return pb.UpsertBillingProfileResponse(profile=codec.profile(handlers.upsert_profile(uow, cmd)))
+            return pb.UpsertBillingProfileResponse(
+                profile=codec.profile(handlers.upsert_profile(uow, cmd, caller))
+            )
 
         return self._idempotent("UpsertBillingProfile", request, pb.UpsertBillingProfileResponse, work)
 
     def GetBillingProfile(self, request, context):
-        self._on_account(context, request.account_id, "see the billing profile", payers_may=True)
         with self.db.read() as s:
             return pb.GetBillingProfileResponse(
                 profile=codec.profile(repo.require_profile(s, request.account_id))
             )
 
     def MarkPrepayOnly(self, request, context):
-        self._trusted(context, "marking an account prepay-only")
 
         def work(uow):
             row = handlers.mark_prepay_only(uow, request.account_id, request.reason)
@@ -128,25 +113,29 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     # --- payment methods ---
 
     def AddPaymentMethod(self, request, context):
-        self._on_account(context, request.account_id, "add payment methods")
         method = _method(request.type)
+        caller = self._caller()
 
         def work(uow):
             row = handlers.add_payment_method(
-                uow, self.gateway, request.account_id, method, request.card_number, request.paypal_email
+                uow,
+                self.gateway,
+                request.account_id,
+                method,
+                request.card_number,
+                request.paypal_email,
+                caller,
             )
             return pb.AddPaymentMethodResponse(payment_method=codec.payment_method(row))
 
         return self._idempotent("AddPaymentMethod", request, pb.AddPaymentMethodResponse, work)
 
     def ListPaymentMethods(self, request, context):
-        self._on_account(context, request.account_id, "see payment methods")
         with self.db.read() as s:
             rows = repo.payment_methods(s, request.account_id)
             return pb.ListPaymentMethodsResponse(payment_methods=[codec.payment_method(r) for r in rows])
 
     def RemovePaymentMethod(self, request, context):
-        self._on_account(context, request.account_id, "remove payment methods")
 
         def work(uow):
             row = handlers.remove_payment_method(uow, request.account_id, request.payment_method_id)
@@ -170,26 +159,29 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     # --- payers ---
 
     def AddPayer(self, request, context):
-        self._on_account(context, request.account_id, "name payers")
+
+        caller = self._caller()
 
         def work(uow):
-            row = handlers.add_payer(uow, request.account_id, request.email, request.name, request.language)
+            row = handlers.add_payer(
+                uow, request.account_id, request.email, request.name, request.language, caller
+            )
             return pb.AddPayerResponse(payer=codec.payer(row))
 
         return self._idempotent("AddPayer", request, pb.AddPayerResponse, work)
 
     def RemovePayer(self, request, context):
-        self._on_account(context, request.account_id, "remove payers")
+
+        caller = self._caller()
 
         def work(uow):
             return pb.RemovePayerResponse(
-                payer=codec.payer(handlers.remove_payer(uow, request.account_id, request.email))
+                payer=codec.payer(handlers.remove_payer(uow, request.account_id, request.email, caller))
             )
 
         return self._idempotent("RemovePayer", request, pb.RemovePayerResponse, work)
 
     def ListPayers(self, request, context):
-        self._on_account(context, request.account_id, "see payers", payers_may=True)
         with self.db.read() as s:
             return pb.ListPayersResponse(payers=[codec.payer(p) for p in repo.payers(s, request.account_id)])
 
@@ -230,7 +222,6 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     # --- invoices ---
 
     def CreateInvoice(self, request, context):
-        self._trusted(context, "issuing an order's invoice")
         if not request.request_id:
             raise InvalidInput(
                 "request_id is required: it keeps a retried order from charging twice", field="request_id"
@@ -266,18 +257,16 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             return pb.CreateInvoiceResponse(
                 invoice=self._invoice(uow.session, issued.invoice),
                 payment=codec.payment(issued.payment),
-                installments=[codec.installment(i) for i in issued.installments],
+                installments=[self._installment(i) for i in issued.installments],
             )
 
         return self._idempotent("CreateInvoice", request, pb.CreateInvoiceResponse, work)
 
     def GetInvoice(self, request, context):
-        self._on_invoice(context, request.invoice_id, "see invoices")
         with self.db.read() as s:
             return pb.GetInvoiceResponse(invoice=self._invoice(s, repo.invoice(s, request.invoice_id)))
 
     def ListInvoices(self, request, context):
-        self._on_account(context, request.account_id, "see invoices", payers_may=True)
         if not request.account_id:
             raise InvalidInput("account_id is required", field="account_id")
         status = _enum(codec.STATUS_FROM_PB, request.status, "status")
@@ -292,7 +281,6 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             )
 
     def PayInvoice(self, request, context):
-        self._on_invoice(context, request.invoice_id, "pay invoices")
 
         def work(uow):
             row, payment = handlers.pay_invoice(
@@ -309,7 +297,6 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return self._idempotent("PayInvoice", request, pb.PayInvoiceResponse, work)
 
     def VoidInvoice(self, request, context):
-        self._trusted(context, "voiding an invoice")
 
         def work(uow):
             row = handlers.void_invoice(uow, request.invoice_id)
@@ -319,13 +306,6 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
 
     def UpdateInvoiceDetails(self, request, context):
         target = request.WhichOneof("target")
-        if target == "invoice_id":
-            self._on_invoice(context, request.invoice_id, "edit invoice details", payers_may=False)
-        elif target == "subscription_id" and not self._actor(context).trusted and self._actor(context).email:
-            with self.db.read() as s:
-                latest = repo.list_invoices_of_subscription(s, request.subscription_id)
-            if latest is not None:
-                self._on_account(context, latest.account_id, "edit invoice details")
         cmd = handlers.DetailsUpdate(
             invoice_id=request.invoice_id if target == "invoice_id" else "",
             subscription_id=request.subscription_id if target == "subscription_id" else "",
@@ -347,7 +327,6 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return self._idempotent("UpdateInvoiceDetails", request, pb.UpdateInvoiceDetailsResponse, work)
 
     def GetInvoicePdf(self, request, context):
-        self._on_invoice(context, request.invoice_id, "see invoices")
         with self.db.read() as s:
             doc = handlers.invoice_document(s, request.invoice_id, self.policy)
         return pb.GetInvoicePdfResponse(pdf=render_invoice_pdf(doc), filename=f"{doc.invoice_number}.pdf")
@@ -359,10 +338,9 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             raise InvalidInput("subscription_id is required", field="subscription_id")
         with self.db.read() as s:
             rows = repo.installments(s, request.subscription_id)
-            return pb.ListInstallmentsResponse(installments=[codec.installment(r) for r in rows])
+            return pb.ListInstallmentsResponse(installments=[self._installment(r) for r in rows])
 
     def CancelInstallments(self, request, context):
-        self._trusted(context, "cancelling installments")
 
         def work(uow):
             return pb.CancelInstallmentsResponse(
@@ -374,7 +352,6 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     # --- credit notes and balance ---
 
     def IssueCreditNote(self, request, context):
-        self._trusted(context, "issuing a credit note")
         if not request.request_id:
             raise InvalidInput(
                 "request_id is required: it keeps a retried refund from paying twice", field="request_id"
@@ -393,7 +370,6 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return self._idempotent("IssueCreditNote", request, pb.IssueCreditNoteResponse, work)
 
     def ListCreditNotes(self, request, context):
-        self._on_account(context, request.account_id, "see credit notes", payers_may=True)
         if not request.account_id:
             raise InvalidInput("account_id is required", field="account_id")
         size, offset = repo.decode_page(request.page_size, request.page_token)
@@ -405,7 +381,6 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             )
 
     def GetBalance(self, request, context):
-        self._on_account(context, request.account_id, "see the balance", payers_may=True)
         with self.db.read() as s:
             wanted, all_ = handlers.get_balance(
                 s, request.account_id, request.currency_code, self.clock.now()
@@ -415,7 +390,6 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     # --- sweep ---
 
     def RunBillingSweep(self, request, context):
-        self._trusted(context, "running the billing sweep")
         as_of = (
             request.as_of_time.ToDatetime(tzinfo=UTC) if request.HasField("as_of_time") else self.clock.now()
         )
