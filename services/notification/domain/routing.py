@@ -60,10 +60,15 @@ def _stage_is(stage: str, *, unless_reason: Iterable[str] = ()) -> Condition:
     return check
 
 
-def _made_by_someone(event: EventFacts) -> bool:
-    """Role changes without an actor are the automatic set-up of a new account team (the first
-    buyer becomes buyer and primary admin); the order confirmation already tells about that."""
-    return bool(event.facts.actor_email)
+_TEAM_ROLES = frozenset({Role.BUYER.value, Role.PRIMARY_ADMIN.value, Role.SECONDARY_ADMIN.value})
+
+
+def _team_change_made_by_someone(event: EventFacts) -> bool:
+    """A change of the account team (buyer, admins) that someone made. Role changes without an actor
+    are the automatic set-up of a new account team (the first buyer becomes buyer and primary admin);
+    the order confirmation already tells about that. A person becoming or ceasing to be a user (their
+    first seat, their last one) or a payer is told by the seat e-mail and by billing: no role mail."""
+    return bool(event.facts.actor_email) and event.facts.role in _TEAM_ROLES
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +106,7 @@ ROUTES: tuple[Route, ...] = (
     _route("billing.invoice_issued", Kind.INVOICE_ISSUED, B, P),
     _route("billing.invoice_overdue", Kind.INVOICE_OVERDUE, B, P),
     _route("billing.payment_failed", Kind.PAYMENT_FAILED, B),
-    _route("entitlement.role_changed", Kind.ROLE_CHANGED, A, S, when=_made_by_someone),
+    _route("entitlement.role_changed", Kind.ROLE_CHANGED, A, S, when=_team_change_made_by_someone),
     _route("entitlement.seat_assigned", Kind.SEAT_ASSIGNED, S),
 )
 

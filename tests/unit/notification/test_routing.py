@@ -155,7 +155,7 @@ def test_a_newly_assigned_user_is_told_to_sign_in_and_download() -> None:
 
 def test_role_change_goes_to_admins_and_the_member_once() -> None:
     member = Person("admin2@example.com", "Anne Admin", "fr", frozenset({Role.SECONDARY_ADMIN}))
-    by_admin = MailFacts(member_email=member.email, actor_email="admin@example.com")
+    by_admin = MailFacts(member_email=member.email, role="SECONDARY_ADMIN", actor_email="admin@example.com")
     out = plan(event("entitlement.role_changed", subject=member, facts=by_admin), build_directory(TEAM))
     assert sent(out) == {
         ("buyer@example.com", Kind.ROLE_CHANGED),
@@ -163,6 +163,15 @@ def test_role_change_goes_to_admins_and_the_member_once() -> None:
         ("admin2@example.com", Kind.ROLE_CHANGED),
     }
     assert "user@example.com" not in {p.recipient.email for p in out}
+
+
+def test_becoming_a_user_or_a_payer_sends_no_role_mail() -> None:
+    """The seat e-mail tells a new user; payers are billing's business, which admins do not get."""
+    for role in ("USER", "PAYER"):
+        person = Person("per@example.com", "Per", "sv", frozenset({Role(role)}))
+        facts = MailFacts(member_email=person.email, role=role, actor_email="buyer@example.com")
+        out = plan(event("entitlement.role_changed", subject=person, facts=facts), build_directory(TEAM))
+        assert out == [], role
 
 
 def test_setting_up_a_new_team_sends_no_role_mail() -> None:
