@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, false, or_, update
 from sqlmodel import select
 
 from services.notification.adapters.events import to_facts
@@ -33,7 +33,9 @@ from services.notification.domain.delivery import RetryPolicy, after_failure
 from services.notification.domain.model import INVOICE_KINDS, Kind, Planned, Status, normalize_email
 from services.notification.domain.routing import Audience, build_directory, plan, routes_for
 from services.notification.domain.samples import apply_fields, sample_facts
+from services.notification.domain.visibility import ALL_KINDS, EVERYTHING, NOBODY, Reader, person_reader
 from services.notification.rendering import Rendered, Renderer
+from shared.auth.principal import Access
 from shared.clock import Clock
 from shared.db import Database, UnitOfWork, new_id
 from shared.errors import InvalidInput, NotFound, PeerUnavailable
@@ -323,13 +325,50 @@ def run_delivery(deps: Deps, limit: int = 100) -> DeliveryCounts:
 # Queries and commands of the API
 
 
-def get_notification(deps: Deps, notification_id: str) -> tuple[NotificationRow, list[AttachmentRow]]:
+def reader_of(access: Access | None) -> Reader:
+    """What the caller may read of the log: `access` is what the permission table granted for the call
+    (its roles are on the account the request names); outside an RPC, nothing."""
+    if access is None:
+        return NOBODY
+    if not access.principal.is_person:
+        return EVERYTHING
+    return person_reader(access.principal.email, access.account_id, access.roles)
+
+
+def _not_found(notification_id: str) -> NotFound:
+    """The same answer as for an id that does not exist (the permission table's words)."""
+    return NotFound(f"notification {notification_id} not found", reason="NOTIFICATION_NOT_FOUND")
+
+
+def _readable(row: NotificationRow | None, reader: Reader) -> bool:
+    return row is not None and reader.sees(row.account_id, row.recipient_email, Kind(row.kind))
+
+
+def _visible_to(reader: Reader):
+    """The WHERE clause of the mail `reader` may see (None: everything)."""
+    if reader.everything:
+        return None
+    seen = []
+    if reader.email:
+        seen.append(NotificationRow.recipient_email == reader.email)
+    if reader.account_id and reader.kinds:
+        account = NotificationRow.account_id == reader.account_id
+        if reader.kinds != ALL_KINDS:
+            account = and_(account, NotificationRow.kind.in_(sorted(k.value for k in reader.kinds)))
+        seen.append(account)
+    return or_(*seen) if seen else false()
+
+
+def get_notification(
+    deps: Deps, notification_id: str, access: Access | None
+) -> tuple[NotificationRow, list[AttachmentRow]]:
+    """One e-mail with its bodies; mail the caller may not read does not exist for them."""
     if not notification_id:
         raise InvalidInput("notification_id is required", field="notification_id", reason="INVALID_ARGUMENT")
     with deps.db.read() as s:
         row = s.get(NotificationRow, notification_id)
-        if row is None:
-            raise NotFound(f"no notification {notification_id!r}", reason="NOTIFICATION_NOT_FOUND")
+        if not _readable(row, reader_of(access)):
+            raise _not_found(notification_id)
         files = s.exec(select(AttachmentRow).where(AttachmentRow.notification_id == notification_id)).all()
         return row, list(files)
 
@@ -370,12 +409,17 @@ def _decode_token(token: str) -> tuple[datetime, str]:
 
 
 def list_notifications(
-    deps: Deps, flt: ListFilter, page_size: int, page_token: str
+    deps: Deps, flt: ListFilter, page_size: int, page_token: str, access: Access | None
 ) -> tuple[list[NotificationRow], str]:
+    """The log, newest first, narrowed to what the caller may read: a person naming no account sees
+    the mail sent to them; naming one, also that account's mail their roles there let them see."""
     if page_size < 0:
         raise InvalidInput("page_size must not be negative", field="page_size", reason="INVALID_ARGUMENT")
     size = min(page_size or 50, 500)
     stmt = select(NotificationRow)
+    visible = _visible_to(reader_of(access))
+    if visible is not None:
+        stmt = stmt.where(visible)
     if flt.account_id:
         stmt = stmt.where(NotificationRow.account_id == flt.account_id)
     if flt.recipient_email:
@@ -412,14 +456,15 @@ def render_template(deps: Deps, kind: Kind, language: str, fields: dict[str, str
 
 
 def resend(
-    uow: UnitOfWork, deps: Deps, notification_id: str, request_id: str
+    uow: UnitOfWork, deps: Deps, notification_id: str, request_id: str, access: Access | None
 ) -> tuple[NotificationRow, list[AttachmentRow]]:
-    """A new pending notification with the same content, pointing to the original."""
+    """A new pending notification with the same content, pointing to the original; whoever may read
+    the original may have it sent again."""
     if not notification_id:
         raise InvalidInput("notification_id is required", field="notification_id", reason="INVALID_ARGUMENT")
     original = uow.session.get(NotificationRow, notification_id)
-    if original is None:
-        raise NotFound(f"no notification {notification_id!r}", reason="NOTIFICATION_NOT_FOUND")
+    if not _readable(original, reader_of(access)):
+        raise _not_found(notification_id)
     now = uow.now
     nid = new_id("ntf")
     copy = NotificationRow(

@@ -1,7 +1,17 @@
 """Who may call each NotificationService RPC (SPEC §7), checked before the servicer runs.
 
-Each person sees the e-mail sent to them; the buyer and admins also see their account's mail of the
-kinds they are routed (the handlers narrow a list to that); operators see everything and run delivery.
+The table admits the account's members and the recipient; what each of them then sees of the log is
+narrowed by the handlers (domain/visibility.py): a person sees the mail sent to them, the buyer all of
+the account's mail, admins the account's mail of the kinds routed to admins; operators and services
+see everything, and only they render previews and run delivery.
+
+- ListNotifications: naming no account, a person lists their own mail; naming an account, any member
+  lists what their roles show; `recipient_email` set to themselves lists their own mail on an account
+  whose team they have left. A stranger naming an account gets NOT_FOUND.
+- GetNotification, ResendNotification: any member of the mail's account (the handler answers
+  NOT_FOUND for mail their roles do not show, as for an id that does not exist); a stranger gets
+  NOT_FOUND here. Mail that names no account is looked at by the handler alone (`PERSON`): only its
+  recipient reads it.
 """
 
 from __future__ import annotations
@@ -10,8 +20,6 @@ from sqlalchemy import select
 
 from services.notification.adapters.tables import NotificationRow
 from shared.auth.policy import (
-    ADMINS,
-    BUYER,
     MEMBER,
     OPERATOR,
     PERSON,
@@ -28,10 +36,10 @@ SERVICE_NAME = "tenure.notification.v1.NotificationService"
 
 TABLE = {
     "ListNotifications": rule(
-        BUYER, *ADMINS, SELF, PERSON, OPERATOR, SERVICE, self_field="recipient_email", target="account"
+        MEMBER, SELF, PERSON, OPERATOR, SERVICE, self_field="recipient_email", target="account"
     ),
-    "GetNotification": rule(MEMBER, OPERATOR, SERVICE, target="notification"),
-    "ResendNotification": rule(MEMBER, OPERATOR, target="notification"),
+    "GetNotification": rule(MEMBER, PERSON, OPERATOR, SERVICE, target="notification"),
+    "ResendNotification": rule(MEMBER, PERSON, OPERATOR, target="notification"),
     "RenderTemplate": rule(OPERATOR, SERVICE),
     "RunDelivery": rule(OPERATOR, SERVICE),
 }

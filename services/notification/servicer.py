@@ -5,9 +5,9 @@ from __future__ import annotations
 from services.notification import handlers
 from services.notification.adapters.tables import AttachmentRow, NotificationRow
 from services.notification.domain.model import Kind, Role, Status
+from shared.auth.principal import current
 from shared.errors import InvalidInput
 from shared.grpc.codec import timestamp
-from shared.grpc.interceptors import require_operator
 from tenure.common.v1 import common_pb2
 from tenure.notification.v1 import notification_pb2 as pb
 from tenure.notification.v1 import notification_pb2_grpc as pb_grpc
@@ -85,7 +85,9 @@ class NotificationServicer(pb_grpc.NotificationServiceServicer):
             status=status_of(request.status),
             event_id=request.event_id,
         )
-        rows, token = handlers.list_notifications(self.deps, flt, request.page_size, request.page_token)
+        rows, token = handlers.list_notifications(
+            self.deps, flt, request.page_size, request.page_token, current()
+        )
         files = handlers.attachments_of(self.deps, [r.notification_id for r in rows])
         return pb.ListNotificationsResponse(
             notifications=[encode(r, files.get(r.notification_id, []), bodies=False) for r in rows],
@@ -93,7 +95,7 @@ class NotificationServicer(pb_grpc.NotificationServiceServicer):
         )
 
     def GetNotification(self, request, context):
-        row, files = handlers.get_notification(self.deps, request.notification_id)
+        row, files = handlers.get_notification(self.deps, request.notification_id, current())
         return pb.GetNotificationResponse(notification=encode(row, files, bodies=True))
 
     def RenderTemplate(self, request, context):
@@ -112,13 +114,14 @@ class NotificationServicer(pb_grpc.NotificationServiceServicer):
             )
 
         def work(uow):
-            row, files = handlers.resend(uow, self.deps, request.notification_id, request.request_id)
+            row, files = handlers.resend(
+                uow, self.deps, request.notification_id, request.request_id, current()
+            )
             return pb.ResendNotificationResponse(notification=encode(row, files, bodies=False))
 
         return self.deps.db.run_idempotent("ResendNotification", request, pb.ResendNotificationResponse, work)
 
     def RunDelivery(self, request, context):
-        require_operator(context, "RunDelivery")
         if request.limit < 0:
             raise InvalidInput("limit must not be negative", field="limit", reason="INVALID_ARGUMENT")
         counts = handlers.run_delivery(self.deps, request.limit or 100)

@@ -1,5 +1,8 @@
 """Fixtures of the notification service tests: a real SMTP server (aiosmtpd), stand-ins for the
-entitlement and billing services it asks for recipients and invoice PDFs, and event builders."""
+entitlement and billing services it asks for recipients and invoice PDFs, and event builders.
+
+`app.api` calls the service as the operator, `app.sink` delivers events as a Tenure service, and
+`api_as(app, person(...))` reads the log as a person."""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from tenure.common.v1 import common_pb2
 from tenure.entitlement.v1 import entitlement_pb2, entitlement_pb2_grpc
 from tenure.events.v1 import events_pb2, events_pb2_grpc
 from tenure.notification.v1 import notification_pb2_grpc
+from tests.auth import Metadata, channel, operator, service
 
 
 def free_port() -> int:
@@ -147,10 +151,14 @@ def start_notification(start_service, peers, smtp_port: int | None, **overrides)
         settings.update(smtp_host="127.0.0.1", smtp_port=smtp_port)
     settings.update(overrides)
     app = start_service("notification", **settings)
-    channel = grpc.insecure_channel(app.addr)
-    app.api = notification_pb2_grpc.NotificationServiceStub(channel)
-    app.sink = events_pb2_grpc.EventSinkServiceStub(channel)
+    app.api = notification_pb2_grpc.NotificationServiceStub(channel(app.addr, default=operator()))
+    app.sink = events_pb2_grpc.EventSinkServiceStub(channel(app.addr, default=service("subscription")))
     return app
+
+
+def api_as(app, caller: Metadata) -> notification_pb2_grpc.NotificationServiceStub:
+    """The notification API called as `caller` (tests.auth: person(...), service(), or no token: [])."""
+    return notification_pb2_grpc.NotificationServiceStub(channel(app.addr, default=caller or None))
 
 
 # ---- event builders --------------------------------------------------------------------------
