@@ -10,8 +10,9 @@ import pytest
 
 from tenure.common.v1 import common_pb2
 from tenure.notification.v1 import notification_pb2 as pb
+from tests.auth import person
 
-from .conftest import deliver, invoice_event, order_event, start_notification, wait_for
+from .conftest import api_as, deliver, invoice_event, order_event, start_notification, wait_for
 
 ACCOUNT = "acct_1"
 BUYER = "kari@example.com"
@@ -102,7 +103,7 @@ def test_the_same_event_twice_yields_one_email(start_service, peers, smtp):
     assert deliver(app, ev) is True
     assert wait_for(lambda: len(listed(app, status=pb.NOTIFICATION_STATUS_SENT)) == 3)
     assert deliver(app, ev) is True
-    app.api.RunDelivery(pb.RunDeliveryRequest(), metadata=[("x-actor-role", "operator")])
+    app.api.RunDelivery(pb.RunDeliveryRequest())
     confirmations = [m for m in smtp.inbox.to(BUYER) if "ORD-2024-000900" in m["Subject"]]
     assert len(confirmations) == 1
     assert len(listed(app, event_id=ev.event_id)) == 3  # buyer: confirmation + product access; admin
@@ -216,11 +217,12 @@ def test_resend_log_paging_and_errors(start_service, peers, smtp):
         deliver(app, order_event(ACCOUNT, BUYER, "en", f"ORD-2024-00010{n}"))
     assert wait_for(lambda: len(listed(app, status=pb.NOTIFICATION_STATUS_SENT)) == 9)
 
-    page1 = app.api.ListNotifications(
+    as_buyer = api_as(app, person(BUYER))  # naming no account, a person pages through their own mail
+    page1 = as_buyer.ListNotifications(
         pb.ListNotificationsRequest(recipient_email="KARI@example.com", page_size=4)
     )
-    page2 = app.api.ListNotifications(
-        pb.ListNotificationsRequest(recipient_email=BUYER, page_size=4, page_token=page1.next_page_token)
+    page2 = as_buyer.ListNotifications(
+        pb.ListNotificationsRequest(page_size=4, page_token=page1.next_page_token)
     )
     assert len(page1.notifications) == 4 and len(page2.notifications) == 2 and page2.next_page_token == ""
     ids = [n.notification_id for n in [*page1.notifications, *page2.notifications]]
@@ -235,7 +237,7 @@ def test_resend_log_paging_and_errors(start_service, peers, smtp):
     assert again.notification.subject == original.subject
     assert app.api.ResendNotification(req).notification.notification_id == again.notification.notification_id
     assert wait_for(lambda: len([m for m in smtp.inbox.to(BUYER) if m["Subject"] == original.subject]) == 2)
-    app.api.RunDelivery(pb.RunDeliveryRequest(), metadata=[("x-actor-role", "operator")])
+    app.api.RunDelivery(pb.RunDeliveryRequest())
     assert len([m for m in smtp.inbox.to(BUYER) if m["Subject"] == original.subject]) == 2
 
     for call, request, code in [
@@ -254,7 +256,7 @@ def test_resend_log_paging_and_errors(start_service, peers, smtp):
             pb.ResendNotificationRequest(notification_id=original.notification_id),
             grpc.StatusCode.INVALID_ARGUMENT,
         ),
-        (app.api.RunDelivery, pb.RunDeliveryRequest(), grpc.StatusCode.PERMISSION_DENIED),
+        (as_buyer.RunDelivery, pb.RunDeliveryRequest(), grpc.StatusCode.PERMISSION_DENIED),
     ]:
         with pytest.raises(grpc.RpcError) as err:
             call(request)
@@ -278,14 +280,14 @@ def test_recipients_service_down_delays_planning(start_service, peers, smtp, clo
     peers.down = True
     app = start_notification(start_service, peers, smtp.port, delivery_interval_seconds=0)
     deliver(app, order_event(ACCOUNT, BUYER, "en", "ORD-2024-000999"))
-    app.api.RunDelivery(pb.RunDeliveryRequest(), metadata=[("x-actor-role", "operator")])
+    app.api.RunDelivery(pb.RunDeliveryRequest())
     assert "ListMembers" in peers.calls
     assert listed(app) == []  # not planned while entitlement is down; the event is kept
     peers.down = False
-    app.api.RunDelivery(pb.RunDeliveryRequest(), metadata=[("x-actor-role", "operator")])
+    app.api.RunDelivery(pb.RunDeliveryRequest())
     assert listed(app) == []  # the retry is not due yet
     clock.advance(timedelta(minutes=1))
-    counts = app.api.RunDelivery(pb.RunDeliveryRequest(), metadata=[("x-actor-role", "operator")])
+    counts = app.api.RunDelivery(pb.RunDeliveryRequest())
     assert counts.sent == 3
     assert [m["Subject"] for m in smtp.inbox.to(BUYER) if "ORD-2024-000999" in m["Subject"]] == [
         "Ordrebekreftelse ORD-2024-000999: AutoCAD LT"  # the team knows her language

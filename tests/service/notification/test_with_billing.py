@@ -3,20 +3,19 @@ invoice PDF that billing renders, and not the admin."""
 
 from __future__ import annotations
 
-import grpc
 from google.type import date_pb2
 
 from shared.money import to_proto
 from tenure.billing.v1 import billing_pb2, billing_pb2_grpc
 from tenure.common.v1 import common_pb2
 from tenure.notification.v1 import notification_pb2 as pb
+from tests.auth import channel, person, service
 
-from .conftest import free_port, start_notification, wait_for
+from .conftest import api_as, free_port, start_notification, wait_for
 
 ACCOUNT = "acct_bill"
 BUYER = "kari@example.com"
 ADMIN = "ola.admin@example.com"
-SERVICE = [("x-actor-role", "service")]
 
 
 def test_an_invoice_reaches_the_buyer_and_five_payers_with_the_pdf(start_service, peers, smtp):
@@ -25,7 +24,7 @@ def test_an_invoice_reaches_the_buyer_and_five_payers_with_the_pdf(start_service
     notif_addr = f"127.0.0.1:{free_port()}"
     billing = start_service("billing", event_subscribers=notif_addr, sweep_interval_seconds=0)
     notif = start_notification(start_service, peers, smtp.port, addr=notif_addr, billing_addr=billing.addr)
-    api = billing_pb2_grpc.BillingServiceStub(grpc.insecure_channel(billing.addr))
+    api = billing_pb2_grpc.BillingServiceStub(channel(billing.addr, default=person(BUYER)))
 
     api.UpsertBillingProfile(
         billing_pb2.UpsertBillingProfileRequest(
@@ -38,7 +37,6 @@ def test_an_invoice_reaches_the_buyer_and_five_payers_with_the_pdf(start_service
             ),
             language="nb",
         ),
-        metadata=SERVICE,
     )
     payers = [f"payer{i}@example.com" for i in range(1, 6)]
     for i, (email, lang) in enumerate(zip(payers, ["en", "nb", "fr", "sv", "en"], strict=True)):
@@ -46,7 +44,6 @@ def test_an_invoice_reaches_the_buyer_and_five_payers_with_the_pdf(start_service
             billing_pb2.AddPayerRequest(
                 request_id=f"a{i}", account_id=ACCOUNT, email=email, name=f"P{i}", language=lang
             ),
-            metadata=SERVICE,
         )
     card = api.AddPaymentMethod(
         billing_pb2.AddPaymentMethodRequest(
@@ -55,7 +52,6 @@ def test_an_invoice_reaches_the_buyer_and_five_payers_with_the_pdf(start_service
             type=common_pb2.PAYMENT_METHOD_TYPE_CARD,
             card_number="4242424242424242",
         ),
-        metadata=SERVICE,
     ).payment_method
     invoice = api.CreateInvoice(
         billing_pb2.CreateInvoiceRequest(
@@ -80,7 +76,7 @@ def test_an_invoice_reaches_the_buyer_and_five_payers_with_the_pdf(start_service
             channel=common_pb2.CHANNEL_DIRECT_ONLINE,
             time_zone="Europe/Oslo",
         ),
-        metadata=SERVICE,
+        metadata=service("subscription"),  # an order's invoice is made by the subscription service
     ).invoice
     assert billing.relay.drain(10)
 
@@ -106,3 +102,8 @@ def test_an_invoice_reaches_the_buyer_and_five_payers_with_the_pdf(start_service
     assert smtp.inbox.to(ADMIN) == []
     assert smtp.inbox.to(BUYER)[0]["Subject"].startswith("Faktura ")
     assert smtp.inbox.to("payer3@example.com")[0]["Subject"].startswith("Facture ")
+    # a payer reads their own mail in the log, and no one else's
+    own = api_as(notif, person("payer3@example.com")).ListNotifications(pb.ListNotificationsRequest())
+    assert [(n.recipient_email, n.kind) for n in own.notifications] == [
+        ("payer3@example.com", pb.NOTIFICATION_KIND_INVOICE_ISSUED)
+    ]

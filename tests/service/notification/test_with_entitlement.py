@@ -3,15 +3,14 @@ service writes to, and its role and seat events produce the admin and user e-mai
 
 from __future__ import annotations
 
-import grpc
-
 from tenure.common.v1 import common_pb2
 from tenure.entitlement.v1 import entitlement_pb2, entitlement_pb2_grpc
 from tenure.events.v1 import events_pb2
 from tenure.events.v1 import events_pb2_grpc as sink_grpc
 from tenure.notification.v1 import notification_pb2 as pb
+from tests.auth import channel, person, service
 
-from .conftest import deliver, free_port, order_event, start_notification, wait_for
+from .conftest import api_as, deliver, free_port, order_event, start_notification, wait_for
 
 ACCOUNT = "acct_team"
 BUYER = "kari@example.com"
@@ -21,11 +20,11 @@ def test_team_roles_and_seats_reach_the_right_people(start_service, peers, smtp)
     notif_addr = f"127.0.0.1:{free_port()}"
     ent = start_service("entitlement", event_subscribers=notif_addr)
     notif = start_notification(start_service, peers, smtp.port, addr=notif_addr, entitlement_addr=ent.addr)
-    channel = grpc.insecure_channel(ent.addr)
-    ent_api = entitlement_pb2_grpc.EntitlementServiceStub(channel)
+    ent_api = entitlement_pb2_grpc.EntitlementServiceStub(channel(ent.addr, default=person(BUYER)))
 
     order = order_event(ACCOUNT, BUYER, "nb", "ORD-2024-000600")
-    sink_grpc.EventSinkServiceStub(channel).Deliver(events_pb2.DeliverRequest(event=order))
+    ent_sink = sink_grpc.EventSinkServiceStub(channel(ent.addr, default=service("subscription")))
+    ent_sink.Deliver(events_pb2.DeliverRequest(event=order))
     assert ent.relay.drain(10)
     deliver(notif, order)
 
@@ -36,7 +35,6 @@ def test_team_roles_and_seats_reach_the_right_people(start_service, peers, smtp)
         "Ordrebekreftelse ORD-2024-000600: AutoCAD LT",
     ]
 
-    as_buyer = [("x-actor-email", BUYER)]
     ent_api.AssignRole(
         entitlement_pb2.AssignRoleRequest(
             request_id="r1",
@@ -46,7 +44,6 @@ def test_team_roles_and_seats_reach_the_right_people(start_service, peers, smtp)
             name="Anne Admin",
             language="fr",
         ),
-        metadata=as_buyer,
     )
     ent_api.AssignSeat(
         entitlement_pb2.AssignSeatRequest(
@@ -56,7 +53,6 @@ def test_team_roles_and_seats_reach_the_right_people(start_service, peers, smtp)
             user_name="Per",
             language="sv",
         ),
-        metadata=as_buyer,
     )
     assert ent.relay.drain(10)
 
@@ -68,3 +64,20 @@ def test_team_roles_and_seats_reach_the_right_people(start_service, peers, smtp)
     assert "Anne Admin er nå sekundæradministrator" in [m["Subject"] for m in smtp.inbox.to(BUYER)]
     logged = notif.api.ListNotifications(pb.ListNotificationsRequest(account_id=ACCOUNT, page_size=50))
     assert len(logged.notifications) == 5
+
+    # the team entitlement published is who reads the log: the buyer all of the account's mail, the
+    # admin the mail routed to admins (product access, team changes), not the order confirmation
+    def kinds_seen_by(email: str) -> list[tuple[str, str]]:
+        got = api_as(notif, person(email)).ListNotifications(
+            pb.ListNotificationsRequest(account_id=ACCOUNT, page_size=50)
+        )
+        return sorted((n.recipient_email, pb.NotificationKind.Name(n.kind)) for n in got.notifications)
+
+    assert kinds_seen_by(BUYER) == sorted(
+        (n.recipient_email, pb.NotificationKind.Name(n.kind)) for n in logged.notifications
+    )
+    assert kinds_seen_by("anne@example.com") == [
+        ("anne@example.com", "NOTIFICATION_KIND_ROLE_CHANGED"),
+        (BUYER, "NOTIFICATION_KIND_PRODUCT_ACCESS"),
+        (BUYER, "NOTIFICATION_KIND_ROLE_CHANGED"),
+    ]
