@@ -1,5 +1,5 @@
 """Composition root of the entitlement service: database, servicer, CheckAccess cache and the
-event sink that builds the subscription projection."""
+event sink that builds the subscription projection and the account teams."""
 
 from __future__ import annotations
 
@@ -17,27 +17,38 @@ from shared.clock import Clock
 from shared.settings import EntitlementSettings
 from tenure.entitlement.v1 import entitlement_pb2, entitlement_pb2_grpc
 
-# Seconds between polls of `access_change` (other processes' seat changes) and the longest a
-# cached user's seats are served without a reload (a safety net; changes invalidate at once).
+PAYER_CHANGED = "billing.payer_changed"
+ACCOUNT_OPENED = "billing.account_opened"
 
 
-class SubscriptionEventHandlers(dict):
-    """The sink's handler table: every `subscription.*` event type goes to the projection
-    (new event types of the subscription service are applied without a change here)."""
+class EventHandlers(dict):
+    """The sink's handler table: every `subscription.*` event type goes to the projection (new event
+    types of the subscription service are applied without a change here); billing's payer changes
+    and opened accounts go to the teams. Other event types are acknowledged and ignored."""
 
     def __init__(self, cache: AccessCache) -> None:
-        super().__init__()
+        super().__init__({PAYER_CHANGED: self.payer_changed, ACCOUNT_OPENED: self.account_opened})
         self.cache = cache
 
     def get(self, event_type, default=None):
         if event_type.startswith(SUBSCRIPTION_EVENT_PREFIX):
             return self.apply
-        return default
+        return super().get(event_type, default)
 
     def apply(self, uow, ev) -> None:
         event = subscription_event_of(ev)
         if event is not None:
             handlers.apply_subscription_event(uow, self.cache, event)
+
+    @staticmethod
+    def payer_changed(uow, ev) -> None:
+        p = ev.payer_changed
+        handlers.payer_changed(uow, p.account_id, p.email, p.name, p.language, p.granted, p.actor_email)
+
+    @staticmethod
+    def account_opened(uow, ev) -> None:
+        a = ev.account_opened
+        handlers.open_account(uow, a.account_id, a.buyer_email, a.buyer_name, a.buyer_language)
 
 
 def create(settings: EntitlementSettings, clock: Clock) -> ServiceApp:
@@ -57,7 +68,7 @@ def create(settings: EntitlementSettings, clock: Clock) -> ServiceApp:
         entitlement_pb2_grpc.EntitlementServiceServicer,
         permissions(db, TeamDirectory(db)),
     )
-    app.add_event_sink(SubscriptionEventHandlers(cache))
+    app.add_event_sink(EventHandlers(cache))
     feed = AccessChangeFeed(db, cache)
     app.every("access-changes", settings.access_change_poll_seconds, feed.poll)
     app.access_cache = cache

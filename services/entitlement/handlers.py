@@ -21,6 +21,7 @@ from services.entitlement.domain.model import (
     Actor,
     Capability,
     Grant,
+    Member,
     Role,
     Stage,
     SubscriptionView,
@@ -29,7 +30,7 @@ from services.entitlement.domain.model import (
 from services.entitlement.domain.projection import SubscriptionEvent, plan_event
 from services.entitlement.domain.roles import RoleChange, Team
 from shared.db import UnitOfWork
-from shared.errors import InvalidInput, NotAllowed, RuleViolation
+from shared.errors import InvalidInput, NotAllowed, NotFound, RuleViolation
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -95,11 +96,13 @@ def _access_changed(uow: UnitOfWork, cache: AccessCache, users) -> None:
 
 
 def _publish_role_changes(uow: UnitOfWork, team: Team, changes: list[RoleChange], actor_email: str) -> None:
+    """One `entitlement.role_changed` per change: every role (buyer, admins, payers, users) reaches the
+    other services' `account_members` projections this way."""
     from services.entitlement.encode import role_pb
     from tenure.events.v1 import events_pb2
 
     for c in changes:
-        m = team.members[c.email]
+        m = team.members.get(c.email) or Member(email=c.email)
         uow.publish(
             "entitlement.role_changed",
             account_id=team.account_id,
@@ -143,16 +146,72 @@ def apply_subscription_event(uow: UnitOfWork, cache: AccessCache, event: Subscri
     uow.session.flush()
     by_id = {v.subscription_id: v for v in update.views}
     for account_id, email, name, language in update.buyers:
-        repo.lock_team(uow.session, account_id)
-        team = repo.load_team(uow.session, account_id)
-        changes = role_rules.bootstrap(team, email, name, language)
-        if changes:
-            repo.save_role_changes(uow.session, team, changes, now)
-            _publish_role_changes(uow, team, changes, actor_email="")
+        _bootstrap_team(uow, account_id, email, name, language)
+    removed: dict[str, set[str]] = {}  # account -> users who lost a seat
     for subscription_id, reason in update.remove_assignments.items():
+        view = by_id[subscription_id]
         for row in repo.remove_assignments(uow.session, subscription_id, reason, now):
-            _publish_unassigned(uow, by_id[subscription_id], row.user_email, reason)
+            _publish_unassigned(uow, view, row.user_email, reason)
+            removed.setdefault(view.account_id, set()).add(row.user_email)
+    for account_id, emails in removed.items():
+        _users_left(uow, account_id, emails, actor_email="")
     _access_changed(uow, cache, repo.users_of(uow.session, by_id))
+
+
+def _bootstrap_team(uow: UnitOfWork, account_id: str, email: str, name: str, language: str) -> None:
+    """The first buyer an account is known with becomes its buyer and primary admin."""
+    repo.lock_team(uow.session, account_id)
+    team = repo.load_team(uow.session, account_id)
+    changes = role_rules.bootstrap(team, email, name, language)
+    if changes:
+        repo.save_role_changes(uow.session, team, changes, uow.now)
+        _publish_role_changes(uow, team, changes, actor_email="")
+
+
+def _users_left(uow: UnitOfWork, account_id: str, emails, actor_email: str) -> None:
+    """These people lost a seat on the account: those left with none lose their USER role (under the
+    team's lock, so two seats lost at once on two subscriptions still revoke it once)."""
+    uow.session.flush()
+    repo.lock_team(uow.session, account_id)
+    team = repo.load_team(uow.session, account_id)
+    changes = [
+        change
+        for email in sorted(emails)
+        for change in role_rules.seat_role_changes(
+            email, True, repo.has_seat_in_account(uow.session, account_id, email)
+        )
+    ]
+    _publish_role_changes(uow, team, changes, actor_email)
+
+
+def open_account(
+    uow: UnitOfWork, account_id: str, buyer_email: str, buyer_name: str, buyer_language: str
+) -> None:
+    """`billing.account_opened`: an account made in billing (its first billing profile or payment
+    method, before any order) gets its team as the first order would give it."""
+    account_id = _required(account_id, "account_opened.account_id")
+    email = normalize_email(buyer_email, "account_opened.buyer_email")
+    _bootstrap_team(uow, account_id, email, buyer_name.strip(), buyer_language.strip())
+
+
+def payer_changed(
+    uow: UnitOfWork,
+    account_id: str,
+    email: str,
+    name: str,
+    language: str,
+    granted: bool,
+    actor_email: str,
+) -> None:
+    """`billing.payer_changed`: the buyer named or removed a payer in billing; the team records it and
+    every service learns it from the role_changed event."""
+    account_id = _required(account_id, "payer_changed.account_id")
+    email = normalize_email(email, "payer_changed.email")
+    repo.lock_team(uow.session, account_id)
+    team = repo.load_team(uow.session, account_id)
+    changes = role_rules.set_payer(team, email, granted, name.strip(), language.strip())
+    repo.save_role_changes(uow.session, team, changes, uow.now)
+    _publish_role_changes(uow, team, changes, actor_email.strip().lower())
 
 
 # --- teams -------------------------------------------------------------------------------------
@@ -244,6 +303,8 @@ def assign_seat(
     now = uow.now
     assigned = [a.user_email for a in repo.live_assignments(uow.session, view.subscription_id)]
     seat_rules.check_assign(view, assigned, email, now)
+    repo.lock_team(uow.session, view.account_id)  # seats on two subscriptions: one USER change
+    had_seat = repo.has_seat_in_account(uow.session, view.account_id, email)
     # a former seat can only exist on a cancelled subscription, which check_assign refused
     member = team.member(email, user_name.strip(), language.strip())
     name = user_name.strip() or member.name
@@ -274,6 +335,7 @@ def assign_seat(
             language=lang,
         ),
     )
+    _publish_role_changes(uow, team, role_rules.seat_role_changes(email, had_seat, True), actor.email or "")
     _access_changed(uow, cache, [email])
     return AssignmentResult(row, view)
 
@@ -291,18 +353,35 @@ def unassign_seat(
     uow.session.delete(row)
     uow.session.flush()
     _publish_unassigned(uow, view, email, seat_rules.REMOVED_UNASSIGNED)
+    _users_left(uow, view.account_id, [email], actor.email or "")
     _access_changed(uow, cache, [email])
     return AssignmentResult(row, view)
 
 
 def list_assignments(
-    session, account_id: str, subscription_id: str, user_email: str, page_size: int, page_token: str
+    session,
+    account_id: str,
+    subscription_id: str,
+    user_email: str,
+    page_size: int,
+    page_token: str,
+    only_user: str = "",
 ) -> tuple[list[AssignmentResult], str]:
+    """The live assignments of an account or subscription. `only_user`: the caller may see only this
+    person's (their own: a person who is neither the buyer nor an admin)."""
     account_id = (account_id or "").strip()
     subscription_id = (subscription_id or "").strip()
     if not account_id and not subscription_id:
         raise InvalidInput("account_id or subscription_id is required", field="account_id")
     email = normalize_email(user_email, "user_email") if user_email else ""
+    if only_user:
+        if email and email != only_user:
+            raise NotAllowed(
+                "only the buyer and admins list other people's assignments; ask about your own "
+                f"(user_email {only_user})",
+                reason="ADMIN_REQUIRED",
+            )
+        email = only_user
     size = page_size_of(page_size)
     after = repo.decode_token(page_token, 2)
     rows, more = repo.list_assignments(
@@ -375,17 +454,15 @@ def seat_usage_report(
     if subscription_id:
         view = repo.get_view(session, subscription_id)
         if account_id and view.account_id != account_id:
-            raise InvalidInput(
-                f"subscription {subscription_id} does not belong to account {account_id}",
-                field="subscription_id",
-            )
+            # the permission check looked at account_id: another account's subscription does not exist
+            raise NotFound(f"subscription {subscription_id} is not known", reason="SUBSCRIPTION_NOT_FOUND")
         account_id = view.account_id
-        role_rules.require_admin(repo.load_team(session, account_id), actor, "see the seat usage report")
+        role_rules.require_usage_reader(repo.load_team(session, account_id), actor)
         seat_rules.ensure_reportable(view, now)
         reported = [view]
     else:
         account_id = _required(account_id, "account_id")
-        role_rules.require_admin(repo.load_team(session, account_id), actor, "see the seat usage report")
+        role_rules.require_usage_reader(repo.load_team(session, account_id), actor)
         all_views = repo.views_of_account(session, account_id)
         reported = [v for v in all_views if v.stage is Stage.ACTIVE and not v.access_ended(now)]
         if not reported:

@@ -1,8 +1,9 @@
 """Who may call each EntitlementService RPC (SPEC §7), checked before the servicer runs.
 
-Admins manage teams and seats and see usage; the buyer and admins see the team and assignments; a user
-sees their own entitlements and access; products (as services) ask CheckAccess for any user; only an
-operator changes the buyer.
+Admins manage teams and seats; the buyer and admins see the team, assignments, access and usage; a
+person sees their own assignments, entitlements and access (and records their own activations);
+products (as services) ask CheckAccess, GetUserEntitlements and RecordActivation for any user; only an
+operator changes the buyer. A person on no team of the account gets NOT_FOUND.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from shared.auth.policy import (
     Resolved,
     rule,
 )
+from shared.errors import NotFound
 from shared.grpc.auth import Permissions
 
 SERVICE_NAME = "tenure.entitlement.v1.EntitlementService"
@@ -35,7 +37,7 @@ TABLE = {
     "AssignRole": rule(PRIMARY_ADMIN, SECONDARY_ADMIN, OPERATOR, target="account"),
     "RevokeRole": rule(PRIMARY_ADMIN, SECONDARY_ADMIN, OPERATOR, target="account"),
     "ChangeBuyer": rule(OPERATOR),
-    # seats: admins assign them
+    # seats: admins assign them; a person lists their own (the servicer keeps them to their own)
     "AssignSeat": rule(*ADMINS, target="subscription"),
     "UnassignSeat": rule(*ADMINS, target="subscription"),
     "ListAssignments": rule(READERS, SELF, self_field="user_email", target="assignments"),
@@ -47,6 +49,18 @@ TABLE = {
     # usage: the buyer and admins
     "GetSeatUsageReport": rule(BUYER, *ADMINS, OPERATOR, target="usage"),
 }
+
+
+_ACCOUNT = FieldTarget("account_id")
+_SUBSCRIPTION_ID = FieldTarget("subscription_id", "subscription", "SUBSCRIPTION_NOT_FOUND")
+
+
+def hidden(request) -> NotFound:
+    """What a person on no team of the account is told about a request naming an account or a
+    subscription: the answer for one that does not exist."""
+    if request.account_id:
+        return _ACCOUNT.not_found(request)
+    return _SUBSCRIPTION_ID.not_found(request)
 
 
 def permissions(db, directory: Directory) -> Permissions:
@@ -69,10 +83,7 @@ def permissions(db, directory: Directory) -> Permissions:
                 return subscription(request)
             return Resolved()
 
-        def not_found(self, request):
-            if request.account_id:
-                return account.not_found(request)
-            return subscription.not_found(request)
+        not_found = staticmethod(hidden)
 
     both = AccountOrSubscription()
     return Permissions(

@@ -18,7 +18,9 @@ from services.entitlement.encode import (
     role_of,
     ts,
 )
-from shared.auth.principal import current_principal
+from services.entitlement.permissions import hidden
+from shared.auth.policy import ADMINS, BUYER
+from shared.auth.principal import current, current_principal
 from shared.clock import Clock
 from shared.db import Database
 from tenure.common.v1 import common_pb2
@@ -34,6 +36,18 @@ def actor_of(context) -> Actor:
     if p is None:
         return Actor(None)
     return Actor(p.email or None, operator=p.is_operator)
+
+
+def own_assignments_only(request) -> str:
+    """The person whose assignments alone the caller may list ("" when any): a person who is neither
+    the buyer nor an admin of the account (the table let them in about themselves) sees only their
+    own, and one on no team of the account is told it does not exist."""
+    access = current()
+    if access is None or not access.principal.is_person or access.has(BUYER, *ADMINS):
+        return ""
+    if access.account_id and not access.roles:
+        raise hidden(request)
+    return access.principal.email
 
 
 def member_pb(m: handlers.MemberResult) -> pb.Member:
@@ -147,6 +161,7 @@ class EntitlementServicer(entitlement_pb2_grpc.EntitlementServiceServicer):
         return self.db.run_idempotent("UnassignSeat", request, pb.UnassignSeatResponse, work)
 
     def ListAssignments(self, request, context):
+        only_user = own_assignments_only(request)
         with self.db.read() as s:
             results, token = handlers.list_assignments(
                 s,
@@ -155,6 +170,7 @@ class EntitlementServicer(entitlement_pb2_grpc.EntitlementServiceServicer):
                 request.user_email,
                 request.page_size,
                 request.page_token,
+                only_user=only_user,
             )
         return pb.ListAssignmentsResponse(
             assignments=[assignment_pb(a) for a in results], next_page_token=token

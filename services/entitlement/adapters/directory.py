@@ -1,5 +1,6 @@
-"""Entitlement's own view of who holds which role on an account: the team's roles (`member_role`,
-payers included once billing names them) and USER for whoever holds a live seat."""
+"""Entitlement's own view of who holds which role on an account, for its permission table: the team's
+stored roles (`member_role`: buyer, admins, and payers recorded from `billing.payer_changed`) and USER
+for whoever holds a live seat on one of the account's subscriptions."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ class TeamDirectory:
                 .where(
                     AssignmentRow.account_id == account_id,
                     AssignmentRow.user_email == e,
-                    AssignmentRow.removed_time.is_(None),
+                    AssignmentRow.removed_reason.is_(None),
                 )
                 .limit(1)
             ).first()

@@ -32,7 +32,7 @@ from shared.errors import InvalidInput, NotFound
 
 # Seats removed by a cancellation or a refund still tell CheckAccess what the user had.
 FORMER_SEAT_REASONS = (REMOVED_CANCELLED, REMOVED_REFUNDED)
-STORED_ROLES = (Role.BUYER, Role.PRIMARY_ADMIN, Role.SECONDARY_ADMIN)
+STORED_ROLES = (Role.BUYER, Role.PRIMARY_ADMIN, Role.SECONDARY_ADMIN, Role.PAYER)
 
 
 # --- subscription views ------------------------------------------------------------------------
@@ -177,6 +177,7 @@ def save_role_changes(session: Session, team: Team, changes: Sequence[RoleChange
 
 
 def has_seat_in_account(session: Session, account_id: str, email: str) -> bool:
+    """Whether the person holds a live seat on any subscription of the account (their USER role)."""
     stmt = select(
         exists().where(
             AssignmentRow.account_id == account_id,

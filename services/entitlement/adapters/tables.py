@@ -1,8 +1,8 @@
 """Tables of the entitlement service's own database.
 
 - `subscription_view`: the projection of each subscription, from `subscription.*` events.
-- `member` and `member_role`: account teams (the stored roles are BUYER and the admin roles;
-  ROLE_USER is derived from holding a seat).
+- `member` and `member_role`: account teams (the stored roles are BUYER, the admin roles and
+  PAYER, the last from billing's events; ROLE_USER is derived from holding a seat).
 - `assignment`: seats. A seat removed by a cancellation or a refund is kept with
   `removed_reason` set (it no longer counts, is not listed, and gives what a Cancelled
   subscription gives: self-help support); a seat an admin unassigns is deleted.

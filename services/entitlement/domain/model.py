@@ -93,7 +93,8 @@ class AccessReason(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who is calling: an e-mail from the call's metadata, and whether they are an operator."""
+    """Who is calling: the verified caller's e-mail (a person's, or an operator's when their token
+    names one) and whether they are an operator."""
 
     email: str | None
     operator: bool = False
@@ -164,7 +165,8 @@ class Grant:
 
 @dataclass(slots=True)
 class Member:
-    """A person on an account team with the roles stored for them (BUYER and the admin roles)."""
+    """A person on an account team with the roles stored for them (BUYER, the admin roles and PAYER;
+    USER is not stored: it follows the person's live seats)."""
 
     email: str
     name: str = ""

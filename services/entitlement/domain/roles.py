@@ -5,7 +5,11 @@
   secondary admin (and stays buyer when they were the buyer).
 - Primary admins name and remove secondary admins; secondary admins cannot name admins.
 - Only an operator changes the buyer.
-- Payers are named in billing; users get their role by holding a seat.
+- Payers are named by the buyer in billing; entitlement records them from billing's
+  `billing.payer_changed` events (`set_payer`).
+- Users get their role by holding a seat: the first live seat on an account grants USER, losing
+  the last one revokes it (`seat_role_changes`).
+- The buyer and admins see the seat usage report (`require_usage_reader`).
 
 Every function works on a `Team` (the members of one account) in memory, changes it, and
 returns the role changes so that the caller can store them and publish one
@@ -78,9 +82,11 @@ class Team:
 
 
 def require_actor(actor: Actor) -> None:
+    """The change is made by a signed-in person (their token names their e-mail) or an operator."""
     if not actor.operator and not actor.email:
         raise NotAllowed(
-            "this call needs an actor: send the caller's e-mail in the x-actor-email metadata",
+            "this change is made by a signed-in person or an operator: call with a token that names "
+            "the person's e-mail",
             reason="ACTOR_REQUIRED",
         )
 
@@ -99,6 +105,18 @@ def require_admin(team: Team, actor: Actor, action: str) -> None:
         return
     raise NotAllowed(
         f"only an admin of account {team.account_id} may {action}; {actor.email} is not one",
+        reason="ADMIN_REQUIRED",
+    )
+
+
+def require_usage_reader(team: Team, actor: Actor) -> None:
+    """The buyer, admins (primary or secondary) and operators see the seat usage report."""
+    require_actor(actor)
+    if actor.operator or team.roles_of(actor.email) & (ADMIN_ROLES | {Role.BUYER}):
+        return
+    raise NotAllowed(
+        f"only the buyer or an admin of account {team.account_id} may see the seat usage report; "
+        f"{actor.email} is neither",
         reason="ADMIN_REQUIRED",
     )
 
@@ -219,3 +237,23 @@ def change_buyer(
         team._revoke(current.email, Role.BUYER, changes)
     team._grant(email, Role.BUYER, changes)
     return changes
+
+
+def set_payer(team: Team, email: str, granted: bool, name: str = "", language: str = "") -> list[RoleChange]:
+    """Billing named (`granted`) or removed a payer: the team records the PAYER role. Naming a payer
+    twice, or removing one who is not a payer, changes nothing."""
+    changes: list[RoleChange] = []
+    if granted:
+        team.member(email, name, language)
+        team._grant(email, Role.PAYER, changes)
+    elif email in team.members:
+        team._revoke(email, Role.PAYER, changes)
+    return changes
+
+
+def seat_role_changes(email: str, had_seat: bool, has_seat: bool) -> list[RoleChange]:
+    """USER follows the seats: granted with a person's first live seat on the account, revoked with
+    their last."""
+    if had_seat == has_seat:
+        return []
+    return [RoleChange(email, Role.USER, has_seat)]

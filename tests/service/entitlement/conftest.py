@@ -1,4 +1,9 @@
-"""A running entitlement service and helpers to feed it subscription events and call it."""
+"""A running entitlement service and helpers to feed it events and call it.
+
+Every call carries a token (tests/auth.py): events are delivered as a service, seats assigned as the
+account's admin (by default the buyer of the first order, who is its primary admin), reads about a
+user as a product (a service) unless the test says who asks.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +21,19 @@ from tenure.common.v1 import common_pb2
 from tenure.entitlement.v1 import entitlement_pb2 as pb
 from tenure.entitlement.v1 import entitlement_pb2_grpc
 from tenure.events.v1 import events_pb2, events_pb2_grpc
+from tests.auth import channel, operator, person, service
 
-OPERATOR = (("x-actor-email", "support@vendor.example"), ("x-actor-role", "operator"))
+BUYER = "buyer@example.com"
+OPERATOR = operator()
+#: a product asking about its users (CheckAccess, GetUserEntitlements, RecordActivation)
+PRODUCT = service("product")
+#: another Tenure service delivering events
+PRODUCER = service("subscription")
 
 
 def actor(email: str):
-    return (("x-actor-email", email),)
+    """A signed-in person's metadata."""
+    return person(email)
 
 
 def ts(dt: datetime) -> timestamp_pb2.Timestamp:
@@ -78,7 +90,8 @@ class Sub:
 class Harness:
     def __init__(self, app) -> None:
         self.app = app
-        self.channel = grpc.insecure_channel(app.addr)
+        # calls without their own metadata go as the buyer of the tests' accounts
+        self.channel = channel(app.addr, default=person(BUYER))
         self.stub = entitlement_pb2_grpc.EntitlementServiceStub(self.channel)
         self.sink = events_pb2_grpc.EventSinkServiceStub(self.channel)
         self.seq = 0
@@ -92,7 +105,7 @@ class Harness:
             sequence=self.seq,
             **payload,
         )
-        return self.sink.Deliver(events_pb2.DeliverRequest(event=ev))
+        return self.sink.Deliver(events_pb2.DeliverRequest(event=ev), metadata=PRODUCER)
 
     def created(self, sub: Sub):
         return self.deliver(
@@ -127,10 +140,46 @@ class Harness:
             metadata=actor(by),
         ).assignment
 
-    def check(self, email: str, product: str, capability: int) -> pb.CheckAccessResponse:
+    def check(self, email: str, product: str, capability: int, as_=PRODUCT) -> pb.CheckAccessResponse:
         return self.stub.CheckAccess(
-            pb.CheckAccessRequest(user_email=email, product_code=product, capability=capability)
+            pb.CheckAccessRequest(user_email=email, product_code=product, capability=capability),
+            metadata=as_,
         )
+
+    def payer(self, account_id: str, email: str, granted: bool = True, by: str = "buyer@example.com"):
+        return self.deliver(
+            "billing.payer_changed",
+            account_id=account_id,
+            payer_changed=events_pb2.PayerChanged(
+                account_id=account_id,
+                email=email,
+                name="Pat Payer",
+                language="fr",
+                granted=granted,
+                actor_email=by,
+            ),
+        )
+
+    def opened(self, account_id: str, buyer_email: str):
+        return self.deliver(
+            "billing.account_opened",
+            account_id=account_id,
+            account_opened=events_pb2.AccountOpened(
+                account_id=account_id, buyer_email=buyer_email, buyer_name="Olga Opener", buyer_language="sv"
+            ),
+        )
+
+    def role_changes(self) -> list[tuple[str, str, str, bool]]:
+        """(account, e-mail, role, granted) of every entitlement.role_changed in the outbox, in order."""
+        return [
+            (
+                e.role_changed.account_id,
+                e.role_changed.email,
+                common_pb2.Role.Name(e.role_changed.role).removeprefix("ROLE_"),
+                e.role_changed.granted,
+            )
+            for e in self.outbox("entitlement.role_changed")
+        ]
 
     def outbox(self, event_type: str) -> list[events_pb2.Event]:
         from sqlalchemy import select

@@ -11,7 +11,7 @@ import pytest
 from tenure.common.v1 import common_pb2 as c
 from tenure.entitlement.v1 import entitlement_pb2 as pb
 from tenure.events.v1 import events_pb2
-from tests.service.entitlement.conftest import Sub
+from tests.service.entitlement.conftest import PRODUCT, Sub
 
 CAPS = [
     c.CAPABILITY_PRODUCT_ACCESS,
@@ -87,7 +87,7 @@ def test_premium_support_best_level_and_no_seat(ent):
     assert (r.allowed, r.level, r.reason, r.subscription_id) == (False, NONE, pb.ACCESS_REASON_NO_SEAT, "")
     # the whole matrix of the user
     ents = ent.stub.GetUserEntitlements(
-        pb.GetUserEntitlementsRequest(user_email="U@Example.com")
+        pb.GetUserEntitlementsRequest(user_email="U@Example.com"), metadata=PRODUCT
     ).entitlements
     assert sorted((e.subscription_id, e.stage) for e in ents) == [
         ("sub-prem", c.STAGE_SUSPENDED),
@@ -151,7 +151,7 @@ def test_invalid_check_access_requests(ent):
         pb.CheckAccessRequest(user_email="a@example.com", product_code="ACD"),
     ):
         with pytest.raises(grpc.RpcError) as e:
-            ent.stub.CheckAccess(req)
+            ent.stub.CheckAccess(req, metadata=PRODUCT)
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from tenure.common.v1 import common_pb2 as c
 from tenure.entitlement.v1 import entitlement_pb2 as pb
-from tests.service.entitlement.conftest import OPERATOR, Sub, actor, reason_of
+from tests.service.entitlement.conftest import OPERATOR, PRODUCT, Sub, actor, reason_of
 
 BUYER = "buyer@example.com"
 ANNA = "anna@example.com"
@@ -15,13 +15,16 @@ BO = "bo@example.com"
 
 
 def members(ent, **kw):
+    """The team as an operator sees it (whoever is left on it)."""
     return {
         m.email: set(m.roles)
-        for m in ent.stub.ListMembers(pb.ListMembersRequest(account_id="acct-1", **kw)).members
+        for m in ent.stub.ListMembers(
+            pb.ListMembersRequest(account_id="acct-1", **kw), metadata=OPERATOR
+        ).members
     }
 
 
-def assign_role(ent, by, email, role, request_id=None):
+def assign_role(ent, by: str, email, role, request_id=None):
     return ent.stub.AssignRole(
         pb.AssignRoleRequest(
             request_id=request_id or f"{by}-{email}-{role}",
@@ -31,7 +34,7 @@ def assign_role(ent, by, email, role, request_id=None):
             name=email.split("@")[0].title(),
             language="fr",
         ),
-        metadata=by,
+        metadata=actor(by),
     ).member
 
 
@@ -43,30 +46,34 @@ def test_roles_hand_over_secondary_admin_and_buyer_change(ent):
     assert members(ent) == {BUYER: {c.ROLE_BUYER, c.ROLE_PRIMARY_ADMIN}}
 
     # hand-over of primary admin: the buyer becomes secondary admin and stays buyer
-    m = assign_role(ent, actor(BUYER), ANNA, c.ROLE_PRIMARY_ADMIN)
+    m = assign_role(ent, BUYER, ANNA, c.ROLE_PRIMARY_ADMIN)
     assert list(m.roles) == [c.ROLE_PRIMARY_ADMIN] and m.name == "Anna" and m.language == "fr"
     assert members(ent) == {BUYER: {c.ROLE_BUYER, c.ROLE_SECONDARY_ADMIN}, ANNA: {c.ROLE_PRIMARY_ADMIN}}
 
     # a secondary admin (the buyer now) is refused when naming an admin
     with pytest.raises(grpc.RpcError) as e:
-        assign_role(ent, actor(BUYER), BO, c.ROLE_SECONDARY_ADMIN)
+        assign_role(ent, BUYER, BO, c.ROLE_SECONDARY_ADMIN)
     assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert reason_of(e.value) == "ERROR_REASON_SECONDARY_ADMIN_CANNOT_NAME_ADMINS"
     assert BO not in members(ent)
 
     # the primary admin names one; the repeat with the same request id changes nothing
-    assign_role(ent, actor(ANNA), BO, c.ROLE_SECONDARY_ADMIN, request_id="r-bo")
-    assign_role(ent, actor(ANNA), BO, c.ROLE_SECONDARY_ADMIN, request_id="r-bo")
+    assign_role(ent, ANNA, BO, c.ROLE_SECONDARY_ADMIN, request_id="r-bo")
+    assign_role(ent, ANNA, BO, c.ROLE_SECONDARY_ADMIN, request_id="r-bo")
     assert members(ent, role=c.ROLE_SECONDARY_ADMIN).keys() == {BUYER, BO}
 
-    # ChangeBuyer is refused for anyone but an operator
-    for md in (actor(BUYER), actor(ANNA), ()):
+    # ChangeBuyer is refused for anyone but an operator, the buyer and the primary admin included
+    for md in (actor(BUYER), actor(ANNA)):
         with pytest.raises(grpc.RpcError) as e:
             ent.stub.ChangeBuyer(
                 pb.ChangeBuyerRequest(request_id="cb", account_id="acct-1", email=BO), metadata=md
             )
         assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
-        assert reason_of(e.value) == "ERROR_REASON_OPERATOR_ONLY"
+        assert reason_of(e.value) == "ERROR_REASON_PERMISSION_DENIED"
+    # AssignRole(ROLE_BUYER) is the same operator action
+    with pytest.raises(grpc.RpcError) as e:
+        assign_role(ent, ANNA, BO, c.ROLE_BUYER)
+    assert reason_of(e.value) == "ERROR_REASON_OPERATOR_ONLY"
     m = ent.stub.ChangeBuyer(
         pb.ChangeBuyerRequest(request_id="cb-op", account_id="acct-1", email=BO), metadata=OPERATOR
     ).member
@@ -101,12 +108,17 @@ def test_roles_hand_over_secondary_admin_and_buyer_change(ent):
 def test_seats_limit_suspended_read_only_and_cancelled_removed(ent):
     sub = Sub("sub-1", "acct-1", seats=2)
     ent.created(sub)
-    # only admins assign
+    # only admins assign: a stranger is told the subscription does not exist
     with pytest.raises(grpc.RpcError) as e:
         ent.assign(sub, "u1@example.com", by="stranger@example.com")
-    assert reason_of(e.value) == "ERROR_REASON_ADMIN_REQUIRED"
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    assert reason_of(e.value) == "ERROR_REASON_SUBSCRIPTION_NOT_FOUND"
 
     a = ent.assign(sub, "U1@Example.com", request_id="a1")
+    # a user of the account is a member, but not one who assigns
+    with pytest.raises(grpc.RpcError) as e:
+        ent.assign(sub, "u5@example.com", by="u1@example.com")
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert (a.user_email, a.product_code, a.stage) == ("u1@example.com", "ACDLT", c.STAGE_ACTIVE)
     assert ent.assign(sub, "U1@Example.com", request_id="a1") == a  # idempotent repeat
     ent.assign(sub, "u2@example.com")
@@ -148,6 +160,15 @@ def test_seats_limit_suspended_read_only_and_cancelled_removed(ent):
         for e in ent.outbox("entitlement.seat_unassigned")
     ]
     assert gone == [("u1@example.com", "cancelled"), ("u2@example.com", "cancelled")]
+    # holding no seat any more, both stop being users of the account
+    users = [(email, granted) for _, email, role, granted in ent.role_changes() if role == "USER"]
+    assert users == [
+        ("u1@example.com", True),
+        ("u2@example.com", True),
+        ("u1@example.com", False),
+        ("u2@example.com", False),
+    ]
+    assert members(ent, role=c.ROLE_USER) == {}
     with pytest.raises(grpc.RpcError) as e:
         ent.assign(sub, "u9@example.com")
     assert reason_of(e.value) == "ERROR_REASON_SUBSCRIPTION_ENDED"
@@ -226,12 +247,20 @@ def test_usage_report_counts_activations_and_is_refused_outside_active(ent):
     ent.assign(sub, "u2@example.com")
     for rid in ("a", "b", "b"):  # the repeated request id counts once
         r = ent.stub.RecordActivation(
-            pb.RecordActivationRequest(request_id=rid, user_email="u1@example.com", product_code="ACDLT")
+            pb.RecordActivationRequest(request_id=rid, user_email="u1@example.com", product_code="ACDLT"),
+            metadata=PRODUCT,
         )
     assert (r.subscription_id, r.activations) == ("sub-1", 2)
+    # the user may record their own activation (a request id of their own: no clash with the product's)
+    r = ent.stub.RecordActivation(
+        pb.RecordActivationRequest(request_id="a", user_email="u1@example.com", product_code="ACDLT"),
+        metadata=actor("u1@example.com"),
+    )
+    assert r.activations == 3
     with pytest.raises(grpc.RpcError) as e:
         ent.stub.RecordActivation(
-            pb.RecordActivationRequest(request_id="x", user_email="z@example.com", product_code="ACDLT")
+            pb.RecordActivationRequest(request_id="x", user_email="z@example.com", product_code="ACDLT"),
+            metadata=PRODUCT,
         )
     assert reason_of(e.value) == "ERROR_REASON_NO_PRODUCT_ACCESS"
 
@@ -241,14 +270,14 @@ def test_usage_report_counts_activations_and_is_refused_outside_active(ent):
     assert [
         (x.user_email, x.product_code, x.activations, x.HasField("last_activation_time")) for x in rows
     ] == [
-        ("u1@example.com", "ACDLT", 2, True),
+        ("u1@example.com", "ACDLT", 3, True),
         ("u2@example.com", "ACDLT", 0, False),
     ]
     with pytest.raises(grpc.RpcError) as e:
         ent.stub.GetSeatUsageReport(
             pb.GetSeatUsageReportRequest(account_id="acct-1"), metadata=actor("u1@example.com")
         )
-    assert reason_of(e.value) == "ERROR_REASON_ADMIN_REQUIRED"
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
     ent.stage(sub, c.STAGE_EXPIRED)
     for req in (
         pb.GetSeatUsageReportRequest(account_id="acct-1"),
@@ -268,7 +297,7 @@ def test_concurrent_hand_overs_and_last_seat_races(ent):
 
     def hand_over(email):
         try:
-            assign_role(ent, actor(BUYER), email, c.ROLE_PRIMARY_ADMIN)
+            assign_role(ent, BUYER, email, c.ROLE_PRIMARY_ADMIN)
             return "ok"
         except grpc.RpcError as e:
             return reason_of(e)

@@ -14,10 +14,12 @@ from tenure.common.v1 import common_pb2 as c
 from tenure.entitlement.v1 import entitlement_pb2 as pb
 from tenure.subscription.v1 import subscription_pb2 as spb
 from tenure.subscription.v1 import subscription_pb2_grpc
+from tests.auth import channel, operator, person
 from tests.service.entitlement.conftest import Harness
 
 BUYER = "kari@example.no"
-OPERATOR = (("x-actor-email", "ops@vendor.example"), ("x-actor-role", "operator"))
+AS_BUYER = person(BUYER)
+OPERATOR = operator()
 
 
 def rid() -> str:
@@ -35,8 +37,9 @@ class Stack:
             event_subscribers=self.ent.app.addr,
             lifecycle_interval_seconds=0,
         )
-        self.sub = subscription_pb2_grpc.SubscriptionServiceStub(grpc.insecure_channel(self.sub_app.addr))
-        self.billing = billing_pb2_grpc.BillingServiceStub(grpc.insecure_channel(self.billing_app.addr))
+        # the buyer orders, upgrades and asks for refunds
+        self.sub = subscription_pb2_grpc.SubscriptionServiceStub(channel(self.sub_app.addr, default=AS_BUYER))
+        self.billing = billing_pb2_grpc.BillingServiceStub(channel(self.billing_app.addr, default=AS_BUYER))
 
     def buy(self, **kw) -> spb.Subscription:
         pm = self.billing.AddPaymentMethod(
@@ -103,7 +106,7 @@ def test_upgrade_overlap_then_old_side_ends(stack, clock):
     until = stack.check("ACDLT").access_until_time.ToDatetime()
     assert until == up.old_access_until_time.ToDatetime()
     access = stack.ent.stub.GetSubscriptionAccess(
-        pb.GetSubscriptionAccessRequest(subscription_id=old.subscription_id)
+        pb.GetSubscriptionAccessRequest(subscription_id=old.subscription_id), metadata=AS_BUYER
     )
     assert access.upgraded_to_subscription_id == new.subscription_id
     clock.advance(timedelta(days=31))
@@ -128,7 +131,9 @@ def test_shutoff_stages_from_the_sweep_and_refund(stack, clock):
     stack.sweep()
     r = stack.check("ACDLT", c.CAPABILITY_SUPPORT)
     assert (r.stage, r.level) == (c.STAGE_CANCELLED, c.ACCESS_LEVEL_SELF_HELP)
-    assert not stack.ent.stub.ListAssignments(pb.ListAssignmentsRequest(account_id="acct-1")).assignments
+    assert not stack.ent.stub.ListAssignments(
+        pb.ListAssignmentsRequest(account_id="acct-1"), metadata=AS_BUYER
+    ).assignments
 
 
 def test_refund_ends_access_at_once(stack):
@@ -140,9 +145,14 @@ def test_refund_ends_access_at_once(stack):
     stack.sync()
     r = stack.check("ACDLT")
     assert (r.allowed, r.stage) == (False, c.STAGE_CANCELLED)
-    assert not stack.ent.stub.ListAssignments(pb.ListAssignmentsRequest(account_id="acct-1")).assignments
+    assert not stack.ent.stub.ListAssignments(
+        pb.ListAssignmentsRequest(account_id="acct-1"), metadata=AS_BUYER
+    ).assignments
     reasons = [e.seat_unassigned.reason for e in stack.ent.outbox("entitlement.seat_unassigned")]
     assert reasons == ["refunded"]
+    # holding no seat any more, Ola is no longer a user of the account
+    users = [(email, granted) for _, email, role, granted in stack.ent.role_changes() if role == "USER"]
+    assert users == [("ola@example.no", True), ("ola@example.no", False)]
 
 
 def _sub(s: spb.Subscription):

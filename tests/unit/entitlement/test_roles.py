@@ -12,7 +12,10 @@ from services.entitlement.domain.roles import (
     bootstrap,
     change_buyer,
     require_admin,
+    require_usage_reader,
     revoke_role,
+    seat_role_changes,
+    set_payer,
 )
 from shared.errors import InvalidInput, NotAllowed, NotFound, RuleViolation
 
@@ -173,3 +176,37 @@ def test_require_admin_for_seat_management():
     with pytest.raises(NotAllowed) as e:
         require_admin(team, Actor(BO), "assign seats")
     assert e.value.reason == "ADMIN_REQUIRED"
+
+
+def test_the_buyer_who_is_no_admin_still_sees_the_usage_report():
+    team = team_with_buyer()
+    assign_role(team, Actor(BUYER), ANNA, Role.PRIMARY_ADMIN)
+    change_buyer(team, OPERATOR, BO)  # Bo is buyer and holds no admin role
+    for who in (Actor(BO), Actor(ANNA), Actor(BUYER), OPERATOR):
+        require_usage_reader(team, who)
+    team.members[BUYER].roles.clear()
+    with pytest.raises(NotAllowed) as e:
+        require_usage_reader(team, Actor(BUYER))
+    assert e.value.reason == "ADMIN_REQUIRED"
+
+
+def test_payers_come_and_go_with_billing_events():
+    team = team_with_buyer()
+    assert set_payer(team, "pat@example.com", True, "Pat", "fr") == [
+        RoleChange("pat@example.com", Role.PAYER, True)
+    ]
+    assert (team.members["pat@example.com"].name, team.members["pat@example.com"].language) == ("Pat", "fr")
+    assert set_payer(team, "pat@example.com", True) == []  # named twice
+    # the buyer may be a payer as well; their other roles stay
+    assert set_payer(team, BUYER, True) == [RoleChange(BUYER, Role.PAYER, True)]
+    assert set_payer(team, BUYER, False) == [RoleChange(BUYER, Role.PAYER, False)]
+    assert team.members[BUYER].roles == {Role.BUYER, Role.PRIMARY_ADMIN}
+    assert set_payer(team, "nobody@example.com", False) == []
+    assert "nobody@example.com" not in team.members
+
+
+def test_the_user_role_follows_the_first_and_last_seat():
+    assert seat_role_changes(ANNA, False, True) == [RoleChange(ANNA, Role.USER, True)]
+    assert seat_role_changes(ANNA, True, True) == []
+    assert seat_role_changes(ANNA, True, False) == [RoleChange(ANNA, Role.USER, False)]
+    assert seat_role_changes(ANNA, False, False) == []
