@@ -1,8 +1,9 @@
 """CheckAccess throughput over gRPC against an empty-handler server of the same kind.
 
-Both servers are real `ServiceApp`s (same gRPC server, thread pool, interceptor, health and
-reflection) started in this process; the baseline's CheckAccess returns an empty response
-without doing anything. One client process (asyncio gRPC) keeps a steady number of calls in
+Both servers are real `ServiceApp`s (same gRPC server, thread pool, interceptor with the token check
+and the permission table, health and reflection) started in this process, and every call goes as a
+product (a service token); the baseline's CheckAccess returns an empty response without doing
+anything. One client process (asyncio gRPC) keeps a steady number of calls in
 flight against each server in turn, for the same time, and reports completed calls and
 latencies. Rounds alternate baseline / service so drift affects both alike; the best round of
 each is compared.
@@ -30,6 +31,7 @@ from tenure.common.v1 import common_pb2 as c
 from tenure.entitlement.v1 import entitlement_pb2 as pb
 from tenure.entitlement.v1 import entitlement_pb2_grpc
 from tenure.events.v1 import events_pb2, events_pb2_grpc
+from tests.auth import person, service
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "4"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
@@ -57,7 +59,9 @@ class EmptyCheckAccess(entitlement_pb2_grpc.EntitlementServiceServicer):
 
 
 def create_baseline(settings, clock) -> ServiceApp:
+    from services.entitlement.adapters.directory import TeamDirectory
     from services.entitlement.adapters.tables import EntitlementModel
+    from services.entitlement.permissions import permissions
 
     app = ServiceApp.create("entitlement", settings, clock, EntitlementModel.metadata)
     app.add_servicer(
@@ -65,6 +69,7 @@ def create_baseline(settings, clock) -> ServiceApp:
         EmptyCheckAccess(),
         pb.DESCRIPTOR.services_by_name["EntitlementService"],
         entitlement_pb2_grpc.EntitlementServiceServicer,
+        permissions(app.db, TeamDirectory(app.db)),  # the same token and permission check per call
     )
     return app
 
@@ -82,12 +87,14 @@ def requests() -> list[pb.CheckAccessRequest]:
 # --- the client process --------------------------------------------------------------------
 
 
-async def _drive(addr: str, seconds: float, concurrency: int) -> tuple[int, int, float, list[float]]:
+async def _drive(
+    addr: str, seconds: float, concurrency: int, metadata: list[tuple[str, str]]
+) -> tuple[int, int, float, list[float]]:
     reqs = requests()
     async with grpc.aio.insecure_channel(addr) as channel:
         stub = entitlement_pb2_grpc.EntitlementServiceStub(channel)
         for r in reqs:  # warm up the connection and the server's cache (every user once)
-            await stub.CheckAccess(r)
+            await stub.CheckAccess(r, metadata=metadata)
         latencies: list[float] = []
         errors = 0
         start = time.perf_counter()
@@ -101,7 +108,7 @@ async def _drive(addr: str, seconds: float, concurrency: int) -> tuple[int, int,
                 if t0 >= stop_at:
                     return
                 try:
-                    await stub.CheckAccess(reqs[k % len(reqs)])
+                    await stub.CheckAccess(reqs[k % len(reqs)], metadata=metadata)
                 except grpc.aio.AioRpcError:
                     errors += 1
                 latencies.append(time.perf_counter() - t0)
@@ -112,8 +119,8 @@ async def _drive(addr: str, seconds: float, concurrency: int) -> tuple[int, int,
     return len(latencies), errors, elapsed, latencies
 
 
-def _client_main(conn, addr: str, seconds: float, concurrency: int) -> None:
-    conn.send(asyncio.run(_drive(addr, seconds, concurrency)))
+def _client_main(conn, addr: str, seconds: float, concurrency: int, metadata) -> None:
+    conn.send(asyncio.run(_drive(addr, seconds, concurrency, metadata)))
     conn.close()
 
 
@@ -125,7 +132,8 @@ def _server_cpu() -> float:
 
 def run_client(ctx, addr: str) -> dict:
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_client_main, args=(child, addr, SECONDS, CONCURRENCY))
+    # a product asks, with its service token (made here: the client process only sends it)
+    proc = ctx.Process(target=_client_main, args=(child, addr, SECONDS, CONCURRENCY, service("product")))
     proc.start()
     cpu0 = _server_cpu()
     calls, errors, elapsed, lat = parent.recv()
@@ -171,7 +179,8 @@ def populate(app) -> None:
                         event_type="subscription.created",
                         subscription_created=events_pb2.SubscriptionCreated(subscription=snap),
                     )
-                )
+                ),
+                metadata=service("subscription"),
             )
     for u in range(USERS):
         product = PRODUCTS[u % len(PRODUCTS)]
@@ -182,12 +191,13 @@ def populate(app) -> None:
                     subscription_id=f"sub-{product}-{s}",
                     user_email=f"user{u}@example.com",
                 ),
-                metadata=(("x-actor-email", f"buyer{s}@example.com"),),
+                metadata=person(f"buyer{s}@example.com"),  # the primary admin of acct-{s}
             )
     r = stub.CheckAccess(
         pb.CheckAccessRequest(
             user_email="user1@example.com", product_code="ACD", capability=c.CAPABILITY_SUPPORT
-        )
+        ),
+        metadata=service("product"),
     )
     assert r.allowed and r.level == c.ACCESS_LEVEL_PREMIUM
     channel.close()
