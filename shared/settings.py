@@ -103,8 +103,8 @@ class BillingSettings(ServiceSettings):
 
     addr: str = "127.0.0.1:50052"
     database_url: str = "sqlite:///var/billing.db"
-    #: consumers of billing events
-    event_subscribers: str = "127.0.0.1:50051,127.0.0.1:50054"
+    #: consumers of billing events (entitlement learns payers and accounts opened in billing)
+    event_subscribers: str = "127.0.0.1:50051,127.0.0.1:50053,127.0.0.1:50054"
     #: payment terms of invoices, in days (net 30)
     payment_terms_days: int = 30
     #: largest PO document accepted, in bytes

@@ -124,6 +124,12 @@ FINER = {
     ("AssignRole", "buyer"): DENIED,  # Ada is a secondary admin since she handed the primary role on
     ("RevokeRole", "secondary admin"): DENIED,
     ("RevokeRole", "buyer"): DENIED,
+    # the order confirmation is the buyer's mail: other members are told it does not exist (SPEC §7, §8)
+    **{
+        (rpc, who): HIDDEN
+        for rpc in ("GetNotification", "ResendNotification")
+        for who in ("primary admin", "secondary admin", "payer", "user")
+    },
 }
 
 
@@ -188,7 +194,7 @@ def _start(start_service) -> World:
         "billing": start_service(
             "billing",
             addr=addr["billing"],
-            event_subscribers=f"{addr['subscription']},{addr['notification']}",
+            event_subscribers=f"{addr['subscription']},{addr['entitlement']},{addr['notification']}",
             sweep_interval_seconds=0,
             **quiet,
         ),
@@ -284,9 +290,9 @@ def build_world(start_service) -> World:
     n = w.stubs["tenure.notification.v1.NotificationService"]
     n.RunDelivery(notification_pb2.RunDeliveryRequest(), metadata=operator(), timeout=20)
     mail = n.ListNotifications(
-        notification_pb2.ListNotificationsRequest(account_id=ACC_A), metadata=operator(), timeout=10
+        notification_pb2.ListNotificationsRequest(account_id=ACC_A, kind=1), metadata=operator(), timeout=10
     ).notifications
-    assert mail, "the order sent no e-mail"
+    assert [m.recipient_email for m in mail] == [ADA], "the order confirmation went to the buyer"
     w.notification_a = mail[0].notification_id
     return w
 

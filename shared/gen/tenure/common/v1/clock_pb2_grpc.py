@@ -27,7 +27,7 @@ if _version_not_supported:
 
 class ClockServiceStub:
     """Served by every Tenure service. Moving the clock is refused unless the service runs on the test
-    clock (TENURE_CLOCK=test), and needs `x-actor-role: operator` (or `service`) metadata.
+    clock (TENURE_CLOCK=test), and needs an operator's (or a service's) token.
     """
 
     def __init__(self, channel):
@@ -55,7 +55,7 @@ class ClockServiceStub:
 
 class ClockServiceServicer:
     """Served by every Tenure service. Moving the clock is refused unless the service runs on the test
-    clock (TENURE_CLOCK=test), and needs `x-actor-role: operator` (or `service`) metadata.
+    clock (TENURE_CLOCK=test), and needs an operator's (or a service's) token.
     """
 
     def GetTime(self, request, context):
@@ -107,7 +107,7 @@ def add_ClockServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class ClockService:
     """Served by every Tenure service. Moving the clock is refused unless the service runs on the test
-    clock (TENURE_CLOCK=test), and needs `x-actor-role: operator` (or `service`) metadata.
+    clock (TENURE_CLOCK=test), and needs an operator's (or a service's) token.
     """
 
     @staticmethod

@@ -28,7 +28,7 @@ GRPC_VERSION: str
 
 class ClockServiceStub:
     """Served by every Tenure service. Moving the clock is refused unless the service runs on the test
-    clock (TENURE_CLOCK=test), and needs `x-actor-role: operator` (or `service`) metadata.
+    clock (TENURE_CLOCK=test), and needs an operator's (or a service's) token.
     """
 
     @_typing.overload
@@ -45,7 +45,7 @@ class ClockServiceStub:
 @_typing.type_check_only
 class ClockServiceAsyncStub(ClockServiceStub):
     """Served by every Tenure service. Moving the clock is refused unless the service runs on the test
-    clock (TENURE_CLOCK=test), and needs `x-actor-role: operator` (or `service`) metadata.
+    clock (TENURE_CLOCK=test), and needs an operator's (or a service's) token.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -58,7 +58,7 @@ class ClockServiceAsyncStub(ClockServiceStub):
 
 class ClockServiceServicer(metaclass=_abc_1.ABCMeta):
     """Served by every Tenure service. Moving the clock is refused unless the service runs on the test
-    clock (TENURE_CLOCK=test), and needs `x-actor-role: operator` (or `service`) metadata.
+    clock (TENURE_CLOCK=test), and needs an operator's (or a service's) token.
     """
 
     @_abc_1.abstractmethod

@@ -4,10 +4,10 @@ isort:skip_file
 Account teams and roles, seat assignments, and the access each user has, computed from the
 lifecycle stage of the subscriptions the user holds seats on (SPEC §4, §6, §7).
 
-Who is calling: every call carries the actor in gRPC metadata. `x-actor-email` names the person
-acting; `x-actor-role: operator` marks vendor support staff (the operator role). Mutating RPCs
-need an actor and follow the role rules of SPEC §7; the read RPCs (CheckAccess,
-GetUserEntitlements, GetSubscriptionAccess, ListMembers, ListAssignments) need none.
+Who is calling: every call carries `authorization: Bearer <JWT>`; the token names a person, an
+operator or a Tenure service, and the service's permission table (services/entitlement/permissions.py)
+decides before the call runs, by the person's role on the account (SPEC §7). A person on no team of
+the account is told its objects do not exist (NOT_FOUND).
 
 The service keeps a local projection of every subscription, built from the `subscription.*`
 events it receives through tenure.events.v1.EventSinkService; the read path never calls another
@@ -73,9 +73,9 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_SUBSCRIPTION_ENDED: _ErrorReason.ValueType  # 16
     """The subscription is Cancelled (or its upgrade overlap is over): it has no assignments."""
     ERROR_REASON_ACTOR_REQUIRED: _ErrorReason.ValueType  # 17
-    """The call needs an actor (`x-actor-email` metadata)."""
+    """The call needs a person or an operator (a token naming them)."""
     ERROR_REASON_OPERATOR_ONLY: _ErrorReason.ValueType  # 18
-    """Only an operator (`x-actor-role: operator`) may do this."""
+    """Only an operator (a token with the operator claim) may do this."""
     ERROR_REASON_ADMIN_REQUIRED: _ErrorReason.ValueType  # 19
     """Only an admin of the account (primary or secondary) may do this."""
     ERROR_REASON_PRIMARY_ADMIN_REQUIRED: _ErrorReason.ValueType  # 20
@@ -141,9 +141,9 @@ ERROR_REASON_ASSIGNMENTS_READ_ONLY: ErrorReason.ValueType  # 15
 ERROR_REASON_SUBSCRIPTION_ENDED: ErrorReason.ValueType  # 16
 """The subscription is Cancelled (or its upgrade overlap is over): it has no assignments."""
 ERROR_REASON_ACTOR_REQUIRED: ErrorReason.ValueType  # 17
-"""The call needs an actor (`x-actor-email` metadata)."""
+"""The call needs a person or an operator (a token naming them)."""
 ERROR_REASON_OPERATOR_ONLY: ErrorReason.ValueType  # 18
-"""Only an operator (`x-actor-role: operator`) may do this."""
+"""Only an operator (a token with the operator claim) may do this."""
 ERROR_REASON_ADMIN_REQUIRED: ErrorReason.ValueType  # 19
 """Only an admin of the account (primary or secondary) may do this."""
 ERROR_REASON_PRIMARY_ADMIN_REQUIRED: ErrorReason.ValueType  # 20

@@ -139,7 +139,7 @@ class EntitlementServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AssignSeat(self, request, context):
-        """Gives a user a seat on a subscription (admins or operator). Assigned users never exceed the
+        """Gives a user a seat on a subscription (admins). Assigned users never exceed the
         seats; assignments are read-only while the subscription is Suspended and gone once it is
         Cancelled. Publishes `entitlement.seat_assigned` (what the user's welcome e-mail needs).
         """
@@ -148,7 +148,7 @@ class EntitlementServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UnassignSeat(self, request, context):
-        """Takes a user's seat away (admins or operator); refused while the subscription is Suspended.
+        """Takes a user's seat away (admins); refused while the subscription is Suspended.
         Publishes `entitlement.seat_unassigned`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -198,7 +198,7 @@ class EntitlementServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetSeatUsageReport(self, request, context):
-        """Who activated which product and how often (admins or operator). Only Active subscriptions
+        """Who activated which product and how often (the buyer, admins or an operator). Only Active subscriptions
         report: a subscription in any other stage is refused.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -4,10 +4,10 @@ isort:skip_file
 Account teams and roles, seat assignments, and the access each user has, computed from the
 lifecycle stage of the subscriptions the user holds seats on (SPEC §4, §6, §7).
 
-Who is calling: every call carries the actor in gRPC metadata. `x-actor-email` names the person
-acting; `x-actor-role: operator` marks vendor support staff (the operator role). Mutating RPCs
-need an actor and follow the role rules of SPEC §7; the read RPCs (CheckAccess,
-GetUserEntitlements, GetSubscriptionAccess, ListMembers, ListAssignments) need none.
+Who is calling: every call carries `authorization: Bearer <JWT>`; the token names a person, an
+operator or a Tenure service, and the service's permission table (services/entitlement/permissions.py)
+decides before the call runs, by the person's role on the account (SPEC §7). A person on no team of
+the account is told its objects do not exist (NOT_FOUND).
 
 The service keeps a local projection of every subscription, built from the `subscription.*`
 events it receives through tenure.events.v1.EventSinkService; the read path never calls another
@@ -66,12 +66,12 @@ class EntitlementServiceStub:
     admin role. Publishes `entitlement.role_changed` for the role revoked and the role granted.
     """
     AssignSeat: _grpc.UnaryUnaryMultiCallable[_entitlement_pb2.AssignSeatRequest, _entitlement_pb2.AssignSeatResponse]
-    """Gives a user a seat on a subscription (admins or operator). Assigned users never exceed the
+    """Gives a user a seat on a subscription (admins). Assigned users never exceed the
     seats; assignments are read-only while the subscription is Suspended and gone once it is
     Cancelled. Publishes `entitlement.seat_assigned` (what the user's welcome e-mail needs).
     """
     UnassignSeat: _grpc.UnaryUnaryMultiCallable[_entitlement_pb2.UnassignSeatRequest, _entitlement_pb2.UnassignSeatResponse]
-    """Takes a user's seat away (admins or operator); refused while the subscription is Suspended.
+    """Takes a user's seat away (admins); refused while the subscription is Suspended.
     Publishes `entitlement.seat_unassigned`.
     """
     ListAssignments: _grpc.UnaryUnaryMultiCallable[_entitlement_pb2.ListAssignmentsRequest, _entitlement_pb2.ListAssignmentsResponse]
@@ -95,7 +95,7 @@ class EntitlementServiceStub:
     access.
     """
     GetSeatUsageReport: _grpc.UnaryUnaryMultiCallable[_entitlement_pb2.GetSeatUsageReportRequest, _entitlement_pb2.GetSeatUsageReportResponse]
-    """Who activated which product and how often (admins or operator). Only Active subscriptions
+    """Who activated which product and how often (the buyer, admins or an operator). Only Active subscriptions
     report: a subscription in any other stage is refused.
     """
 
@@ -126,12 +126,12 @@ class EntitlementServiceAsyncStub(EntitlementServiceStub):
     admin role. Publishes `entitlement.role_changed` for the role revoked and the role granted.
     """
     AssignSeat: _aio.UnaryUnaryMultiCallable[_entitlement_pb2.AssignSeatRequest, _entitlement_pb2.AssignSeatResponse]  # type: ignore[assignment]
-    """Gives a user a seat on a subscription (admins or operator). Assigned users never exceed the
+    """Gives a user a seat on a subscription (admins). Assigned users never exceed the
     seats; assignments are read-only while the subscription is Suspended and gone once it is
     Cancelled. Publishes `entitlement.seat_assigned` (what the user's welcome e-mail needs).
     """
     UnassignSeat: _aio.UnaryUnaryMultiCallable[_entitlement_pb2.UnassignSeatRequest, _entitlement_pb2.UnassignSeatResponse]  # type: ignore[assignment]
-    """Takes a user's seat away (admins or operator); refused while the subscription is Suspended.
+    """Takes a user's seat away (admins); refused while the subscription is Suspended.
     Publishes `entitlement.seat_unassigned`.
     """
     ListAssignments: _aio.UnaryUnaryMultiCallable[_entitlement_pb2.ListAssignmentsRequest, _entitlement_pb2.ListAssignmentsResponse]  # type: ignore[assignment]
@@ -155,7 +155,7 @@ class EntitlementServiceAsyncStub(EntitlementServiceStub):
     access.
     """
     GetSeatUsageReport: _aio.UnaryUnaryMultiCallable[_entitlement_pb2.GetSeatUsageReportRequest, _entitlement_pb2.GetSeatUsageReportResponse]  # type: ignore[assignment]
-    """Who activated which product and how often (admins or operator). Only Active subscriptions
+    """Who activated which product and how often (the buyer, admins or an operator). Only Active subscriptions
     report: a subscription in any other stage is refused.
     """
 
@@ -213,7 +213,7 @@ class EntitlementServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _entitlement_pb2.AssignSeatRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_entitlement_pb2.AssignSeatResponse, _abc.Awaitable[_entitlement_pb2.AssignSeatResponse]]:
-        """Gives a user a seat on a subscription (admins or operator). Assigned users never exceed the
+        """Gives a user a seat on a subscription (admins). Assigned users never exceed the
         seats; assignments are read-only while the subscription is Suspended and gone once it is
         Cancelled. Publishes `entitlement.seat_assigned` (what the user's welcome e-mail needs).
         """
@@ -224,7 +224,7 @@ class EntitlementServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _entitlement_pb2.UnassignSeatRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_entitlement_pb2.UnassignSeatResponse, _abc.Awaitable[_entitlement_pb2.UnassignSeatResponse]]:
-        """Takes a user's seat away (admins or operator); refused while the subscription is Suspended.
+        """Takes a user's seat away (admins); refused while the subscription is Suspended.
         Publishes `entitlement.seat_unassigned`.
         """
 
@@ -284,7 +284,7 @@ class EntitlementServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _entitlement_pb2.GetSeatUsageReportRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_entitlement_pb2.GetSeatUsageReportResponse, _abc.Awaitable[_entitlement_pb2.GetSeatUsageReportResponse]]:
-        """Who activated which product and how often (admins or operator). Only Active subscriptions
+        """Who activated which product and how often (the buyer, admins or an operator). Only Active subscriptions
         report: a subscription in any other stage is refused.
         """
 
