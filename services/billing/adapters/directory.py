@@ -9,10 +9,10 @@ and whenever it arrives (the projection's PAYER rows are not read).
 
 from __future__ import annotations
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
-from services.billing.adapters.tables import MEMBERS, PayerRow
+from services.billing.adapters.tables import MEMBERS, InvoiceRow, PayerRow, PaymentMethodRow, ProfileRow
 from shared.auth.membership import Members
 from shared.auth.policy import BUYER, PAYER
 
@@ -32,10 +32,18 @@ def roles(session: Session, account_id: str, email: str) -> frozenset[str]:
 
 
 def known(session: Session, account_id: str) -> bool:
-    """Whether the account has a team (anyone holding any role on it)."""
+    """Whether the account exists: it has a team, or billing holds its data (a profile naming a buyer, a
+    payment method, an invoice) from before it had a team here. Only an account that does not exist may
+    be opened by a person: an account with someone's billing data is never handed to a newcomer."""
     if members.known(session, account_id):
         return True
-    return bool(session.scalar(select(exists().where(PayerRow.account_id == account_id))))
+    probes = (
+        exists().where(PayerRow.account_id == account_id),
+        exists().where(ProfileRow.account_id == account_id, ProfileRow.buyer_email != ""),
+        exists().where(PaymentMethodRow.account_id == account_id),
+        exists().where(InvoiceRow.account_id == account_id),
+    )
+    return bool(session.scalar(select(or_(*probes))))
 
 
 def buyer(session: Session, account_id: str) -> str:

@@ -226,6 +226,9 @@ def test_an_order_on_an_account_billing_knows_no_buyer_of_records_it(billing):
     assert code_of(
         lambda: billing.ListInvoices(pb.ListInvoicesRequest(account_id="acct-old"), metadata=ada)
     ) == (grpc.StatusCode.NOT_FOUND)
+    # Billing holds the account's data, so no newcomer may open it with a card of their own.
+    card = pb.AddPaymentMethodRequest(account_id="acct-old", type=common_pb2.PAYMENT_METHOD_TYPE_INVOICE)
+    assert code_of(lambda: billing.AddPaymentMethod(card, metadata=person(BO))) == grpc.StatusCode.NOT_FOUND
     inv = billing.create_invoice(
         pm, account="acct-old", quote=True, country_code="SE", buyer_email="Ada@Old.example"
     ).invoice
