@@ -86,7 +86,6 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             exemption_expiry_date=codec.from_pb_date(request.exemption_expiry_date, "exemption_expiry_date"),
             language=request.language,
         )
-
         caller = self._caller()
 
         def work(uow):
@@ -103,7 +102,6 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             )
 
     def MarkPrepayOnly(self, request, context):
-
         def work(uow):
             row = handlers.mark_prepay_only(uow, request.account_id, request.reason)
             return pb.MarkPrepayOnlyResponse(profile=codec.profile(row))
@@ -136,7 +134,6 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             return pb.ListPaymentMethodsResponse(payment_methods=[codec.payment_method(r) for r in rows])
 
     def RemovePaymentMethod(self, request, context):
-
         def work(uow):
             row = handlers.remove_payment_method(uow, request.account_id, request.payment_method_id)
             return pb.RemovePaymentMethodResponse(payment_method=codec.payment_method(row))
@@ -159,7 +156,6 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     # --- payers ---
 
     def AddPayer(self, request, context):
-
         caller = self._caller()
 
         def work(uow):
@@ -171,7 +167,6 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return self._idempotent("AddPayer", request, pb.AddPayerResponse, work)
 
     def RemovePayer(self, request, context):
-
         caller = self._caller()
 
         def work(uow):
@@ -281,7 +276,6 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             )
 
     def PayInvoice(self, request, context):
-
         def work(uow):
             row, payment = handlers.pay_invoice(
                 uow, self.gateway, request.request_id, request.invoice_id, request.payment_method_id
@@ -297,7 +291,6 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return self._idempotent("PayInvoice", request, pb.PayInvoiceResponse, work)
 
     def VoidInvoice(self, request, context):
-
         def work(uow):
             row = handlers.void_invoice(uow, request.invoice_id)
             return pb.VoidInvoiceResponse(invoice=self._invoice(uow.session, row))
@@ -341,7 +334,6 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             return pb.ListInstallmentsResponse(installments=[self._installment(r) for r in rows])
 
     def CancelInstallments(self, request, context):
-
         def work(uow):
             return pb.CancelInstallmentsResponse(
                 cancelled=handlers.cancel_installments(uow, request.subscription_id)
