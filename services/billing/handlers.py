@@ -160,13 +160,18 @@ def _enter_account(
     return False
 
 
-def _open_account(uow: UnitOfWork, prof: ProfileRow, buyer_email: str) -> None:
+def _open_account(uow: UnitOfWork, prof: ProfileRow, buyer_email: str, *, announce: bool = True) -> None:
     """Make `buyer_email` the account's buyer and primary admin here, in this transaction (so they can act
-    at once), and tell entitlement, which builds the team and echoes the roles back."""
+    at once), and (`announce`) tell entitlement, which builds the team and echoes the roles back.
+
+    A payment method added before the first order does not announce the account: it knows neither the
+    buyer's name nor language, and the order that follows (or a billing profile) opens the team with them
+    (SPEC §7: an account comes into being with its first order or billing profile)."""
     for role in (BUYER, PRIMARY_ADMIN):
         directory.members.grant(uow.session, prof.account_id, buyer_email, role)
     prof.buyer_email = buyer_email
-    events.account_opened(uow, prof.account_id, buyer_email, prof.name, prof.language)
+    if announce:
+        events.account_opened(uow, prof.account_id, buyer_email, prof.name, prof.language)
 
 
 def upsert_profile(uow: UnitOfWork, cmd: ProfileInput, caller: Caller) -> ProfileRow:
@@ -279,7 +284,7 @@ def add_payment_method(
         if prof is None:
             prof = ProfileRow(account_id=account_id, create_time=uow.now, update_time=uow.now)
             uow.session.add(prof)
-        _open_account(uow, prof, normalize_email(caller.email))
+        _open_account(uow, prof, normalize_email(caller.email), announce=False)
     uow.session.add(row)
     uow.session.flush()
     return row

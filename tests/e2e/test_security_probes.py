@@ -95,11 +95,13 @@ def world(stack):
             ada,
         )
     )
-    mail = until(
-        lambda: ok(addr["notification"], N + "ListNotifications", {"account_id": "acct-a"}, ada)[
-            "notifications"
-        ][0]
-    )
+
+    def first_mail() -> dict:
+        found = ok(addr["notification"], N + "ListNotifications", {"account_id": "acct-a"}, ada)
+        assert found.get("notifications"), "no mail yet"
+        return found["notifications"][0]
+
+    mail = until(first_mail)
     a = made["acct-a"]
     a["notification"] = mail["notification_id"]
     return {"addr": addr, "ada": ada, "bo": bo, "ops": ops, "a": a}

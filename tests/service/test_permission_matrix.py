@@ -16,7 +16,6 @@ import uuid
 from dataclasses import dataclass
 
 import grpc
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf import json_format
 from google.protobuf.message_factory import GetMessageClass
@@ -503,8 +502,21 @@ def _names_a(request, message: str) -> bool:
     return any(i and i in message for i in ids)
 
 
-@pytest.fixture(autouse=True)
-def _sqlite_only(backend):
-    """The decision does not depend on the backend; the matrix runs once, on SQLite."""
-    if backend != "sqlite":
-        pytest.skip("the permission matrix runs on SQLite")
+def test_internal_rpcs_admit_only_the_services_and_operator_rpcs_no_person():
+    internal = {
+        ("tenure.billing.v1.BillingService", m)
+        for m in ("CreateInvoice", "IssueCreditNote", "VoidInvoice", "MarkPrepayOnly", "CancelInstallments")
+    } | {("tenure.events.v1.EventSinkService", "Deliver")}
+    for svc, rpc in internal:
+        assert TABLES[svc][rpc].allow == {SERVICE}, f"{svc}/{rpc}"
+    operator_actions = [
+        ("tenure.entitlement.v1.EntitlementService", "ChangeBuyer"),
+        ("tenure.subscription.v1.SubscriptionService", "SetExchangeRate"),
+        ("tenure.subscription.v1.SubscriptionService", "AdvanceClock"),
+        ("tenure.subscription.v1.SubscriptionService", "RunLifecycle"),
+        ("tenure.billing.v1.BillingService", "RunBillingSweep"),
+        ("tenure.notification.v1.NotificationService", "RunDelivery"),
+        ("tenure.common.v1.ClockService", "SetTime"),
+    ]
+    for svc, rpc in operator_actions:
+        assert not TABLES[svc][rpc].for_people, f"{svc}/{rpc}"
