@@ -209,7 +209,11 @@ class TokenVerifier:
                     audience=self.audience,
                     issuer=self.issuer,
                     # times are checked against this verifier's clock (_check_times)
-                    options={"require": ["exp", "iss", "aud", "sub"], "verify_exp": False, "verify_nbf": False},
+                    options={
+                        "require": ["exp", "iss", "aud", "sub"],
+                        "verify_exp": False,
+                        "verify_nbf": False,
+                    },
                 )
             except jwt.InvalidSignatureError as exc:
                 last = exc

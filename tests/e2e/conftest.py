@@ -66,7 +66,9 @@ def stack(tmp_path_factory):
         env[p + "NOTIFICATION_ADDR"] = addr["notification"]
         env[p + "RELAY_INTERVAL_SECONDS"] = "0.1"
     env["TENURE_SUBSCRIPTION_EVENT_SUBSCRIBERS"] = f"{addr['entitlement']},{addr['notification']}"
-    env["TENURE_BILLING_EVENT_SUBSCRIBERS"] = f"{addr['subscription']},{addr['entitlement']},{addr['notification']}"
+    env["TENURE_BILLING_EVENT_SUBSCRIBERS"] = (
+        f"{addr['subscription']},{addr['entitlement']},{addr['notification']}"
+    )
     env["TENURE_ENTITLEMENT_EVENT_SUBSCRIBERS"] = (
         f"{addr['subscription']},{addr['billing']},{addr['notification']}"
     )
