@@ -44,7 +44,7 @@ class Principal:
         """How the audit log names the caller."""
         if self.kind is Kind.PERSON:
             return self.email
-        who = f"{self.kind.value}:{self.email or self.subject}"
+        who = self.subject if self.kind is Kind.SERVICE else f"operator:{self.email or self.subject}"
         return f"{who} for {self.on_behalf_of}" if self.on_behalf_of else who
 
     @property

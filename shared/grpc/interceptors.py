@@ -111,7 +111,8 @@ class ServerInterceptor(grpc.ServerInterceptor):
                                 "ms": round((time.perf_counter() - start) * 1000, 2),
                                 "request_id": request_id[:MAX_REQUEST_ID],
                                 "principal": who,
-                                "account_id": access.account_id if access else "",
+                                "account_id": (access.account_id if access else "")
+                                or str(getattr(request, "account_id", ""))[:80],
                             }
                         )
                     )

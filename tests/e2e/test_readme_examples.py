@@ -65,3 +65,21 @@ def test_the_error_example_prints_what_the_readme_shows(stack):
     )
     got = [line.rstrip() for line in (r.stdout + r.stderr).strip().splitlines()]
     assert got == [line.rstrip() for line in shown]
+
+
+def test_the_test_clock_examples_work_as_printed(stack):
+    readme = (ROOT / "README.md").read_text()
+    script = _blocks(_section(readme, "## The test clock"), "sh")[0]
+    script = "\n".join(
+        line for line in script.splitlines() if not line.endswith("make run")
+    )  # the stack runs
+    r = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", _on_stack(script, stack["addr"])],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert '"2025-07-25T00:00:00Z"' in r.stdout

@@ -520,3 +520,16 @@ def test_internal_rpcs_admit_only_the_services_and_operator_rpcs_no_person():
     ]
     for svc, rpc in operator_actions:
         assert not TABLES[svc][rpc].for_people, f"{svc}/{rpc}"
+
+
+def test_a_service_acting_for_a_person_names_both_in_the_audit_line(start_service, caplog):
+    import json
+    import logging
+
+    caplog.set_level(logging.INFO, logger="tenure.rpc")
+    w = _start(start_service)
+    _order(w, "acc-audit", "kari@example.no", "Kari Nordmann")
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "tenure.rpc"]
+    seen = {(line["method"].rsplit("/", 1)[1], line["principal"], line["account_id"]) for line in lines}
+    assert ("CreateSubscription", "kari@example.no", "acc-audit") in seen
+    assert ("CreateInvoice", "service:subscription for kari@example.no", "acc-audit") in seen
