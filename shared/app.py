@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import MetaData
 
 from shared.clock import Clock, make_clock
-from shared.db import Database
+from shared.db import Database, UnitOfWork
 from shared.grpc.auth import CLOCK_PERMISSIONS, Auth, Permissions, event_sink_permissions
 from shared.grpc.clients import ServiceClient
 from shared.grpc.server import GrpcServer, fill_unimplemented
@@ -64,12 +64,18 @@ class ServiceApp:
 
     @classmethod
     def create(
-        cls, name: str, settings: ServiceSettings, clock: Clock, metadata: MetaData, auth: Auth | None = None
+        cls,
+        name: str,
+        settings: ServiceSettings,
+        clock: Clock,
+        metadata: MetaData,
+        auth: Auth | None = None,
+        uow_class: type[UnitOfWork] | None = None,
     ) -> ServiceApp:
         """`auth` defaults to the process's settings (TENURE_AUTH_*, TENURE_TLS_*): the embedded default
         makes a signing key under ./var/auth on first start."""
         auth = auth or Auth.from_settings()
-        db = Database(settings.database_url, metadata, clock, source=name)
+        db = Database(settings.database_url, metadata, clock, source=name, uow_class=uow_class)
         server = GrpcServer(name, settings.addr, settings.workers, auth=auth)
         relay = Relay(
             db,

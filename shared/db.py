@@ -142,7 +142,17 @@ def normalize_url(url: str) -> str:
 class Database:
     """Engine, sessions and units of work of one service."""
 
-    def __init__(self, url: str, metadata: MetaData, clock: Clock, source: str = "") -> None:
+    def __init__(
+        self,
+        url: str,
+        metadata: MetaData,
+        clock: Clock,
+        source: str = "",
+        uow_class: type[UnitOfWork] | None = None,
+    ) -> None:
+        #: the unit of work handed to handlers: a service subclasses UnitOfWork to add its typed
+        #: repositories (`uow.invoices`, `uow.subscriptions`, ...)
+        self.uow_class = uow_class or UnitOfWork
         self.url = normalize_url(url)
         self.metadata = metadata
         self.clock = clock
@@ -186,10 +196,16 @@ class Database:
             yield s
 
     @contextmanager
+    def reading(self) -> Iterator[UnitOfWork]:
+        """A read-only unit of work (the service's repositories on a read session; nothing commits)."""
+        with Session(self.read_engine, expire_on_commit=False) as s:
+            yield self.uow_class(self, s)
+
+    @contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:
         """A write transaction: commits once at the end, rolls back on any exception."""
         session = Session(self.engine, expire_on_commit=False)
-        uow = UnitOfWork(self, session)
+        uow = self.uow_class(self, session)
         try:
             yield uow
             if uow.published:
@@ -242,6 +258,27 @@ class Database:
                 # A concurrent request with the same id committed first: replay it.
                 continue
         raise AssertionError("unreachable")
+
+
+def run_once(db: Database, method: str, request: Message, response_cls: type[M], fn: Callable[[], M]) -> M:
+    """Idempotency for a long call that runs its own transactions (AdvanceClock, sweeps): a repeat of
+    the caller's `request_id` returns the stored first response. Unlike `run_idempotent` the call is not
+    one unit of work, so a crash part-way leaves no stored response and a retry runs it again."""
+    request_id = scoped_request_id(getattr(request, "request_id", ""))
+    if not request_id:
+        return fn()
+    fingerprint = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+    with db.unit_of_work() as uow:
+        previous = uow.replay(method, request_id, fingerprint, response_cls)
+    if previous is not None:
+        return previous
+    response = fn()
+    try:
+        with db.unit_of_work() as uow:
+            uow.remember(method, request_id, fingerprint, response)
+    except IntegrityError:
+        pass  # a concurrent repeat stored its own response first
+    return response
 
 
 class UnitOfWork:
