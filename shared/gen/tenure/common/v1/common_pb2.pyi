@@ -184,7 +184,7 @@ class _CapabilityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Capability
     """Product support."""
 
 class Capability(_Capability, metaclass=_CapabilityEnumTypeWrapper):
-    """What a user can do with a product; the rows of the SPEC §4 table."""
+    """What a user can do with a product; the rows of the rules §4 table."""
 
 CAPABILITY_UNSPECIFIED: Capability.ValueType  # 0
 """Not set."""
@@ -289,7 +289,7 @@ class _ShutoffPolicyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Shutoff
     SHUTOFF_POLICY_UNSPECIFIED: _ShutoffPolicy.ValueType  # 0
     """Not set."""
     SHUTOFF_POLICY_STANDARD: _ShutoffPolicy.ValueType  # 1
-    """Goes through Expired and Suspended as in SPEC §4."""
+    """Goes through Expired and Suspended as in rules §4."""
     SHUTOFF_POLICY_IMMEDIATE: _ShutoffPolicy.ValueType  # 2
     """Loses product access, downloads and reporting the moment it expires."""
 
@@ -299,7 +299,7 @@ class ShutoffPolicy(_ShutoffPolicy, metaclass=_ShutoffPolicyEnumTypeWrapper):
 SHUTOFF_POLICY_UNSPECIFIED: ShutoffPolicy.ValueType  # 0
 """Not set."""
 SHUTOFF_POLICY_STANDARD: ShutoffPolicy.ValueType  # 1
-"""Goes through Expired and Suspended as in SPEC §4."""
+"""Goes through Expired and Suspended as in rules §4."""
 SHUTOFF_POLICY_IMMEDIATE: ShutoffPolicy.ValueType  # 2
 """Loses product access, downloads and reporting the moment it expires."""
 Global___ShutoffPolicy: _TypeAlias = ShutoffPolicy  # noqa: Y015

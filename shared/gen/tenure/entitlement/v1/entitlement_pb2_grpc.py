@@ -163,7 +163,7 @@ class EntitlementServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CheckAccess(self, request, context):
-        """Whether a user may use a capability of a product now, and at which level (SPEC §4 table).
+        """Whether a user may use a capability of a product now, and at which level (rules §4 table).
         A user with seats on several subscriptions of the product gets the best level. A Premium plan
         gets ACCESS_LEVEL_PREMIUM support while Active. A trial gives the product, user management and
         downloads in full, no reporting and self-help support. The old side of an upgrade gives access
