@@ -29,6 +29,7 @@ build/proto-deps: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 buf-lint: $(BUF) build/proto-deps
 	$(BUF) lint
