@@ -7,6 +7,7 @@ from datetime import timedelta
 from services.notification import handlers
 from services.notification.adapters.mailer import FileMailer, SmtpMailer
 from services.notification.adapters.peers import Peers
+from services.notification.adapters.repository import NotificationUnitOfWork
 from services.notification.adapters.tables import MEMBERS, NotificationModel
 from services.notification.domain.delivery import RetryPolicy
 from services.notification.domain.routing import ROUTED_EVENT_TYPES
@@ -42,13 +43,13 @@ def retry_policy(settings: NotificationSettings) -> RetryPolicy:
 
 
 def create(settings: NotificationSettings, clock: Clock) -> ServiceApp:
-    app = ServiceApp.create("notification", settings, clock, NotificationModel.metadata)
+    app = ServiceApp.create(
+        "notification", settings, clock, NotificationModel.metadata, uow_class=NotificationUnitOfWork
+    )
     entitlement = app.client(entitlement_pb2_grpc.EntitlementServiceStub, settings.entitlement_addr)
     billing = app.client(billing_pb2_grpc.BillingServiceStub, settings.billing_addr)
     directory = ProjectionDirectory(app.db, MEMBERS)
-    deps = handlers.Deps(
-        db=app.db,
-        clock=clock,
+    mailing = handlers.Mailing(
         renderer=Renderer(),
         peers=Peers(entitlement, billing),
         mailer=make_mailer(settings),
@@ -58,21 +59,14 @@ def create(settings: NotificationSettings, clock: Clock) -> ServiceApp:
     )
     app.add_servicer(
         notification_pb2_grpc.add_NotificationServiceServicer_to_server,
-        NotificationServicer(deps),
+        NotificationServicer(app.db, mailing),
         notification_pb2.DESCRIPTOR.services_by_name["NotificationService"],
         notification_pb2_grpc.NotificationServiceServicer,
         permissions(app.db, directory),
     )
     sink = {event_type: handlers.record_event for event_type in ROUTED_EVENT_TYPES}
-    routed_role_change = sink.get("entitlement.role_changed")
-
-    def on_role_changed(uow, event) -> None:
-        directory.on_role_changed(uow, event)
-        if routed_role_change is not None:
-            routed_role_change(uow, event)
-
-    sink["entitlement.role_changed"] = on_role_changed
+    sink["entitlement.role_changed"] = handlers.role_changed
     app.add_event_sink(sink)
-    app.every("delivery", settings.delivery_interval_seconds, lambda: handlers.run_delivery(deps))
-    app.notification = deps
+    app.every("delivery", settings.delivery_interval_seconds, lambda: handlers.run_delivery(app.db, mailing))
+    app.mailing = mailing
     return app

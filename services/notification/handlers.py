@@ -14,30 +14,32 @@ An event goes through three steps, each one safe to repeat:
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import logging
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, false, or_, update
-from sqlmodel import select
-
-from services.notification.adapters.events import to_facts
 from services.notification.adapters.mailer import Outgoing, OutgoingAttachment, SendFailed, message_id_for
 from services.notification.adapters.peers import Pdf, Peers
+from services.notification.adapters.repository import NotificationUnitOfWork
 from services.notification.adapters.tables import AttachmentRow, EventRow, NotificationRow
+from services.notification.codec import to_facts
 from services.notification.domain.delivery import RetryPolicy, after_failure
-from services.notification.domain.model import INVOICE_KINDS, Kind, Planned, Status, normalize_email
-from services.notification.domain.routing import Audience, build_directory, plan, routes_for
+from services.notification.domain.model import INVOICE_KINDS, Kind, Planned, Status
+from services.notification.domain.routing import (
+    ROUTED_EVENT_TYPES,
+    Audience,
+    build_directory,
+    plan,
+    routes_for,
+)
 from services.notification.domain.samples import apply_fields, sample_facts
-from services.notification.domain.visibility import ALL_KINDS, EVERYTHING, NOBODY, Reader, person_reader
+from services.notification.domain.visibility import EVERYTHING, NOBODY, Reader, person_reader
 from services.notification.rendering import Rendered, Renderer
+from shared import paging
 from shared.auth.principal import Access
-from shared.clock import Clock
-from shared.db import Database, UnitOfWork, new_id
+from shared.db import Database, new_id
 from shared.errors import InvalidInput, NotFound, PeerUnavailable
 from tenure.events.v1 import events_pb2
 
@@ -47,9 +49,10 @@ PDF = "application/pdf"
 
 
 @dataclass
-class Deps:
-    db: Database
-    clock: Clock
+class Mailing:
+    """What planning and delivery work with besides the database: templates, the other services,
+    the mail server, and the retry rules."""
+
     renderer: Renderer
     peers: Peers
     mailer: object  # SmtpMailer or FileMailer
@@ -70,12 +73,12 @@ class Deps:
 # 1. Events in
 
 
-def record_event(uow: UnitOfWork, ev: events_pb2.Event) -> None:
+def record_event(uow: NotificationUnitOfWork, ev: events_pb2.Event) -> None:
     """Event-sink handler: keep an event that tells someone something (runs once per event id)."""
     if not routes_for(to_facts(ev)):
         return
     now = uow.now
-    uow.session.add(
+    uow.events.add(
         EventRow(
             event_id=ev.event_id,
             event_type=ev.event_type,
@@ -89,101 +92,85 @@ def record_event(uow: UnitOfWork, ev: events_pb2.Event) -> None:
     )
 
 
+def role_changed(uow: NotificationUnitOfWork, ev: events_pb2.Event) -> None:
+    """Event-sink handler of `entitlement.role_changed`: the team projection learns it (the
+    permission table reads it), and the event is kept when it tells someone something."""
+    uow.members.apply_role_changed(ev.role_changed)
+    if ev.event_type in ROUTED_EVENT_TYPES:
+        record_event(uow, ev)
+
+
 # ---------------------------------------------------------------------------------------------
 # 2. Planning
 
 
-def _lease_free(col_lease, now: datetime):
-    return or_(col_lease.is_(None), col_lease < now)
-
-
-def plan_due_events(deps: Deps, limit: int = 50) -> int:
+def plan_due_events(db: Database, mailing: Mailing, limit: int = 50) -> int:
     """Plan the events that are due; returns the number of notifications created."""
-    now = deps.clock.now()
-    with deps.db.read() as s:
-        ids = s.exec(
-            select(EventRow.id)
-            .where(EventRow.status == "PENDING", EventRow.next_attempt_time <= now)
-            .where(_lease_free(EventRow.lease_until, now))
-            .order_by(EventRow.id)
-            .limit(limit)
-        ).all()
+    now = db.clock.now()
+    with db.reading() as uow:
+        ids = uow.events.due(now, limit)
     created = 0
     for event_row_id in ids:
-        with deps.db.unit_of_work() as uow:
-            claimed = uow.session.execute(
-                update(EventRow)
-                .where(EventRow.id == event_row_id, EventRow.status == "PENDING")
-                .where(_lease_free(EventRow.lease_until, now))
-                .values(lease_until=now + deps.lease)
-            ).rowcount
-            row = uow.session.get(EventRow, event_row_id) if claimed else None
+        with db.unit_of_work() as uow:
+            row = uow.events.claim(event_row_id, now, now + mailing.lease)
             payload = row.payload if row else None
         if payload is None:
             continue
-        created += _plan_event(deps, event_row_id, events_pb2.Event.FromString(payload))
+        created += _plan_event(db, mailing, event_row_id, events_pb2.Event.FromString(payload))
     return created
 
 
-def _plan_event(deps: Deps, event_row_id: int, ev: events_pb2.Event) -> int:
+def _plan_event(db: Database, mailing: Mailing, event_row_id: int, ev: events_pb2.Event) -> int:
     facts = to_facts(ev)
-    if deps.portal_url:
-        facts = replace(facts, facts=replace(facts.facts, portal_url=deps.portal_url))
+    if mailing.portal_url:
+        facts = replace(facts, facts=replace(facts.facts, portal_url=mailing.portal_url))
     audiences = {a for r in routes_for(facts) for a in r.audiences}
+    peers = mailing.peers
     try:
-        team = deps.peers.team(facts.account_id) if audiences & {Audience.BUYER, Audience.ADMINS} else []
-        payers = deps.peers.payers(facts.account_id) if Audience.PAYERS in audiences else []
+        team = peers.team(facts.account_id) if audiences & {Audience.BUYER, Audience.ADMINS} else []
+        payers = peers.payers(facts.account_id) if Audience.PAYERS in audiences else []
         directory = build_directory(team, payers, event_buyer=facts.buyer, payer_emails=facts.payer_emails)
         planned = plan(facts, directory)
         pdf: Pdf | None = None
         if facts.invoice_id and any(p.kind in INVOICE_KINDS for p in planned):
-            pdf = deps.peers.invoice_pdf(facts.invoice_id)
+            pdf = peers.invoice_pdf(facts.invoice_id)
     except PeerUnavailable as e:
-        _retry_event(deps, event_row_id, str(e))
+        _retry_event(db, mailing, event_row_id, str(e))
         return 0
-    rendered = [(p, deps.renderer.render(p.kind, p.language, p.facts)) for p in planned]
-    return _store_planned(deps, event_row_id, ev, rendered, pdf)
+    rendered = [(p, mailing.renderer.render(p.kind, p.language, p.facts)) for p in planned]
+    return _store_planned(db, mailing, event_row_id, ev, rendered, pdf)
 
 
-def _retry_event(deps: Deps, event_row_id: int, error: str) -> None:
-    now = deps.clock.now()
-    with deps.db.unit_of_work() as uow:
-        row = uow.session.get(EventRow, event_row_id)
+def _retry_event(db: Database, mailing: Mailing, event_row_id: int, error: str) -> None:
+    with db.unit_of_work() as uow:
+        row = uow.events.get(event_row_id)
         if row is None or row.status != "PENDING":
             return
         row.attempts += 1
-        row.next_attempt_time = now + deps.planning_retry.delay_after(row.attempts)
+        row.next_attempt_time = uow.now + mailing.planning_retry.delay_after(row.attempts)
         row.lease_until = None
         row.last_error = error[:2000]
-        uow.session.add(row)
+        uow.events.save(row)
     log.warning("event %s not planned yet (%s); retry later", event_row_id, error)
 
 
 def _store_planned(
-    deps: Deps,
+    db: Database,
+    mailing: Mailing,
     event_row_id: int,
     ev: events_pb2.Event,
     rendered: list[tuple[Planned, Rendered]],
     pdf: Pdf | None,
 ) -> int:
     created = 0
-    with deps.db.unit_of_work() as uow:
+    with db.unit_of_work() as uow:
         now = uow.now
-        keys = [p.dedupe_key for p, _ in rendered]
-        existing = (
-            set(
-                uow.session.exec(
-                    select(NotificationRow.dedupe_key).where(NotificationRow.dedupe_key.in_(keys))
-                ).all()
-            )
-            if keys
-            else set()
-        )
+        existing = uow.notifications.existing_keys([p.dedupe_key for p, _ in rendered])
         for p, r in rendered:
             if p.dedupe_key in existing:
                 continue
             nid = new_id("ntf")
-            uow.session.add(
+            uow.notifications.add(
                 NotificationRow(
                     notification_id=nid,
                     dedupe_key=p.dedupe_key,
@@ -199,25 +186,27 @@ def _store_planned(
                     subject=r.subject,
                     text_body=r.text,
                     html_body=r.html,
-                    message_id=message_id_for(nid, deps.sender),
+                    message_id=message_id_for(nid, mailing.sender),
                     status=Status.PENDING.value,
                     create_time=now,
                     next_attempt_time=now,
                 )
             )
             if pdf is not None and p.kind in INVOICE_KINDS:
-                uow.session.add(
-                    AttachmentRow(
-                        notification_id=nid, filename=pdf.filename, content_type=PDF, content=pdf.content
-                    )
+                uow.attachments.add_all(
+                    [
+                        AttachmentRow(
+                            notification_id=nid, filename=pdf.filename, content_type=PDF, content=pdf.content
+                        )
+                    ]
                 )
             created += 1
-        row = uow.session.get(EventRow, event_row_id)
+        row = uow.events.get(event_row_id)
         if row is not None:
             row.status = "PLANNED"
             row.lease_until = None
             row.last_error = ""
-            uow.session.add(row)
+            uow.events.save(row)
     return created
 
 
@@ -232,19 +221,13 @@ class DeliveryCounts:
     failed: int = 0
 
 
-def deliver_due(deps: Deps, limit: int = 100) -> DeliveryCounts:
+def deliver_due(db: Database, mailing: Mailing, limit: int = 100) -> DeliveryCounts:
     counts = DeliveryCounts()
-    now = deps.clock.now()
-    with deps.db.read() as s:
-        ids = s.exec(
-            select(NotificationRow.notification_id)
-            .where(NotificationRow.status == Status.PENDING.value, NotificationRow.next_attempt_time <= now)
-            .where(_lease_free(NotificationRow.lease_until, now))
-            .order_by(NotificationRow.create_time, NotificationRow.notification_id)
-            .limit(limit)
-        ).all()
+    now = db.clock.now()
+    with db.reading() as uow:
+        ids = uow.notifications.due(now, limit)
     for nid in ids:
-        outcome = _deliver_one(deps, nid, now)
+        outcome = _deliver_one(db, mailing, nid, now)
         if outcome is Status.SENT:
             counts.sent += 1
         elif outcome is Status.PENDING:
@@ -254,21 +237,15 @@ def deliver_due(deps: Deps, limit: int = 100) -> DeliveryCounts:
     return counts
 
 
-def _deliver_one(deps: Deps, nid: str, now: datetime) -> Status | None:
-    with deps.db.unit_of_work() as uow:
-        claimed = uow.session.execute(
-            update(NotificationRow)
-            .where(NotificationRow.notification_id == nid, NotificationRow.status == Status.PENDING.value)
-            .where(_lease_free(NotificationRow.lease_until, now))
-            .values(lease_until=now + deps.lease, attempts=NotificationRow.attempts + 1)
-        ).rowcount
-        if not claimed:
+def _deliver_one(db: Database, mailing: Mailing, nid: str, now: datetime) -> Status | None:
+    with db.unit_of_work() as uow:
+        row = uow.notifications.claim(nid, now, now + mailing.lease)
+        if row is None:
             return None
-        row = uow.session.get(NotificationRow, nid)
         if row.first_attempt_time is None:
             row.first_attempt_time = now
-            uow.session.add(row)
-        files = uow.session.exec(select(AttachmentRow).where(AttachmentRow.notification_id == nid)).all()
+            uow.notifications.save(row)
+        files = uow.attachments.of(nid)
         mail = Outgoing(
             message_id=row.message_id,
             to_email=row.recipient_email,
@@ -283,42 +260,32 @@ def _deliver_one(deps: Deps, nid: str, now: datetime) -> Status | None:
         )
         attempts, first = row.attempts, row.first_attempt_time
     try:
-        deps.mailer.send(mail)
+        mailing.mailer.send(mail)  # type: ignore[attr-defined]
     except SendFailed as e:
-        later = deps.clock.now()
-        outcome = after_failure(deps.retry, attempts, later, first_attempt_time=first, permanent=e.permanent)
-        with deps.db.unit_of_work() as uow:
-            uow.session.execute(
-                update(NotificationRow)
-                .where(NotificationRow.notification_id == nid)
-                .values(
-                    status=outcome.status.value,
-                    next_attempt_time=outcome.next_attempt_time,
-                    lease_until=None,
-                    last_error=str(e)[:2000],
-                )
+        later = db.clock.now()
+        outcome = after_failure(
+            mailing.retry, attempts, later, first_attempt_time=first, permanent=e.permanent
+        )
+        with db.unit_of_work() as uow:
+            uow.notifications.settle(
+                nid,
+                status=outcome.status.value,
+                next_attempt_time=outcome.next_attempt_time,
+                last_error=str(e)[:2000],
             )
         log.warning("notification %s attempt %s failed: %s", nid, attempts, e)
         return outcome.status
-    with deps.db.unit_of_work() as uow:
-        uow.session.execute(
-            update(NotificationRow)
-            .where(NotificationRow.notification_id == nid)
-            .values(
-                status=Status.SENT.value,
-                sent_time=deps.clock.now(),
-                next_attempt_time=None,
-                lease_until=None,
-                last_error="",
-            )
+    with db.unit_of_work() as uow:
+        uow.notifications.settle(
+            nid, status=Status.SENT.value, sent_time=uow.now, next_attempt_time=None, last_error=""
         )
     return Status.SENT
 
 
-def run_delivery(deps: Deps, limit: int = 100) -> DeliveryCounts:
+def run_delivery(db: Database, mailing: Mailing, limit: int = 100) -> DeliveryCounts:
     """One pass: plan what is due, then send what is due."""
-    plan_due_events(deps, limit)
-    return deliver_due(deps, limit)
+    plan_due_events(db, mailing, limit)
+    return deliver_due(db, mailing, limit)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -344,43 +311,21 @@ def _readable(row: NotificationRow | None, reader: Reader) -> bool:
     return row is not None and reader.sees(row.account_id, row.recipient_email, Kind(row.kind))
 
 
-def _visible_to(reader: Reader):
-    """The WHERE clause of the mail `reader` may see (None: everything)."""
-    if reader.everything:
-        return None
-    seen = []
-    if reader.email:
-        seen.append(NotificationRow.recipient_email == reader.email)
-    if reader.account_id and reader.kinds:
-        account = NotificationRow.account_id == reader.account_id
-        if reader.kinds != ALL_KINDS:
-            account = and_(account, NotificationRow.kind.in_(sorted(k.value for k in reader.kinds)))
-        seen.append(account)
-    return or_(*seen) if seen else false()
+def _required_id(notification_id: str) -> None:
+    if not notification_id:
+        raise InvalidInput("notification_id is required", field="notification_id", reason="INVALID_ARGUMENT")
 
 
 def get_notification(
-    deps: Deps, notification_id: str, access: Access | None
+    db: Database, notification_id: str, access: Access | None
 ) -> tuple[NotificationRow, list[AttachmentRow]]:
     """One e-mail with its bodies; mail the caller may not read does not exist for them."""
-    if not notification_id:
-        raise InvalidInput("notification_id is required", field="notification_id", reason="INVALID_ARGUMENT")
-    with deps.db.read() as s:
-        row = s.get(NotificationRow, notification_id)
-        if not _readable(row, reader_of(access)):
+    _required_id(notification_id)
+    with db.reading() as uow:
+        row = uow.notifications.get(notification_id)
+        if row is None or not _readable(row, reader_of(access)):
             raise _not_found(notification_id)
-        files = s.exec(select(AttachmentRow).where(AttachmentRow.notification_id == notification_id)).all()
-        return row, list(files)
-
-
-def attachments_of(deps: Deps, ids: list[str]) -> dict[str, list[AttachmentRow]]:
-    if not ids:
-        return {}
-    out: dict[str, list[AttachmentRow]] = {i: [] for i in ids}
-    with deps.db.read() as s:
-        for a in s.exec(select(AttachmentRow).where(AttachmentRow.notification_id.in_(ids))).all():
-            out[a.notification_id].append(a)
-    return out
+        return row, uow.attachments.of(notification_id)
 
 
 @dataclass(frozen=True)
@@ -392,84 +337,78 @@ class ListFilter:
     event_id: str = ""
 
 
-def _encode_token(row: NotificationRow) -> str:
-    raw = json.dumps({"t": row.create_time.isoformat(), "id": row.notification_id}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+@dataclass(frozen=True)
+class NotificationPage:
+    notifications: list[NotificationRow]
+    attachments: dict[str, list[AttachmentRow]]
+    next_page_token: str
 
 
-def _decode_token(token: str) -> tuple[datetime, str]:
+def _after(page_token: str) -> tuple[datetime, str] | None:
+    position = paging.decode_token(page_token, 2)
+    if position is None:
+        return None
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = json.loads(raw)
-        return datetime.fromisoformat(data["t"]), str(data["id"])
-    except (ValueError, KeyError, TypeError):
-        raise InvalidInput(
-            "page_token is not one this service issued", field="page_token", reason="INVALID_PAGE_TOKEN"
-        ) from None
+        return datetime.fromisoformat(str(position[0])), str(position[1])
+    except ValueError:
+        raise InvalidInput("page_token is not a token from a previous response", field="page_token") from None
 
 
 def list_notifications(
-    deps: Deps, flt: ListFilter, page_size: int, page_token: str, access: Access | None
-) -> tuple[list[NotificationRow], str]:
+    db: Database, flt: ListFilter, page_size: int, page_token: str, access: Access | None
+) -> NotificationPage:
     """The log, newest first, narrowed to what the caller may read: a person naming no account sees
     the mail sent to them; naming one, also that account's mail their roles there let them see."""
-    if page_size < 0:
-        raise InvalidInput("page_size must not be negative", field="page_size", reason="INVALID_ARGUMENT")
-    size = min(page_size or 50, 500)
-    stmt = select(NotificationRow)
-    visible = _visible_to(reader_of(access))
-    if visible is not None:
-        stmt = stmt.where(visible)
-    if flt.account_id:
-        stmt = stmt.where(NotificationRow.account_id == flt.account_id)
-    if flt.recipient_email:
-        stmt = stmt.where(NotificationRow.recipient_email == normalize_email(flt.recipient_email))
-    if flt.kind is not None:
-        stmt = stmt.where(NotificationRow.kind == flt.kind.value)
-    if flt.status is not None:
-        stmt = stmt.where(NotificationRow.status == flt.status.value)
-    if flt.event_id:
-        stmt = stmt.where(NotificationRow.event_id == flt.event_id)
-    if page_token:
-        t, last_id = _decode_token(page_token)
-        stmt = stmt.where(
-            or_(
-                NotificationRow.create_time < t,
-                and_(NotificationRow.create_time == t, NotificationRow.notification_id < last_id),
-            )
+    size = paging.page_size(page_size)
+    after = _after(page_token)
+    with db.reading() as uow:
+        rows = uow.notifications.page(
+            reader_of(access),
+            account_id=flt.account_id,
+            recipient_email=flt.recipient_email,
+            kind=flt.kind.value if flt.kind is not None else "",
+            status=flt.status.value if flt.status is not None else "",
+            event_id=flt.event_id,
+            after=after,
+            limit=size + 1,
         )
-    stmt = stmt.order_by(NotificationRow.create_time.desc(), NotificationRow.notification_id.desc()).limit(
-        size + 1
+        more = len(rows) > size
+        rows = rows[:size]
+        files = uow.attachments.of_many([r.notification_id for r in rows])
+    token = (
+        paging.encode_token(rows[-1].create_time.isoformat(), rows[-1].notification_id)
+        if more and rows
+        else ""
     )
-    with deps.db.read() as s:
-        rows = list(s.exec(stmt).all())
-    more = len(rows) > size
-    rows = rows[:size]
-    return rows, (_encode_token(rows[-1]) if more and rows else "")
+    return NotificationPage(rows, files, token)
 
 
-def render_template(deps: Deps, kind: Kind, language: str, fields: dict[str, str]) -> Rendered:
+def render_template(mailing: Mailing, kind: Kind, language: str, fields: dict[str, str]) -> Rendered:
     facts = apply_fields(sample_facts(kind), fields)
-    if deps.portal_url and "portal_url" not in fields:
-        facts = replace(facts, portal_url=deps.portal_url)
-    return deps.renderer.render(kind, language, facts)
+    if mailing.portal_url and "portal_url" not in fields:
+        facts = replace(facts, portal_url=mailing.portal_url)
+    return mailing.renderer.render(kind, language, facts)
 
 
 def resend(
-    uow: UnitOfWork, deps: Deps, notification_id: str, request_id: str, access: Access | None
+    uow: NotificationUnitOfWork,
+    mailing: Mailing,
+    notification_id: str,
+    request_id: str,
+    access: Access | None,
 ) -> tuple[NotificationRow, list[AttachmentRow]]:
     """A new pending notification with the same content, pointing to the original; whoever may read
     the original may have it sent again."""
-    if not notification_id:
-        raise InvalidInput("notification_id is required", field="notification_id", reason="INVALID_ARGUMENT")
-    original = uow.session.get(NotificationRow, notification_id)
-    if not _readable(original, reader_of(access)):
+    _required_id(notification_id)
+    original = uow.notifications.get(notification_id)
+    if original is None or not _readable(original, reader_of(access)):
         raise _not_found(notification_id)
     now = uow.now
     nid = new_id("ntf")
+    resend_key = hashlib.sha256((request_id or uuid.uuid4().hex).encode()).hexdigest()[:24]
     copy = NotificationRow(
         notification_id=nid,
-        dedupe_key=f"{original.dedupe_key}|resend:{hashlib.sha256((request_id or uuid.uuid4().hex).encode()).hexdigest()[:24]}",
+        dedupe_key=f"{original.dedupe_key}|resend:{resend_key}",
         event_id=original.event_id,
         event_type=original.event_type,
         account_id=original.account_id,
@@ -482,22 +421,19 @@ def resend(
         subject=original.subject,
         text_body=original.text_body,
         html_body=original.html_body,
-        message_id=message_id_for(nid, deps.sender),
+        message_id=message_id_for(nid, mailing.sender),
         status=Status.PENDING.value,
         resend_of_notification_id=original.notification_id,
         create_time=now,
         next_attempt_time=now,
     )
-    uow.session.add(copy)
-    files = []
-    for a in uow.session.exec(
-        select(AttachmentRow).where(AttachmentRow.notification_id == notification_id)
-    ).all():
-        files.append(
-            AttachmentRow(
-                notification_id=nid, filename=a.filename, content_type=a.content_type, content=a.content
-            )
+    uow.notifications.add(copy)
+    files = [
+        AttachmentRow(
+            notification_id=nid, filename=a.filename, content_type=a.content_type, content=a.content
         )
-    uow.session.add_all(files)
-    uow.session.flush()
+        for a in uow.attachments.of(notification_id)
+    ]
+    uow.attachments.add_all(files)
+    uow.flush()
     return copy, files

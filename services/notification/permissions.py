@@ -16,9 +16,6 @@ see everything, and only they render previews and run delivery.
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from services.notification.adapters.tables import NotificationRow
 from shared.auth.policy import (
     MEMBER,
     OPERATOR,
@@ -47,10 +44,8 @@ TABLE = {
 
 def permissions(db, directory: Directory) -> Permissions:
     def account_of(notification_id: str) -> str | None:
-        with db.read() as s:
-            return s.execute(
-                select(NotificationRow.account_id).where(NotificationRow.notification_id == notification_id)
-            ).scalar_one_or_none()
+        with db.reading() as uow:
+            return uow.notifications.account_of(notification_id)
 
     return Permissions(
         SERVICE_NAME,

@@ -157,19 +157,12 @@ def test_a_restart_mid_send_sends_each_email_once(start_service, peers, smtp, ne
     # plan, then claim one e-mail as a sender would, and "crash" before it is sent
     from services.notification import handlers
 
-    handlers.plan_due_events(first.notification)
+    handlers.plan_due_events(first.db, first.mailing)
     rows = listed(first)
     assert len(rows) == 3 and all(n.status == pb.NOTIFICATION_STATUS_PENDING for n in rows)
-    claimed = first.notification.db
-    from sqlalchemy import update
-
-    from services.notification.adapters.tables import NotificationRow
-
-    with claimed.unit_of_work() as uow:
-        uow.session.execute(
-            update(NotificationRow)
-            .where(NotificationRow.notification_id == rows[0].notification_id)
-            .values(lease_until=clock.now() + timedelta(minutes=2), attempts=1)
+    with first.db.unit_of_work() as uow:  # the lease of a sender's first attempt
+        assert uow.notifications.claim(
+            rows[0].notification_id, clock.now(), clock.now() + timedelta(minutes=2)
         )
     first.stop(grace=0)
 

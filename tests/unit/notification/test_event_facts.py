@@ -8,7 +8,7 @@ from decimal import Decimal
 from google.protobuf import timestamp_pb2
 from google.type import date_pb2
 
-from services.notification.adapters.events import to_facts
+from services.notification.codec import to_facts
 from services.notification.domain.model import Kind, MailFacts, Role
 from services.notification.domain.routing import build_directory, plan
 from services.notification.rendering import Renderer

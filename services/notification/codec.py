@@ -1,4 +1,5 @@
-"""Consumed events (tenure.events.v1) → the domain's EventFacts."""
+"""The notification service's protobuf conversions: consumed events (tenure.events.v1) → the
+domain's EventFacts, and the API's enums and `Notification` messages (tenure.notification.v1)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from services.notification.domain.model import EventFacts, MailFacts, Person, Role
+from services.notification.adapters.tables import AttachmentRow, NotificationRow
+from services.notification.domain.model import EventFacts, Kind, MailFacts, Person, Role, Status
 from services.notification.domain.shutoff import ShutoffPolicy
 from shared.errors import InvalidInput
+from shared.grpc.codec import timestamp
 from shared.money import from_proto
 from tenure.common.v1 import common_pb2
 from tenure.events.v1 import events_pb2
+from tenure.notification.v1 import notification_pb2 as pb
 
 SHUTOFF = ShutoffPolicy()
 
@@ -238,3 +242,64 @@ def to_facts(ev: events_pb2.Event) -> EventFacts:
         )
 
     return base
+
+
+# --- the API (tenure.notification.v1) -------------------------------------------------------------
+
+
+def kind_of(value: int, *, required: bool) -> Kind | None:
+    if value == pb.NOTIFICATION_KIND_UNSPECIFIED:
+        if required:
+            raise InvalidInput("kind is required", field="kind", reason="KIND_REQUIRED")
+        return None
+    try:
+        name = pb.NotificationKind.Name(value)
+    except ValueError:
+        raise InvalidInput(f"unknown kind {value}", field="kind", reason="KIND_REQUIRED") from None
+    return Kind(name.removeprefix("NOTIFICATION_KIND_"))
+
+
+def status_of(value: int) -> Status | None:
+    if value == pb.NOTIFICATION_STATUS_UNSPECIFIED:
+        return None
+    try:
+        return Status(pb.NotificationStatus.Name(value).removeprefix("NOTIFICATION_STATUS_"))
+    except ValueError:
+        raise InvalidInput(f"unknown status {value}", field="status", reason="INVALID_ARGUMENT") from None
+
+
+def notification_pb(row: NotificationRow, files: list[AttachmentRow], *, bodies: bool) -> pb.Notification:
+    msg = pb.Notification(
+        notification_id=row.notification_id,
+        event_id=row.event_id,
+        event_type=row.event_type,
+        account_id=row.account_id,
+        subscription_id=row.subscription_id,
+        kind=pb.NotificationKind.Value(f"NOTIFICATION_KIND_{row.kind}"),
+        recipient_email=row.recipient_email,
+        recipient_name=row.recipient_name,
+        recipient_role=common_pb2.Role.Value(f"ROLE_{Role(row.recipient_role).value}"),
+        language=row.language,
+        subject=row.subject,
+        status=pb.NotificationStatus.Value(f"NOTIFICATION_STATUS_{row.status}"),
+        attempts=row.attempts,
+        last_error=row.last_error,
+        resend_of_notification_id=row.resend_of_notification_id,
+        message_id=row.message_id,
+        attachments=[
+            pb.Attachment(filename=f.filename, content_type=f.content_type, size_bytes=len(f.content))
+            for f in files
+        ],
+    )
+    for name, value in (
+        ("sent_time", row.sent_time),
+        ("create_time", row.create_time),
+        ("next_attempt_time", row.next_attempt_time if row.status == Status.PENDING.value else None),
+    ):
+        ts = timestamp(value)
+        if ts is not None:
+            getattr(msg, name).CopyFrom(ts)
+    if bodies:
+        msg.text_body = row.text_body
+        msg.html_body = row.html_body
+    return msg
