@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BUF := node_modules/.bin/buf
 
-.PHONY: run test protos lint buf-lint drift pytest bench clean
+.PHONY: run test protos lint typecheck buf-lint drift pytest bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache
 
+# strict types on the files and modules pyproject.toml's [tool.mypy] names
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
 buf-lint: $(BUF) build/proto-deps
 	$(BUF) lint
 
@@ -40,7 +44,7 @@ drift: $(STAMP)
 pytest: $(STAMP)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest
 
-test: lint buf-lint drift pytest
+test: lint typecheck buf-lint drift pytest
 
 bench: $(STAMP)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest tests/bench -q -s -p no:cacheprovider --override-ini addopts=

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 
 class DomainError(Exception):
@@ -50,7 +51,7 @@ class InvalidInput(DomainError):
 
     default_reason = "INVALID_ARGUMENT"
 
-    def __init__(self, message: str, *, field: str | None = None, **kwargs) -> None:
+    def __init__(self, message: str, *, field: str | None = None, **kwargs: Any) -> None:
         if field is not None:
             kwargs.setdefault("field_violations", [(field, message)])
         super().__init__(message, **kwargs)

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import TYPE_CHECKING
 
 from shared.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from google.type import money_pb2
 
 # ISO 4217 minor units of the currencies Tenure prices in (and a few more).
 MINOR_UNITS: dict[str, int] = {
@@ -141,7 +145,7 @@ def from_proto_fields(currency: str, units: int, nanos: int) -> Decimal:
     return d.quantize(q)
 
 
-def to_proto(amount: Decimal, currency: str):
+def to_proto(amount: Decimal, currency: str) -> money_pb2.Money:
     """google.type.Money for an amount (imported lazily so domain code stays proto-free)."""
     from google.type import money_pb2
 
@@ -149,7 +153,7 @@ def to_proto(amount: Decimal, currency: str):
     return money_pb2.Money(currency_code=code, units=units, nanos=nanos)
 
 
-def from_proto(msg) -> Money:
+def from_proto(msg: money_pb2.Money) -> Money:
     if not msg.currency_code:
         raise InvalidInput("money needs a currency_code")
     return Money(from_proto_fields(msg.currency_code, msg.units, msg.nanos), msg.currency_code)

@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from sqlalchemy import func, insert, select, update
@@ -31,6 +32,11 @@ from shared.errors import InvalidInput
 from shared.grpc.tls import channel as tls_channel
 from shared.settings import TlsSettings
 
+if TYPE_CHECKING:
+    from sqlalchemy import Row
+
+    from tenure.events.v1 import events_pb2, events_pb2_grpc
+
 log = logging.getLogger("tenure.outbox")
 
 EventHandler = Callable[[UnitOfWork, object], None]
@@ -38,7 +44,7 @@ EventHandler = Callable[[UnitOfWork, object], None]
 OUTBOX_COLUMNS = ("seq", "event_id", "payload", "batch")
 
 
-def events_of(row) -> list:
+def events_of(row: Row[Any]) -> list[events_pb2.Event]:
     """The events of one outbox row (columns `OUTBOX_COLUMNS`), in order, each carrying the row's sequence.
 
     A row without a batch is the one event in its payload. A batch row (written by a set-based statement)
@@ -55,7 +61,7 @@ def events_of(row) -> list:
     if row.batch is None:
         return [shared]
     base = uuid.UUID(row.event_id)
-    events = []
+    events: list[events_pb2.Event] = []
     for i, item in enumerate(json.loads(row.batch)):
         ev = events_pb2.Event()
         ev.CopyFrom(shared)
@@ -68,7 +74,7 @@ def events_of(row) -> list:
 @dataclass
 class _Subscriber:
     addr: str
-    stub: object
+    stub: events_pb2_grpc.EventSinkServiceStub
     backoff: float = 0.0
     next_attempt: float = 0.0
     failures: int = 0
@@ -175,7 +181,7 @@ class Relay:
                     sub.stub.Deliver(
                         events_pb2.DeliverRequest(event=ev),
                         timeout=self.timeout,
-                        metadata=self.credentials() if self.credentials else None,
+                        metadata=tuple(self.credentials()) if self.credentials else None,
                     )
                     done += 1
                 acked = row.seq
@@ -224,18 +230,20 @@ class EventSink:
         self.db = db
         self.handlers = handlers
 
-    def servicer(self):
+    def servicer(self) -> events_pb2_grpc.EventSinkServiceServicer:
         from tenure.events.v1 import events_pb2, events_pb2_grpc
 
         sink = self
 
         class Servicer(events_pb2_grpc.EventSinkServiceServicer):
-            def Deliver(self, request, context):
+            def Deliver(
+                self, request: events_pb2.DeliverRequest, context: grpc.ServicerContext
+            ) -> events_pb2.DeliverResponse:
                 return events_pb2.DeliverResponse(duplicate=sink.apply(request.event))
 
         return Servicer()
 
-    def apply(self, ev) -> bool:
+    def apply(self, ev: events_pb2.Event) -> bool:
         """Apply one event exactly once; returns True when it was a repeat."""
         missing = [f for f in ("event_id", "event_type") if not getattr(ev, f)]
         if missing:

@@ -10,11 +10,17 @@ that follows finds the rows already there.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import Column, Index, MetaData, String, Table, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.auth.policy import ACCOUNT_ROLES
+
+if TYPE_CHECKING:
+    from shared.db import Database, UnitOfWork
+    from tenure.events.v1 import events_pb2
 
 TABLE = "account_members"
 
@@ -96,7 +102,7 @@ class Members:
         ).scalars()
         return list(rows)
 
-    def apply_role_changed(self, session: Session, change) -> None:
+    def apply_role_changed(self, session: Session, change: events_pb2.RoleChanged) -> None:
         """Apply an `entitlement.role_changed` payload (tenure.events.v1.RoleChanged)."""
         from tenure.common.v1 import common_pb2
 
@@ -112,7 +118,7 @@ class Members:
 class ProjectionDirectory:
     """The `policy.Directory` of a service that keeps the projection: one read per check."""
 
-    def __init__(self, db, table: Table) -> None:
+    def __init__(self, db: Database, table: Table) -> None:
         self.db = db
         self.members = Members(table)
 
@@ -124,6 +130,6 @@ class ProjectionDirectory:
         with self.db.read() as s:
             return self.members.known(s, account_id)
 
-    def on_role_changed(self, uow, event) -> None:
+    def on_role_changed(self, uow: UnitOfWork, event: events_pb2.Event) -> None:
         """Event handler for `entitlement.role_changed` (register it in the service's event sink)."""
         self.members.apply_role_changed(uow.session, event.role_changed)

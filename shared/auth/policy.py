@@ -104,7 +104,7 @@ def decide(
     principal: Principal | None,
     request: Any,
     targets: dict[str, Target],
-    directory: Directory,
+    directory: Directory | None,
 ) -> Access:
     """The access `principal` has for `method`, or the error to answer (raised)."""
     if principal is None:
@@ -135,6 +135,8 @@ def decide(
         if PERSON in rule.allow or about_self:
             return Access(principal)
         raise denied(f"call {method} without naming an account")
+    if directory is None:
+        raise RuntimeError(f"call {method}: the permission table has no directory of account teams")
     roles = directory.roles(account, email)
     if about_self:
         return Access(principal, account, roles)
@@ -151,7 +153,8 @@ def _stranger(target: Target, request: Any, resolved: Resolved) -> DomainError:
     """The answer to a person who is on no team of the account: the target's own not-found error."""
     hide = getattr(target, "not_found", None)
     if hide is not None:
-        return hide(request)
+        error: DomainError = hide(request)
+        return error
     return NotFound(f"account {resolved.account_id} not found", reason="NOT_FOUND")
 
 

@@ -15,12 +15,18 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeAlias, cast
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey, EllipticCurvePublicKey
+from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PrivateKey, Ed448PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from shared.auth.principal import Kind, Principal
 from shared.errors import Unauthenticated
@@ -28,6 +34,12 @@ from shared.errors import Unauthenticated
 ROLE_CLAIM = "tenure_role"
 SIGNING_KEY_NAME = "signing-key.pem"
 ALGORITHMS = ("EdDSA", "RS256")
+
+# The private keys PyJWT signs with and the public keys it verifies with (EdDSA and RS256 among them).
+SigningKey: TypeAlias = RSAPrivateKey | EllipticCurvePrivateKey | Ed25519PrivateKey | Ed448PrivateKey
+# The public keys PyJWT verifies with (what a PEM or JWKS holds for EdDSA and RS256).
+VerifyingKey: TypeAlias = RSAPublicKey | EllipticCurvePublicKey | Ed25519PublicKey | Ed448PublicKey
+Claims: TypeAlias = dict[str, Any]
 
 
 def ensure_signing_key(path: str | Path) -> Path:
@@ -52,18 +64,18 @@ def ensure_signing_key(path: str | Path) -> Path:
     return p
 
 
-def load_private_key(path: str | Path):
-    return serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+def load_private_key(path: str | Path) -> SigningKey:
+    return cast(SigningKey, serialization.load_pem_private_key(Path(path).read_bytes(), password=None))
 
 
-def _algorithm_of(key) -> str:
+def _algorithm_of(key: SigningKey) -> str:
     return "EdDSA" if isinstance(key, Ed25519PrivateKey) else "RS256"
 
 
 class TokenIssuer:
     """Mints tokens with the vendor's signing key: people, operators and the services themselves."""
 
-    def __init__(self, private_key, issuer: str, audience: str, key_id: str = "") -> None:
+    def __init__(self, private_key: SigningKey, issuer: str, audience: str, key_id: str = "") -> None:
         self.key = private_key
         self.issuer = issuer
         self.audience = audience
@@ -82,10 +94,10 @@ class TokenIssuer:
         role: str = "",
         ttl_seconds: float = 3600,
         now: float | None = None,
-        extra: dict | None = None,
+        extra: Claims | None = None,
     ) -> str:
         issued = int(now if now is not None else time.time())
-        claims: dict = {
+        claims: Claims = {
             "iss": self.issuer,
             "aud": self.audience,
             "sub": subject,
@@ -116,13 +128,13 @@ class TokenIssuer:
 def public_keys_from_jwks(path: str | Path) -> dict[str, object]:
     """kid → public key of every key in a JWKS file (a real identity provider's published keys)."""
     data = json.loads(Path(path).read_text())
-    keys = {}
+    keys: dict[str, object] = {}
     for i, jwk in enumerate(data.get("keys", [])):
         keys[jwk.get("kid") or f"key{i}"] = jwt.PyJWK(jwk).key
     return keys
 
 
-def public_key_from_pem(path: str | Path):
+def public_key_from_pem(path: str | Path) -> PublicKeyTypes:
     raw = Path(path).read_bytes()
     if b"PRIVATE KEY" in raw:
         return serialization.load_pem_private_key(raw, password=None).public_key()
@@ -150,7 +162,7 @@ class TokenVerifier:
         *,
         leeway: float = 30,
         cache_size: int = 4096,
-        clock=time.time,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not keys:
             raise ValueError("a token verifier needs at least one public key")
@@ -181,7 +193,7 @@ class TokenVerifier:
                 self._cache.popitem(last=False)
         return principal
 
-    def _check_times(self, claims: dict, now: float) -> None:
+    def _check_times(self, claims: Claims, now: float) -> None:
         try:
             exp = float(claims["exp"])
             nbf = float(claims.get("nbf", 0))
@@ -192,7 +204,7 @@ class TokenVerifier:
         if now + self.leeway < nbf:
             raise Unauthenticated("the token is not valid yet")
 
-    def _decode(self, token: str) -> dict:
+    def _decode(self, token: str) -> Claims:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -204,7 +216,7 @@ class TokenVerifier:
             try:
                 return jwt.decode(
                     token,
-                    key,
+                    cast(VerifyingKey, key),
                     algorithms=list(ALGORITHMS),
                     audience=self.audience,
                     issuer=self.issuer,
@@ -231,7 +243,7 @@ class TokenVerifier:
         raise Unauthenticated("the token is not signed by a trusted key") from last
 
 
-def principal_of(claims: dict) -> Principal:
+def principal_of(claims: Claims) -> Principal:
     role = str(claims.get(ROLE_CLAIM) or "")
     sub = str(claims.get("sub") or "")
     email = str(claims.get("email") or "").strip().lower()

@@ -3,8 +3,10 @@ service's permission table decides before any handler runs (see shared/auth/poli
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from shared.auth.policy import Directory, Rule, Target, decide, rule
 from shared.auth.principal import Access, Kind, Principal
@@ -68,7 +70,7 @@ class Auth:
             )
         return ServiceToken(self.issuer, service, self.settings.service_token_ttl_seconds)
 
-    def credentials(self, service: str):
+    def credentials(self, service: str) -> Callable[[], list[tuple[str, str]]]:
         """A callable giving the metadata of this service's own calls (renewed before expiry); a call
         made while serving a person names them in `x-tenure-on-behalf-of`."""
         token = self.service_token(service)
@@ -86,15 +88,16 @@ class Auth:
 
         return metadata
 
-    def authenticate(self, metadata) -> Principal | None:
+    def authenticate(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> Principal | None:
         """The verified principal of a call's metadata, None without a token; Unauthenticated when the
         token is malformed, expired or not signed by a trusted key."""
         auth, behalf = "", ""
         for k, v in metadata or ():
+            text = v.decode() if isinstance(v, bytes) else v
             if k == AUTHORIZATION:
-                auth = v
+                auth = text
             elif k == ON_BEHALF_OF:
-                behalf = v
+                behalf = text
         if not auth:
             return None
         scheme, _, token = auth.partition(" ")
@@ -116,7 +119,7 @@ class Permissions:
     targets: dict[str, Target] = field(default_factory=dict)
     directory: Directory | None = None
 
-    def check(self, method: str, request, principal: Principal | None) -> Access:
+    def check(self, method: str, request: Any, principal: Principal | None) -> Access:
         return decide(method, self.table.get(method), principal, request, self.targets, self.directory)
 
 

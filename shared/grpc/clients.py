@@ -62,7 +62,9 @@ class ServiceClient:
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.stub, name)
 
-        def call(request, timeout: float | None = None, metadata: list[tuple[str, str]] | None = None):
+        def call(
+            request: Any, timeout: float | None = None, metadata: list[tuple[str, str]] | None = None
+        ) -> Any:
             try:
                 md = metadata if metadata is not None else (self.credentials() if self.credentials else None)
                 return method(request, timeout=timeout or self.timeout, metadata=md)

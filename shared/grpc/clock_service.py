@@ -3,6 +3,8 @@ drain the outbox. The subscription service's AdvanceClock drives these on all fo
 
 from __future__ import annotations
 
+import grpc
+
 from shared.clock import Clock
 from shared.grpc.codec import time_of, timestamp
 from shared.grpc.interceptors import require_operator
@@ -15,15 +17,21 @@ class ClockServicer(clock_pb2_grpc.ClockServiceServicer):
         self.clock = clock
         self.relay = relay
 
-    def GetTime(self, request, context):
+    def GetTime(
+        self, request: clock_pb2.GetTimeRequest, context: grpc.ServicerContext
+    ) -> clock_pb2.GetTimeResponse:
         return clock_pb2.GetTimeResponse(now_time=timestamp(self.clock.now()), test_clock=self.clock.is_test)
 
-    def SetTime(self, request, context):
+    def SetTime(
+        self, request: clock_pb2.SetTimeRequest, context: grpc.ServicerContext
+    ) -> clock_pb2.SetTimeResponse:
         require_operator(context, "Moving the clock")
         to = time_of(request.to_time)
         return clock_pb2.SetTimeResponse(now_time=timestamp(self.clock.set(to)))
 
-    def DrainOutbox(self, request, context):
+    def DrainOutbox(
+        self, request: clock_pb2.DrainOutboxRequest, context: grpc.ServicerContext
+    ) -> clock_pb2.DrainOutboxResponse:
         require_operator(context, "Draining the outbox")
         self.relay.drain(request.timeout_seconds or 30.0)
         return clock_pb2.DrainOutboxResponse(pending=self.relay.pending())

@@ -8,6 +8,8 @@ INTERNAL without internals in the message.
 
 from __future__ import annotations
 
+from typing import cast
+
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -75,7 +77,7 @@ def from_rpc_error(err: grpc.RpcError) -> errors.DomainError:
     message = err.details() if hasattr(err, "details") else str(err)
     reason, field_violations, metadata = None, [], {}
     try:
-        st = rpc_status.from_call(err)
+        st = rpc_status.from_call(cast(grpc.Call, err))  # a call's RpcError is also the call
     except Exception:  # pragma: no cover - malformed trailers
         st = None
     if st is not None:

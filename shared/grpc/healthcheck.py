@@ -14,7 +14,8 @@ def main(argv: list[str]) -> int:
     service = argv[2] if len(argv) > 2 else ""
     try:
         with grpc.insecure_channel(addr) as ch:
-            resp = health_pb2_grpc.HealthStub(ch).Check(
+            # the typing stubs declare HealthStub without its methods
+            resp = health_pb2_grpc.HealthStub(ch).Check(  # type: ignore[attr-defined]
                 health_pb2.HealthCheckRequest(service=service), timeout=3
             )
     except grpc.RpcError as err:

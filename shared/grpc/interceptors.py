@@ -7,6 +7,8 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import grpc
 
@@ -20,6 +22,9 @@ REQUEST_ID = "x-request-id"
 #: The longest request_id a caller may send (services derive longer ones from it for their own calls).
 MAX_REQUEST_ID = 128
 
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+
 
 def require_operator(context: grpc.ServicerContext, what: str) -> None:
     """Refuse `what` (PERMISSION_DENIED) unless the verified caller is an operator or a service."""
@@ -31,11 +36,11 @@ def require_operator(context: grpc.ServicerContext, what: str) -> None:
 def metadata_value(context: grpc.ServicerContext, key: str) -> str:
     for k, v in context.invocation_metadata() or ():
         if k == key:
-            return v
+            return v.decode() if isinstance(v, bytes) else v
     return ""
 
 
-def _check_request_id(request, access: Access) -> None:
+def _check_request_id(request: Any, access: Access) -> None:
     rid = getattr(request, "request_id", None)
     if rid and len(rid) > MAX_REQUEST_ID and not access.principal.is_service:
         raise errors.InvalidInput(
@@ -55,7 +60,11 @@ class ServerInterceptor(grpc.ServerInterceptor):
         self.auth = auth
         self.permissions = permissions
 
-    def intercept_service(self, continuation, handler_call_details):
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[_Req, _Resp] | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[_Req, _Resp] | None:
         handler = continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
@@ -69,7 +78,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
         svc_name, _, rpc = method.lstrip("/").partition("/")
         permissions = self.permissions
 
-        def wrapper(request, context):
+        def wrapper(request: _Req, context: grpc.ServicerContext) -> _Resp:
             request_id = (
                 metadata_value(context, REQUEST_ID) or getattr(request, "request_id", "") or uuid.uuid4().hex
             )

@@ -4,9 +4,12 @@ UNIMPLEMENTED answers that say what is not built, and a graceful stop."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent import futures
+from typing import Any
 
 import grpc
+from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -17,13 +20,13 @@ from shared.grpc.tls import server_credentials
 log = logging.getLogger("tenure.server")
 
 
-def fill_unimplemented(servicer: object, service_descriptor, base_cls: type) -> object:
+def fill_unimplemented(servicer: object, service_descriptor: ServiceDescriptor, base_cls: type) -> object:
     """Make every RPC the servicer does not override answer UNIMPLEMENTED with a clear message."""
     for method in service_descriptor.methods:
         if getattr(type(servicer), method.name, None) is getattr(base_cls, method.name, None):
             full = f"{service_descriptor.full_name}/{method.name}"
 
-            def not_built(request, context, _full=full):
+            def not_built(request: object, context: grpc.ServicerContext, _full: str = full) -> None:
                 context.abort(
                     grpc.StatusCode.UNIMPLEMENTED, f"{_full} is not implemented yet in this release"
                 )
@@ -49,7 +52,13 @@ class GrpcServer:
         self.addr = addr
         self.port = 0
 
-    def add(self, add_fn, servicer, service_full_name: str, permissions: Permissions) -> None:
+    def add(
+        self,
+        add_fn: Callable[[Any, grpc.Server], None],
+        servicer: object,
+        service_full_name: str,
+        permissions: Permissions,
+    ) -> None:
         if permissions.service != service_full_name:
             raise ValueError(f"permissions of {permissions.service} given for {service_full_name}")
         add_fn(servicer, self.server)

@@ -5,6 +5,7 @@ TLS, present the same service certificate."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -16,8 +17,9 @@ def _read(path: str) -> bytes | None:
 
 
 def server_credentials(tls: TlsSettings) -> grpc.ServerCredentials:
+    """Only for enabled settings (`tls.enabled`: both the key and the certificate are named)."""
     return grpc.ssl_server_credentials(
-        [(_read(tls.key_file), _read(tls.cert_file))],
+        [(Path(tls.key_file).read_bytes(), Path(tls.cert_file).read_bytes())],
         root_certificates=_read(tls.ca_file),
         require_client_auth=tls.client_auth,
     )
@@ -33,7 +35,7 @@ def channel_credentials(tls: TlsSettings) -> grpc.ChannelCredentials:
     return grpc.ssl_channel_credentials(root_certificates=_read(tls.ca_file))
 
 
-def channel(addr: str, tls: TlsSettings | None, options: list[tuple] | None = None) -> grpc.Channel:
+def channel(addr: str, tls: TlsSettings | None, options: list[tuple[str, Any]] | None = None) -> grpc.Channel:
     if tls is not None and tls.enabled:
         return grpc.secure_channel(addr, channel_credentials(tls), options=options)
     return grpc.insecure_channel(addr, options=options)

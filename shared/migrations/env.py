@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from alembic import context
-from sqlalchemy.types import TypeEngine
+from alembic.autogenerate.api import AutogenContext
+from sqlalchemy.types import TypeDecorator
 
 cfg = context.config
 metadata = cfg.attributes["metadata"]
 engine = cfg.attributes["engine"]
 
 
-def render_item(type_: str, obj, autogen_context):
-    """Import the module of a project-defined column type, so a generated revision runs as written."""
-    if type_ == "type" and isinstance(obj, TypeEngine):
-        module = type(obj).__module__
-        if not module.startswith("sqlalchemy") and module != "sqlmodel.sql.sqltypes":
-            autogen_context.imports.add(f"import {module}")
+def render_item(type_: str, obj: object, autogen_context: AutogenContext) -> str | Literal[False]:
+    """Write a project-defined column type (and SQLModel's AutoString) as the SQLAlchemy type it stores,
+    so a generated revision imports nothing from the project and a later change to that type cannot change
+    what an old revision does."""
+    if type_ == "type" and isinstance(obj, TypeDecorator):
+        return f"sa.{obj.impl_instance!r}"
     return False  # default rendering
 
 
