@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from services.billing import handlers
 from services.billing.adapters.directory import BillingDirectory
 from services.billing.adapters.tables import BillingModel
+from services.billing.adapters.uow import BillingUnitOfWork
 from services.billing.domain.document import Seller
 from services.billing.domain.gateway import PaymentGateway, SandboxGateway
+from services.billing.handlers import accounts, sweep
+from services.billing.handlers.common import Policy
 from services.billing.permissions import permissions
 from services.billing.servicer import BillingServicer
 from shared.app import ServiceApp
@@ -19,9 +21,9 @@ from tenure.billing.v1 import billing_pb2, billing_pb2_grpc
 log = logging.getLogger("tenure.billing")
 
 
-def policy_from(settings: BillingSettings) -> handlers.Policy:
+def policy_from(settings: BillingSettings) -> Policy:
     seller_lines = tuple(p.strip() for p in settings.seller_address.split(",") if p.strip())
-    return handlers.Policy(
+    return Policy(
         net_days=settings.payment_terms_days,
         attachment_max_bytes=settings.attachment_max_bytes,
         seller=Seller(
@@ -37,7 +39,7 @@ def policy_from(settings: BillingSettings) -> handlers.Policy:
 
 
 def create(settings: BillingSettings, clock: Clock, gateway: PaymentGateway | None = None) -> ServiceApp:
-    app = ServiceApp.create("billing", settings, clock, BillingModel.metadata)
+    app = ServiceApp.create("billing", settings, clock, BillingModel.metadata, uow_class=BillingUnitOfWork)
     gateway = gateway or SandboxGateway()
     policy = policy_from(settings)
     servicer = BillingServicer(app.db, clock, gateway, policy)
@@ -50,10 +52,10 @@ def create(settings: BillingSettings, clock: Clock, gateway: PaymentGateway | No
         permissions(app.db, directory),
     )
     # the teams (and the buyer of each billing profile) follow entitlement
-    app.add_event_sink({"entitlement.role_changed": handlers.role_changed})
+    app.add_event_sink({"entitlement.role_changed": accounts.role_changed})
 
     def run_sweep() -> None:
-        result = handlers.sweep(app.db, gateway, policy, clock.now())
+        result = sweep.sweep(app.db, gateway, policy, clock.now())
         if result.issued or result.overdue:
             log.info("billing sweep: %s", result)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from services.billing.adapters.tables import (
     AttachmentRow,
@@ -17,8 +18,10 @@ from services.billing.adapters.tables import (
     ProfileRow,
 )
 from services.billing.domain.balance import BalanceFigures
-from services.billing.domain.invoice import LineInput
+from services.billing.domain.commands import CreateInvoice, DetailsUpdate, ProfileInput
+from services.billing.domain.invoice import AmountInput, LineInput, amount_in
 from services.billing.domain.model import (
+    Address,
     Channel,
     InstallmentPlan,
     InvoiceKind,
@@ -28,10 +31,14 @@ from services.billing.domain.model import (
 )
 from shared.errors import InvalidInput
 from shared.grpc.codec import date_of, date_pb, timestamp
-from shared.money import from_proto_fields, to_proto
+from shared.money import to_proto
 from tenure.billing.v1 import billing_pb2 as pb
 from tenure.common.v1 import common_pb2
 from tenure.events.v1 import events_pb2
+
+if TYPE_CHECKING:
+    from services.billing.handlers.common import InvoiceView
+    from services.billing.handlers.invoices import Priced
 
 KIND_TO_PB = {
     InvoiceKind.NEW: pb.INVOICE_KIND_NEW,
@@ -98,16 +105,11 @@ def money(amount: Decimal, currency: str):
 
 
 def money_in(msg, currency: str, field: str) -> Decimal:
-    if msg.currency_code and msg.currency_code != currency:
-        raise InvalidInput(
-            f"amount is in {msg.currency_code}, the invoice in {currency}",
-            field=field,
-            reason="CURRENCY_MISMATCH",
-        )
-    try:
-        return from_proto_fields(currency, msg.units, msg.nanos)
-    except InvalidInput as e:
-        raise InvalidInput(e.message, field=field) from None
+    return amount_in(amount_input(msg), currency, field)
+
+
+def amount_input(msg) -> AmountInput:
+    return AmountInput(msg.currency_code, msg.units, msg.nanos)
 
 
 def line_inputs(lines, currency: str) -> list[LineInput]:
@@ -181,13 +183,13 @@ def invoice_line(row: InvoiceLineRow, currency: str) -> pb.InvoiceLine:
         period_end_date=pb_date(row.period_end),
         amount=money(row.amount, currency),
         tax=money(row.tax, currency),
-        tax_rate=_rate(row.tax_rate),
+        tax_rate=rate(row.tax_rate),
         product_code=row.product_code,
     )
 
 
-def _rate(rate: Decimal) -> str:
-    s = format(rate.normalize(), "f")
+def rate(value: Decimal) -> str:
+    s = format(value.normalize(), "f")
     return s if s != "-0" else "0"
 
 
@@ -359,4 +361,137 @@ def invoice_summary(row: InvoiceRow) -> events_pb2.InvoiceSummary:
         payment_method_type=METHOD_TO_PB.get(MethodType(row.payment_method_type), 0)
         if row.payment_method_type
         else 0,
+    )
+
+
+# --- requests -----------------------------------------------------------------------------------
+
+
+def method_type(value: int, field: str = "type") -> MethodType | None:
+    """A payment method type (None when unset); an unknown value is bad input."""
+    if value == 0:
+        return None
+    if value not in METHOD_FROM_PB:
+        raise InvalidInput("unknown payment method type", field=field)
+    return METHOD_FROM_PB[value]
+
+
+def enum_in(table: dict, value: int, field: str):
+    """The enum member of `value` in `table` (None when unset); an unknown value is bad input."""
+    if value == 0:
+        return None
+    if value not in table:
+        raise InvalidInput(f"unknown {field} value {value}", field=field)
+    return table[value]
+
+
+def required(value: str, field: str) -> str:
+    if not value:
+        raise InvalidInput(f"{field} is required", field=field)
+    return value
+
+
+def required_request_id(request, what: str) -> str:
+    """Calls that charge or refund need a request id (`what` says what it protects against)."""
+    if not request.request_id:
+        raise InvalidInput(f"request_id is required: it keeps {what}", field="request_id")
+    return request.request_id
+
+
+def currency_code(value: str) -> str:
+    currency = value.strip().upper()
+    if not currency:
+        raise InvalidInput("currency_code is required", field="currency_code")
+    return currency
+
+
+def profile_input(request) -> ProfileInput:
+    a = request.address
+    return ProfileInput(
+        account_id=request.account_id,
+        buyer_email=request.buyer_email,
+        name=request.name,
+        address=Address(a.country_code, a.region, a.city, a.postal_code, a.line1, a.line2),
+        tax_id=request.tax_id,
+        tax_exempt=request.tax_exempt,
+        exemption_certificate=request.exemption_certificate,
+        exemption_expiry_date=from_pb_date(request.exemption_expiry_date, "exemption_expiry_date"),
+        language=request.language,
+    )
+
+
+def create_invoice(request) -> CreateInvoice:
+    required_request_id(request, "a retried order from charging twice")
+    currency = currency_code(request.currency_code)
+    return CreateInvoice(
+        request_id=request.request_id,
+        account_id=request.account_id,
+        subscription_id=request.subscription_id,
+        order_number=request.order_number,
+        kind=enum_in(KIND_FROM_PB, request.kind, "kind"),
+        currency=currency,
+        lines=line_inputs(request.lines, currency),
+        payment_method_id=request.payment_method_id,
+        plan=PLAN_FROM_PB.get(request.installment_plan)
+        or enum_in({}, request.installment_plan, "installment_plan"),
+        term=enum_in(TERM_FROM_PB, request.term, "term"),
+        term_start_date=from_pb_date(request.term_start_date, "term_start_date"),
+        channel=enum_in(CHANNEL_FROM_PB, request.channel, "channel"),
+        quote=request.quote,
+        time_zone=request.time_zone or "UTC",
+        buyer_email=request.buyer_email,
+        buyer_name=request.buyer_name,
+        country_code=request.country_code,
+        region=request.region,
+        language=request.language,
+    )
+
+
+def details_update(request) -> DetailsUpdate:
+    target = request.WhichOneof("target")
+    return DetailsUpdate(
+        invoice_id=request.invoice_id if target == "invoice_id" else "",
+        subscription_id=request.subscription_id if target == "subscription_id" else "",
+        po_number=request.po_number if request.HasField("po_number") else None,
+        notes=request.notes if request.HasField("notes") else None,
+        attachments=[(a.filename, a.content_type, a.content) for a in request.attachments],
+        remove_attachment_ids=list(request.remove_attachment_ids),
+    )
+
+
+# --- responses ----------------------------------------------------------------------------------
+
+
+def invoice_view(view: InvoiceView, sees_amounts: bool) -> pb.Invoice:
+    """The invoice as the caller may see it (amounts only for those who see them)."""
+    if not sees_amounts:
+        return invoice_status_only(view.invoice, list(view.lines))
+    return invoice(view.invoice, list(view.lines), list(view.attachments))
+
+
+def installment_for(row: InstallmentRow, sees_amounts: bool) -> pb.Installment:
+    return installment(row) if sees_amounts else installment_status_only(row)
+
+
+def preview_tax(priced: Priced, currency: str) -> pb.PreviewTaxResponse:
+    return pb.PreviewTaxResponse(
+        subtotal=money(priced.subtotal, currency),
+        tax=money(priced.tax, currency),
+        total=money(priced.total, currency),
+        lines=[
+            pb.InvoiceLine(
+                description=ln.description,
+                quantity=ln.quantity,
+                unit_price=money(ln.unit_price, currency),
+                period_start_date=pb_date(ln.period_start),
+                period_end_date=pb_date(ln.period_end),
+                amount=money(ln.amount, currency),
+                tax=money(ln.tax, currency),
+                tax_rate=rate(ln.tax_rate),
+                product_code=ln.product_code,
+            )
+            for ln in priced.lines
+        ],
+        tax_rate=rate(priced.decision.rate),
+        tax_name=priced.decision.name,
     )

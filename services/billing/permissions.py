@@ -7,9 +7,6 @@ Tenure services; operators read everything and run the sweep.
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from services.billing.adapters.tables import InstallmentRow, InvoiceRow
 from shared.auth.policy import (
     ADMINS,
     BUYER,
@@ -66,23 +63,12 @@ TABLE = {
 
 def permissions(db, directory: Directory) -> Permissions:
     def account_of_invoice(invoice_id: str) -> str | None:
-        with db.read() as s:
-            return s.execute(
-                select(InvoiceRow.account_id).where(InvoiceRow.invoice_id == invoice_id)
-            ).scalar_one_or_none()
+        with db.reading() as uow:
+            return uow.members.account_of_invoice(invoice_id)
 
     def account_of_subscription(subscription_id: str) -> str | None:
-        with db.read() as s:
-            found = s.execute(
-                select(InvoiceRow.account_id).where(InvoiceRow.subscription_id == subscription_id).limit(1)
-            ).scalar_one_or_none()
-            if found is None:
-                found = s.execute(
-                    select(InstallmentRow.account_id)
-                    .where(InstallmentRow.subscription_id == subscription_id)
-                    .limit(1)
-                ).scalar_one_or_none()
-            return found
+        with db.reading() as uow:
+            return uow.members.account_of_subscription(subscription_id)
 
     invoice = LookupTarget("invoice_id", "invoice", "INVOICE_NOT_FOUND", account_of_invoice)
     subscription = LookupTarget("subscription_id", "subscription", "NOT_FOUND", account_of_subscription)

@@ -1,15 +1,19 @@
-"""Queries over the billing tables, shared by the handlers. No business rules here."""
+"""Billing's repositories: one class per kind of record, each on the unit of work's session.
+
+Handlers reach them as `uow.profiles`, `uow.invoices`, … (see `uow.py`); no business rules here, only
+how records are found, locked, listed and stored.
+"""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
+from datetime import date
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session
 
+from services.billing.adapters import directory
 from services.billing.adapters.tables import (
     AttachmentRow,
     CounterRow,
@@ -23,229 +27,332 @@ from services.billing.adapters.tables import (
     PendingDetailsRow,
     ProfileRow,
 )
-from services.billing.domain.model import InvoiceStatus, MethodType
+from services.billing.domain.model import InstallmentStatus, InvoiceStatus, MethodType
 from services.billing.domain.numbering import format_number
 from shared.db import UnitOfWork
-from shared.errors import InvalidInput, NotFound
-
-MAX_PAGE = 500
-DEFAULT_PAGE = 50
+from shared.errors import NotFound
 
 
-def profile(session: Session, account_id: str) -> ProfileRow | None:
-    return session.get(ProfileRow, account_id)
+class _Repository:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self.session = uow.session
+
+    def add(self, row) -> None:
+        self.session.add(row)
+        self.session.flush()
 
 
-def require_profile(session: Session, account_id: str) -> ProfileRow:
-    row = profile(session, account_id)
-    if row is None:
-        raise NotFound(f"account {account_id} has no billing profile", reason="BILLING_PROFILE_NOT_FOUND")
-    return row
+class Profiles(_Repository):
+    def get(self, account_id: str) -> ProfileRow | None:
+        return self.session.get(ProfileRow, account_id) if account_id else None
+
+    def require(self, account_id: str) -> ProfileRow:
+        row = self.get(account_id)
+        if row is None:
+            raise NotFound(f"account {account_id} has no billing profile", reason="BILLING_PROFILE_NOT_FOUND")
+        return row
+
+    def save(self, row: ProfileRow) -> None:
+        self.add(row)
 
 
-def payment_method(session: Session, payment_method_id: str) -> PaymentMethodRow:
-    row = session.get(PaymentMethodRow, payment_method_id) if payment_method_id else None
-    if row is None:
-        raise NotFound(f"no payment method {payment_method_id!r}", reason="PAYMENT_METHOD_NOT_FOUND")
-    return row
+class PaymentMethods(_Repository):
+    def get(self, payment_method_id: str) -> PaymentMethodRow | None:
+        return self.session.get(PaymentMethodRow, payment_method_id) if payment_method_id else None
+
+    def require(self, payment_method_id: str) -> PaymentMethodRow:
+        row = self.get(payment_method_id)
+        if row is None:
+            raise NotFound(f"no payment method {payment_method_id!r}", reason="PAYMENT_METHOD_NOT_FOUND")
+        return row
+
+    def of_account(self, account_id: str) -> Sequence[PaymentMethodRow]:
+        """The account's methods that were not removed, oldest first."""
+        stmt = (
+            select(PaymentMethodRow)
+            .where(PaymentMethodRow.account_id == account_id, PaymentMethodRow.removed.is_(False))
+            .order_by(PaymentMethodRow.create_time, PaymentMethodRow.payment_method_id)
+        )
+        return self.session.scalars(stmt).all()
+
+    def save(self, row: PaymentMethodRow) -> None:
+        self.add(row)
 
 
-def payment_methods(session: Session, account_id: str) -> Sequence[PaymentMethodRow]:
-    stmt = (
-        select(PaymentMethodRow)
-        .where(PaymentMethodRow.account_id == account_id, PaymentMethodRow.removed.is_(False))
-        .order_by(PaymentMethodRow.create_time, PaymentMethodRow.payment_method_id)
-    )
-    return session.scalars(stmt).all()
+class Payers(_Repository):
+    def lock_account(self, account_id: str) -> None:
+        """Serialize payer changes of one account (PostgreSQL; SQLite's write lock already does)."""
+        if self.uow.db.is_postgres:
+            self.session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"payers:{account_id}"}
+            )
+
+    def of_account(self, account_id: str) -> Sequence[PayerRow]:
+        stmt = (
+            select(PayerRow)
+            .where(PayerRow.account_id == account_id)
+            .order_by(PayerRow.create_time, PayerRow.email)
+        )
+        return self.session.scalars(stmt).all()
+
+    def get(self, account_id: str, email: str) -> PayerRow | None:
+        return self.session.get(PayerRow, (account_id, email))
+
+    def remove(self, row: PayerRow) -> None:
+        self.session.delete(row)
+        self.session.flush()
 
 
-def payers(session: Session, account_id: str) -> Sequence[PayerRow]:
-    stmt = (
-        select(PayerRow)
-        .where(PayerRow.account_id == account_id)
-        .order_by(PayerRow.create_time, PayerRow.email)
-    )
-    return session.scalars(stmt).all()
+class Invoices(_Repository):
+    def get(self, invoice_id: str) -> InvoiceRow:
+        row = self.session.get(InvoiceRow, invoice_id) if invoice_id else None
+        if row is None:
+            raise NotFound(f"no invoice {invoice_id!r}", reason="INVOICE_NOT_FOUND")
+        return row
+
+    def lock(self, invoice_id: str) -> InvoiceRow:
+        """The invoice, locked for this transaction (PostgreSQL waits for other writers; SQLite's write
+        lock already serializes)."""
+        stmt = self.uow.for_update(
+            select(InvoiceRow).where(InvoiceRow.invoice_id == invoice_id), skip_locked=False
+        )
+        row = (
+            self.session.scalars(stmt.execution_options(populate_existing=True)).first()
+            if invoice_id
+            else None
+        )
+        if row is None:
+            raise NotFound(f"no invoice {invoice_id!r}", reason="INVOICE_NOT_FOUND")
+        return row
+
+    def by_request(self, request_id: str) -> InvoiceRow | None:
+        return self.session.scalars(select(InvoiceRow).where(InvoiceRow.request_id == request_id)).first()
+
+    def lines(self, invoice_id: str) -> Sequence[InvoiceLineRow]:
+        stmt = (
+            select(InvoiceLineRow)
+            .where(InvoiceLineRow.invoice_id == invoice_id)
+            .order_by(InvoiceLineRow.position)
+        )
+        return self.session.scalars(stmt).all()
+
+    def add_issued(self, row: InvoiceRow, lines: list[InvoiceLineRow]) -> None:
+        """Store a new invoice with its lines."""
+        for ln in lines:
+            self.session.add(ln)
+        self.session.add(row)
+        self.session.flush()
+
+    def save(self, row: InvoiceRow) -> None:
+        self.add(row)
+
+    def invoice_paid_subscriptions(self, account_id: str) -> set[str]:
+        """Subscriptions of the account that have (non-void) invoices paid by invoice."""
+        stmt = select(InvoiceRow.subscription_id).where(
+            InvoiceRow.account_id == account_id,
+            InvoiceRow.payment_method_type == MethodType.INVOICE.value,
+            InvoiceRow.status != InvoiceStatus.VOID.value,
+        )
+        return {s or "(none)" for s in self.session.scalars(stmt.distinct()).all()}
+
+    def page(
+        self, account_id: str, status: str, subscription_id: str, offset: int, size: int
+    ) -> tuple[Sequence[InvoiceRow], bool]:
+        """Newest first; `status`/`subscription_id` filter when given. True when more follow."""
+        stmt = select(InvoiceRow).where(InvoiceRow.account_id == account_id)
+        if status:
+            stmt = stmt.where(InvoiceRow.status == status)
+        if subscription_id:
+            stmt = stmt.where(InvoiceRow.subscription_id == subscription_id)
+        stmt = stmt.order_by(InvoiceRow.issue_time.desc(), InvoiceRow.invoice_number.desc())
+        rows = self.session.scalars(stmt.offset(offset).limit(size + 1)).all()
+        return rows[:size], len(rows) > size
+
+    def of_account(self, account_id: str) -> Sequence[InvoiceRow]:
+        return self.session.scalars(select(InvoiceRow).where(InvoiceRow.account_id == account_id)).all()
+
+    def latest_currency(self, account_id: str) -> str | None:
+        stmt = (
+            select(InvoiceRow.currency)
+            .where(InvoiceRow.account_id == account_id)
+            .order_by(InvoiceRow.issue_time.desc())
+            .limit(1)
+        )
+        return self.session.scalars(stmt).first()
+
+    def claim_open_due(self, horizon: date, seen: set[str], limit: int) -> Sequence[InvoiceRow]:
+        """Open invoices not yet marked overdue, due by `horizon`, not in `seen`; claimed with SKIP
+        LOCKED (PostgreSQL) so replicas share them."""
+        stmt = (
+            select(InvoiceRow)
+            .where(
+                InvoiceRow.status == InvoiceStatus.OPEN.value,
+                InvoiceRow.overdue_time.is_(None),
+                InvoiceRow.due_date <= horizon,
+                InvoiceRow.invoice_id.not_in(seen) if seen else True,
+            )
+            .order_by(InvoiceRow.due_date, InvoiceRow.invoice_id)
+            .limit(limit)
+        )
+        return self.session.scalars(self.uow.for_update(stmt)).all()
+
+    def next_number(self, series: str, year: int) -> str:
+        """The next number of a series in a year. The counter row is updated in this transaction: it
+        stays locked until commit (so concurrent issuers queue) and a rollback gives the number back."""
+        s = self.session
+        table = CounterRow.__table__
+        ins = pg_insert(table) if self.uow.db.is_postgres else sqlite_insert(table)
+        s.execute(ins.values(series=series, year=year, last=0).on_conflict_do_nothing())
+        result = s.execute(
+            update(table)
+            .where(table.c.series == series, table.c.year == year)
+            .values(last=table.c.last + 1)
+            .returning(table.c.last)
+        )
+        return format_number(series, year, int(result.scalar_one()))
 
 
-def invoice(session: Session, invoice_id: str) -> InvoiceRow:
-    row = session.get(InvoiceRow, invoice_id) if invoice_id else None
-    if row is None:
-        raise NotFound(f"no invoice {invoice_id!r}", reason="INVOICE_NOT_FOUND")
-    return row
+class Payments(_Repository):
+    def last(self, invoice_id: str) -> PaymentRow | None:
+        stmt = (
+            select(PaymentRow)
+            .where(PaymentRow.invoice_id == invoice_id)
+            .order_by(PaymentRow.create_time.desc(), PaymentRow.payment_id.desc())
+        )
+        return self.session.scalars(stmt).first()
+
+    def succeeded_charges(self, invoice_id: str) -> Sequence[PaymentRow]:
+        stmt = select(PaymentRow).where(
+            PaymentRow.invoice_id == invoice_id, PaymentRow.status == "succeeded", PaymentRow.charge_id != ""
+        )
+        return self.session.scalars(stmt).all()
 
 
-def lock_invoice(uow: UnitOfWork, invoice_id: str) -> InvoiceRow:
-    """The invoice, locked for this transaction (PostgreSQL waits for other writers; SQLite's write
-    lock already serializes)."""
-    stmt = uow.for_update(select(InvoiceRow).where(InvoiceRow.invoice_id == invoice_id), skip_locked=False)
-    row = uow.session.scalars(stmt.execution_options(populate_existing=True)).first() if invoice_id else None
-    if row is None:
-        raise NotFound(f"no invoice {invoice_id!r}", reason="INVOICE_NOT_FOUND")
-    return row
+class Installments(_Repository):
+    def of_subscription(self, subscription_id: str) -> Sequence[InstallmentRow]:
+        stmt = (
+            select(InstallmentRow)
+            .where(InstallmentRow.subscription_id == subscription_id)
+            .order_by(InstallmentRow.term_start_date, InstallmentRow.sequence)
+        )
+        return self.session.scalars(stmt).all()
+
+    def of_invoice(self, invoice_id: str) -> InstallmentRow | None:
+        return self.session.scalars(
+            select(InstallmentRow).where(InstallmentRow.invoice_id == invoice_id)
+        ).first()
+
+    def add_all(self, rows: list[InstallmentRow]) -> None:
+        for r in rows:
+            self.session.add(r)
+        self.session.flush()
+
+    def save(self, row: InstallmentRow) -> None:
+        self.add(row)
+
+    def lock_scheduled(self, subscription_id: str) -> Sequence[InstallmentRow]:
+        """The subscription's scheduled installments, locked; waits for a sweep that is invoicing one
+        of them (once it commits, that one is no longer scheduled)."""
+        stmt = select(InstallmentRow).where(
+            InstallmentRow.subscription_id == subscription_id,
+            InstallmentRow.status == InstallmentStatus.SCHEDULED.value,
+        )
+        return self.session.scalars(self.uow.for_update(stmt, skip_locked=False)).all()
+
+    def claim_next_due(self, horizon: date, skip: set[str]) -> InstallmentRow | None:
+        """The earliest scheduled installment due by `horizon` and not in `skip`, claimed with SKIP LOCKED
+        (PostgreSQL) so replicas share the work."""
+        stmt = (
+            select(InstallmentRow)
+            .where(
+                InstallmentRow.status == InstallmentStatus.SCHEDULED.value,
+                InstallmentRow.due_date <= horizon,
+                InstallmentRow.installment_id.not_in(skip) if skip else True,
+            )
+            .order_by(InstallmentRow.due_date, InstallmentRow.installment_id)
+            .limit(1)
+        )
+        return self.session.scalars(self.uow.for_update(stmt)).first()
 
 
-def invoice_by_request(session: Session, request_id: str) -> InvoiceRow | None:
-    return session.scalars(select(InvoiceRow).where(InvoiceRow.request_id == request_id)).first()
+class CreditNotes(_Repository):
+    def page(self, account_id: str, offset: int, size: int) -> tuple[Sequence[CreditNoteRow], bool]:
+        stmt = (
+            select(CreditNoteRow)
+            .where(CreditNoteRow.account_id == account_id)
+            .order_by(CreditNoteRow.issue_time.desc(), CreditNoteRow.credit_note_number.desc())
+        )
+        rows = self.session.scalars(stmt.offset(offset).limit(size + 1)).all()
+        return rows[:size], len(rows) > size
+
+    def of_account(self, account_id: str) -> Sequence[CreditNoteRow]:
+        return self.session.scalars(select(CreditNoteRow).where(CreditNoteRow.account_id == account_id)).all()
 
 
-def list_invoices_of_subscription(session: Session, subscription_id: str) -> InvoiceRow | None:
-    """The latest invoice of a subscription (it names the subscription's account)."""
-    stmt = (
-        select(InvoiceRow)
-        .where(InvoiceRow.subscription_id == subscription_id)
-        .order_by(InvoiceRow.issue_time.desc())
-        .limit(1)
-    )
-    return session.scalars(stmt).first()
+class Attachments(_Repository):
+    def of_invoice(self, invoice_id: str) -> Sequence[AttachmentRow]:
+        stmt = select(AttachmentRow).where(AttachmentRow.invoice_id == invoice_id)
+        return self.session.scalars(
+            stmt.order_by(AttachmentRow.create_time, AttachmentRow.attachment_id)
+        ).all()
+
+    def pending(self, subscription_id: str) -> Sequence[AttachmentRow]:
+        """Documents the buyer gave for a subscription's next invoice."""
+        stmt = select(AttachmentRow).where(
+            AttachmentRow.subscription_id == subscription_id, AttachmentRow.invoice_id == ""
+        )
+        return self.session.scalars(
+            stmt.order_by(AttachmentRow.create_time, AttachmentRow.attachment_id)
+        ).all()
+
+    def remove(self, row: AttachmentRow) -> None:
+        self.session.delete(row)
+
+    def put(self, row: AttachmentRow) -> None:
+        self.session.add(row)
 
 
-def lines(session: Session, invoice_id: str) -> Sequence[InvoiceLineRow]:
-    stmt = (
-        select(InvoiceLineRow)
-        .where(InvoiceLineRow.invoice_id == invoice_id)
-        .order_by(InvoiceLineRow.position)
-    )
-    return session.scalars(stmt).all()
+class PendingDetails(_Repository):
+    """PO number and notes for a subscription's next invoice."""
+
+    def get(self, subscription_id: str) -> PendingDetailsRow | None:
+        return self.session.get(PendingDetailsRow, subscription_id) if subscription_id else None
+
+    def save(self, row: PendingDetailsRow) -> None:
+        self.add(row)
+
+    def remove(self, row: PendingDetailsRow) -> None:
+        self.session.delete(row)
 
 
-def attachments(
-    session: Session, *, invoice_id: str = "", subscription_id: str = ""
-) -> Sequence[AttachmentRow]:
-    stmt = select(AttachmentRow)
-    if invoice_id:
-        stmt = stmt.where(AttachmentRow.invoice_id == invoice_id)
-    else:
-        stmt = stmt.where(AttachmentRow.subscription_id == subscription_id, AttachmentRow.invoice_id == "")
-    return session.scalars(stmt.order_by(AttachmentRow.create_time, AttachmentRow.attachment_id)).all()
+class Members(_Repository):
+    """Who holds which role on which account (the projection of entitlement's teams and billing's
+    payers, see `directory`)."""
 
+    def roles(self, account_id: str, email: str) -> frozenset[str]:
+        return directory.roles(self.session, account_id, email)
 
-def pending_details(session: Session, subscription_id: str) -> PendingDetailsRow | None:
-    return session.get(PendingDetailsRow, subscription_id) if subscription_id else None
+    def known(self, account_id: str) -> bool:
+        return directory.known(self.session, account_id)
 
+    def buyer(self, account_id: str) -> str:
+        return directory.buyer(self.session, account_id)
 
-def last_payment(session: Session, invoice_id: str) -> PaymentRow | None:
-    stmt = (
-        select(PaymentRow)
-        .where(PaymentRow.invoice_id == invoice_id)
-        .order_by(PaymentRow.create_time.desc(), PaymentRow.payment_id.desc())
-    )
-    return session.scalars(stmt).first()
+    def grant(self, account_id: str, email: str, role: str) -> None:
+        directory.members.grant(self.session, account_id, email, role)
 
+    def apply_role_changed(self, change) -> None:
+        directory.members.apply_role_changed(self.session, change)
 
-def succeeded_charges(session: Session, invoice_id: str) -> Sequence[PaymentRow]:
-    stmt = select(PaymentRow).where(
-        PaymentRow.invoice_id == invoice_id, PaymentRow.status == "succeeded", PaymentRow.charge_id != ""
-    )
-    return session.scalars(stmt).all()
+    def account_of_invoice(self, invoice_id: str) -> str | None:
+        stmt = select(InvoiceRow.account_id).where(InvoiceRow.invoice_id == invoice_id)
+        return self.session.execute(stmt).scalar_one_or_none()
 
-
-def invoice_paid_subscriptions(session: Session, account_id: str) -> set[str]:
-    """Subscriptions of the account that have (non-void) invoices paid by invoice."""
-    stmt = select(InvoiceRow.subscription_id).where(
-        InvoiceRow.account_id == account_id,
-        InvoiceRow.payment_method_type == MethodType.INVOICE.value,
-        InvoiceRow.status != InvoiceStatus.VOID.value,
-    )
-    return {s or "(none)" for s in session.scalars(stmt.distinct()).all()}
-
-
-def installments(session: Session, subscription_id: str) -> Sequence[InstallmentRow]:
-    stmt = (
-        select(InstallmentRow)
-        .where(InstallmentRow.subscription_id == subscription_id)
-        .order_by(InstallmentRow.term_start_date, InstallmentRow.sequence)
-    )
-    return session.scalars(stmt).all()
-
-
-def installment_of_invoice(session: Session, invoice_id: str) -> InstallmentRow | None:
-    return session.scalars(select(InstallmentRow).where(InstallmentRow.invoice_id == invoice_id)).first()
-
-
-def next_number(uow: UnitOfWork, series: str, year: int) -> str:
-    """The next number of a series in a year. The counter row is updated in this transaction: it stays
-    locked until commit (so concurrent issuers queue) and a rollback gives the number back."""
-    s = uow.session
-    table = CounterRow.__table__
-    ins = pg_insert(table) if uow.db.is_postgres else sqlite_insert(table)
-    s.execute(ins.values(series=series, year=year, last=0).on_conflict_do_nothing())
-    result = s.execute(
-        update(table)
-        .where(table.c.series == series, table.c.year == year)
-        .values(last=table.c.last + 1)
-        .returning(table.c.last)
-    )
-    return format_number(series, year, int(result.scalar_one()))
-
-
-def encode_page_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode() if offset else ""
-
-
-def decode_page(page_size: int, page_token: str) -> tuple[int, int]:
-    if page_size < 0:
-        raise InvalidInput("page_size cannot be negative", field="page_size")
-    size = min(page_size or DEFAULT_PAGE, MAX_PAGE)
-    if not page_token:
-        return size, 0
-    try:
-        raw = base64.urlsafe_b64decode(page_token.encode()).decode()
-        if not raw.startswith("o:"):
-            raise ValueError
-        offset = int(raw[2:])
-        if offset < 0:
-            raise ValueError
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("page_token is not a token from a previous response", field="page_token") from None
-    return size, offset
-
-
-def list_invoices(
-    session: Session, account_id: str, status: str, subscription_id: str, size: int, offset: int
-) -> tuple[Sequence[InvoiceRow], bool]:
-    stmt = select(InvoiceRow).where(InvoiceRow.account_id == account_id)
-    if status:
-        stmt = stmt.where(InvoiceRow.status == status)
-    if subscription_id:
-        stmt = stmt.where(InvoiceRow.subscription_id == subscription_id)
-    stmt = stmt.order_by(InvoiceRow.issue_time.desc(), InvoiceRow.invoice_number.desc())
-    rows = session.scalars(stmt.offset(offset).limit(size + 1)).all()
-    return rows[:size], len(rows) > size
-
-
-def list_credit_notes(
-    session: Session, account_id: str, size: int, offset: int
-) -> tuple[Sequence[CreditNoteRow], bool]:
-    stmt = (
-        select(CreditNoteRow)
-        .where(CreditNoteRow.account_id == account_id)
-        .order_by(CreditNoteRow.issue_time.desc(), CreditNoteRow.credit_note_number.desc())
-    )
-    rows = session.scalars(stmt.offset(offset).limit(size + 1)).all()
-    return rows[:size], len(rows) > size
-
-
-def account_invoices(session: Session, account_id: str) -> Sequence[InvoiceRow]:
-    return session.scalars(select(InvoiceRow).where(InvoiceRow.account_id == account_id)).all()
-
-
-def account_credit_notes(session: Session, account_id: str) -> Sequence[CreditNoteRow]:
-    return session.scalars(select(CreditNoteRow).where(CreditNoteRow.account_id == account_id)).all()
-
-
-def latest_currency(session: Session, account_id: str) -> str | None:
-    stmt = (
-        select(InvoiceRow.currency)
-        .where(InvoiceRow.account_id == account_id)
-        .order_by(InvoiceRow.issue_time.desc())
-        .limit(1)
-    )
-    return session.scalars(stmt).first()
-
-
-def count_payers(session: Session, account_id: str) -> int:
-    return (
-        session.scalar(select(func.count()).select_from(PayerRow).where(PayerRow.account_id == account_id))
-        or 0
-    )
+    def account_of_subscription(self, subscription_id: str) -> str | None:
+        stmt = select(InvoiceRow.account_id).where(InvoiceRow.subscription_id == subscription_id).limit(1)
+        found = self.session.execute(stmt).scalar_one_or_none()
+        if found is None:
+            stmt = select(InstallmentRow.account_id).where(InstallmentRow.subscription_id == subscription_id)
+            found = self.session.execute(stmt.limit(1)).scalar_one_or_none()
+        return found

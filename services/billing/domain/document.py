@@ -74,3 +74,19 @@ class InvoiceDocument:
             f"IBAN {self.seller.iban}, BIC {self.seller.bic}, quoting invoice {self.invoice_number}.",
             "Or pay by card or PayPal in your account under Invoices and credit notes.",
         ]
+
+
+def payment_method_label(method_type: str, brand: str = "", last4: str = "", paypal_email: str = "") -> str:
+    """How the document names the payment method: "visa card ending 4242", "PayPal (…)", "bank transfer"."""
+    if method_type == MethodType.CARD.value:
+        return f"{brand} card ending {last4}"
+    if method_type == MethodType.PAYPAL.value:
+        return f"PayPal ({paypal_email})"
+    return "bank transfer"
+
+
+def installment_label(sequence: int, count: int | None) -> str:
+    """ "Installment 2 of 3" on an installment invoice ("" otherwise; three when the plan is gone)."""
+    if not sequence:
+        return ""
+    return f"Installment {sequence} of {3 if count is None else count}"

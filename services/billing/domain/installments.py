@@ -7,12 +7,14 @@ installment invoice repeats the order's lines with their share of that installme
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
+from services.billing.domain.invoice import LineInput
 from services.billing.domain.model import InstallmentPlan, InvoiceKind, Term
 from shared.errors import InvalidInput
 from shared.money import quantum, round_money, split_evenly
@@ -102,3 +104,57 @@ def schedule(
     return [
         ScheduledInstallment(k + 1, dates[k], amounts[k], tuple(per_installment[k])) for k in range(count)
     ]
+
+
+def installment_key(subscription_id: str, term_start: date, sequence: int) -> str:
+    """The unique key of one installment's invoice (a raced or repeated sweep never issues it twice)."""
+    return f"{subscription_id}:{term_start.isoformat()}:{sequence}"
+
+
+def shares(inputs: list[LineInput], item: ScheduledInstallment) -> list[LineInput]:
+    """The order's lines with their share of one installment as their amount."""
+    return [
+        LineInput(
+            description=li.description.strip(),
+            quantity=li.quantity,
+            unit_price=li.unit_price,
+            period_start=li.period_start,
+            period_end=li.period_end,
+            amount=share,
+            product_code=li.product_code,
+        )
+        for li, share in zip(inputs, item.line_amounts, strict=True)
+    ]
+
+
+def installment_inputs(share_lines: list[LineInput], sequence: int, count: int) -> list[LineInput]:
+    """The lines of an installment invoice: each share, named as installment `sequence` of `count`."""
+    return [
+        replace(li, description=f"{li.description.strip()} (installment {sequence} of {count})")
+        for li in share_lines
+    ]
+
+
+def share_to_json(li: LineInput) -> dict[str, object]:
+    """A stored share line (kept with the installment until its invoice is issued)."""
+    return {
+        "description": li.description.strip(),
+        "quantity": li.quantity,
+        "unit_price": str(li.unit_price),
+        "period_start": li.period_start.isoformat() if li.period_start else None,
+        "period_end": li.period_end.isoformat() if li.period_end else None,
+        "product_code": li.product_code,
+        "amount": str(li.amount),
+    }
+
+
+def share_from_json(d: dict[str, Any]) -> LineInput:
+    return LineInput(
+        description=str(d["description"]),
+        quantity=int(d["quantity"]),
+        unit_price=Decimal(d["unit_price"]),
+        period_start=date.fromisoformat(d["period_start"]) if d.get("period_start") else None,
+        period_end=date.fromisoformat(d["period_end"]) if d.get("period_end") else None,
+        amount=Decimal(d["amount"]),
+        product_code=str(d.get("product_code", "")),
+    )

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from services.billing.domain.model import InvoiceStatus
 from services.billing.domain.tax import TaxDecision, line_tax
 from shared.errors import InvalidInput, RuleViolation
-from shared.money import round_money, to_decimal
+from shared.money import from_proto_fields, round_money, to_decimal
 
 DEFAULT_NET_DAYS = 30
 MAX_ATTACHMENTS = 5
@@ -225,3 +225,78 @@ class InvoiceState:
 
     def is_overdue_at(self, now: datetime, due: date, time_zone: str) -> bool:
         return self.status == InvoiceStatus.OPEN and self.amount_due > 0 and now >= overdue_at(due, time_zone)
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceDraft:
+    """The figures of an invoice about to be issued: its priced lines, totals, tax and dates."""
+
+    lines: tuple[Line, ...]
+    subtotal: Decimal
+    tax: Decimal
+    total: Decimal
+    tax_rate: Decimal
+    tax_name: str
+    tax_exempt: bool
+    issue_date: date
+    due_date: date
+
+
+def order_subtotal(lines: list[Line]) -> Decimal:
+    """The subtotal of an order's lines; an order cannot add up to less than zero."""
+    subtotal = totals(lines).subtotal
+    if subtotal < 0:
+        raise InvalidInput(
+            "the lines add up to less than zero", field="lines", reason="INVOICE_TOTAL_NEGATIVE"
+        )
+    return subtotal
+
+
+def draft_invoice(
+    lines: list[Line],
+    tax: TaxDecision,
+    issue_time: datetime,
+    time_zone: str,
+    net_days: int = DEFAULT_NET_DAYS,
+) -> InvoiceDraft:
+    """An invoice of these lines issued at `issue_time`: dated in the buyer's zone, due `net_days` later."""
+    issue_day = local_date(issue_time, time_zone)
+    t = totals(lines)
+    if t.total < 0:
+        raise InvalidInput(
+            "the invoice total would be negative", field="lines", reason="INVOICE_TOTAL_NEGATIVE"
+        )
+    return InvoiceDraft(
+        lines=tuple(lines),
+        subtotal=t.subtotal,
+        tax=t.tax,
+        total=t.total,
+        tax_rate=tax.rate,
+        tax_name=tax.name,
+        tax_exempt=tax.exempt,
+        issue_date=issue_day,
+        due_date=due_date(issue_day, net_days),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AmountInput:
+    """An amount as a request gives it (google.type.Money's fields), read once the currency is known."""
+
+    currency_code: str
+    units: int
+    nanos: int
+
+
+def amount_in(given: AmountInput, currency: str, field: str) -> Decimal:
+    """The amount in `currency` (the invoice's); another currency or too many decimals are bad input."""
+    if given.currency_code and given.currency_code != currency:
+        raise InvalidInput(
+            f"amount is in {given.currency_code}, the invoice in {currency}",
+            field=field,
+            reason="CURRENCY_MISMATCH",
+        )
+    try:
+        return from_proto_fields(currency, given.units, given.nanos)
+    except InvalidInput as e:
+        raise InvalidInput(e.message, field=field) from None
