@@ -4,12 +4,12 @@ event sink that builds the subscription projection and the account teams."""
 from __future__ import annotations
 
 from services.entitlement import handlers
-from services.entitlement.adapters import repository as repo
 from services.entitlement.adapters.cache import AccessCache, AccessChangeFeed
 from services.entitlement.adapters.directory import TeamDirectory
+from services.entitlement.adapters.repository import EntitlementUnitOfWork
 from services.entitlement.adapters.tables import EntitlementModel
+from services.entitlement.codec import subscription_event_of
 from services.entitlement.domain.projection import SUBSCRIPTION_EVENT_PREFIX
-from services.entitlement.encode import subscription_event_of
 from services.entitlement.permissions import permissions
 from services.entitlement.servicer import EntitlementServicer
 from shared.app import ServiceApp
@@ -52,14 +52,11 @@ class EventHandlers(dict):
 
 
 def create(settings: EntitlementSettings, clock: Clock) -> ServiceApp:
-    app = ServiceApp.create("entitlement", settings, clock, EntitlementModel.metadata)
+    app = ServiceApp.create(
+        "entitlement", settings, clock, EntitlementModel.metadata, uow_class=EntitlementUnitOfWork
+    )
     db = app.db
-
-    def load(user_email: str):
-        with db.read() as s:
-            return repo.grants_of_user(s, user_email)
-
-    cache = AccessCache(load, ttl=settings.access_cache_ttl_seconds)
+    cache = AccessCache(lambda email: handlers.load_grants(db, email), ttl=settings.access_cache_ttl_seconds)
     servicer = EntitlementServicer(db, clock, cache)
     app.add_servicer(
         entitlement_pb2_grpc.add_EntitlementServiceServicer_to_server,

@@ -1,5 +1,5 @@
-"""Between the wire and the domain: enum values by name, timestamps, and the decoding of
-`subscription.*` events into the projection's `SubscriptionEvent`."""
+"""The entitlement service's protobuf conversions: enum values by name, timestamps, the decoding of
+`subscription.*` events into the projection's `SubscriptionEvent`, and the events it publishes."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ from services.entitlement.domain.model import (
     AccessLevel,
     AccessReason,
     Capability,
+    Member,
     Plan,
     Role,
     ShutoffPolicy,
     Stage,
+    SubscriptionView,
 )
 from services.entitlement.domain.projection import UPGRADED, Snapshot, SubscriptionEvent
+from services.entitlement.domain.roles import RoleChange
 from shared.errors import InvalidInput
 from shared.grpc.codec import time_of, timestamp
 from tenure.common.v1 import common_pb2
@@ -135,4 +138,42 @@ def subscription_event_of(ev: events_pb2.Event) -> SubscriptionEvent | None:
         kwargs["stage_reason"] = payload.reason
     return SubscriptionEvent(
         event_type=ev.event_type, sequence=ev.sequence, snapshots=tuple(snapshots), **kwargs
+    )
+
+
+def role_changed_event(
+    account_id: str, member: Member, change: RoleChange, actor_email: str
+) -> events_pb2.RoleChanged:
+    return events_pb2.RoleChanged(
+        account_id=account_id,
+        email=member.email,
+        name=member.name,
+        language=member.language,
+        role=role_pb(change.role),
+        granted=change.granted,
+        actor_email=actor_email,
+    )
+
+
+def seat_assigned_event(
+    view: SubscriptionView, email: str, name: str, language: str
+) -> events_pb2.SeatAssigned:
+    return events_pb2.SeatAssigned(
+        account_id=view.account_id,
+        subscription_id=view.subscription_id,
+        product_code=view.product_code,
+        product_name=view.product_name,
+        user_email=email,
+        user_name=name,
+        language=language,
+    )
+
+
+def seat_unassigned_event(view: SubscriptionView, email: str, reason: str) -> events_pb2.SeatUnassigned:
+    return events_pb2.SeatUnassigned(
+        account_id=view.account_id,
+        subscription_id=view.subscription_id,
+        product_code=view.product_code,
+        user_email=email,
+        reason=reason,
     )

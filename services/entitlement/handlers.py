@@ -1,8 +1,8 @@
 """Use cases of the entitlement service, one function each.
 
-Writes run inside the caller's unit of work (`uow`): load through the repository, call the pure
+Writes run inside the caller's unit of work (`uow`): load through its repositories, call the pure
 domain rules, store, publish events to the outbox, and drop the users whose access changed from
-the CheckAccess cache. Reads take a read-only session (or the cache).
+the CheckAccess cache. Reads open a read-only unit of work (`db.reading()`) or ask the cache.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.entitlement.adapters import repository as repo
-from services.entitlement.adapters.cache import AccessCache, record_access_change
-from services.entitlement.adapters.tables import AssignmentRow
+from services.entitlement.adapters.cache import AccessCache
+from services.entitlement.adapters.repository import EntitlementUnitOfWork
+from services.entitlement.adapters.tables import ActivationRow, AssignmentRow
+from services.entitlement.codec import role_changed_event, seat_assigned_event, seat_unassigned_event
 from services.entitlement.domain import roles as role_rules
 from services.entitlement.domain import seats as seat_rules
 from services.entitlement.domain.access import AccessDecision, best_access, capability_matrix
@@ -29,17 +30,11 @@ from services.entitlement.domain.model import (
 )
 from services.entitlement.domain.projection import SubscriptionEvent, plan_event
 from services.entitlement.domain.roles import RoleChange, Team
-from shared.db import UnitOfWork
+from shared import paging
+from shared.db import Database
 from shared.errors import InvalidInput, NotAllowed, NotFound, RuleViolation
 
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
-
-
-def page_size_of(value: int) -> int:
-    if value < 0:
-        raise InvalidInput("page_size cannot be negative", field="page_size")
-    return min(value or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+UnitOfWork = EntitlementUnitOfWork
 
 
 def _required(value: str, field: str) -> str:
@@ -86,10 +81,11 @@ class UsageRow:
 def _access_changed(uow: UnitOfWork, cache: AccessCache, users) -> None:
     """These users' seats changed in this transaction: drop them from this process's cache now
     and after the commit, and tell the other processes through `access_change`."""
-    users = set(users)
-    if users:
-        record_access_change(uow.session, users, uow.now)
-        cache.invalidate_after_commit(uow.session, users)
+    changed = frozenset(users)
+    if changed:
+        uow.access_changes.record(changed, uow.now)
+        cache.invalidate(changed)
+        uow.after_commit(lambda: cache.invalidate(changed))
 
 
 # --- events ------------------------------------------------------------------------------------
@@ -98,87 +94,66 @@ def _access_changed(uow: UnitOfWork, cache: AccessCache, users) -> None:
 def _publish_role_changes(uow: UnitOfWork, team: Team, changes: list[RoleChange], actor_email: str) -> None:
     """One `entitlement.role_changed` per change: every role (buyer, admins, payers, users) reaches the
     other services' `account_members` projections this way."""
-    from services.entitlement.encode import role_pb
-    from tenure.events.v1 import events_pb2
-
     for c in changes:
         m = team.members.get(c.email) or Member(email=c.email)
         uow.publish(
             "entitlement.role_changed",
             account_id=team.account_id,
-            role_changed=events_pb2.RoleChanged(
-                account_id=team.account_id,
-                email=m.email,
-                name=m.name,
-                language=m.language,
-                role=role_pb(c.role),
-                granted=c.granted,
-                actor_email=actor_email,
-            ),
+            role_changed=role_changed_event(team.account_id, m, c, actor_email),
         )
 
 
 def _publish_unassigned(uow: UnitOfWork, view: SubscriptionView, email: str, reason: str) -> None:
-    from tenure.events.v1 import events_pb2
-
     uow.publish(
         "entitlement.seat_unassigned",
         account_id=view.account_id,
         subscription_id=view.subscription_id,
-        seat_unassigned=events_pb2.SeatUnassigned(
-            account_id=view.account_id,
-            subscription_id=view.subscription_id,
-            product_code=view.product_code,
-            user_email=email,
-            reason=reason,
-        ),
+        seat_unassigned=seat_unassigned_event(view, email, reason),
     )
 
 
 def apply_subscription_event(uow: UnitOfWork, cache: AccessCache, event: SubscriptionEvent) -> None:
     """Bring the projection up to date with one `subscription.*` event (run by the inbox)."""
     ids = [s.subscription_id for s in event.snapshots]
-    current = repo.views(uow.session, ids, lock=True)
+    current = uow.subscriptions.many(ids, lock=True)
     update = plan_event(event, current)
     now = uow.now
     for view in update.views:
-        repo.save_view(uow.session, view, now)
-    uow.session.flush()
+        uow.subscriptions.save(view, now)
     by_id = {v.subscription_id: v for v in update.views}
     for account_id, email, name, language in update.buyers:
         _bootstrap_team(uow, account_id, email, name, language)
     removed: dict[str, set[str]] = {}  # account -> users who lost a seat
     for subscription_id, reason in update.remove_assignments.items():
         view = by_id[subscription_id]
-        for row in repo.remove_assignments(uow.session, subscription_id, reason, now):
+        for row in uow.assignments.remove_all(subscription_id, reason, now):
             _publish_unassigned(uow, view, row.user_email, reason)
             removed.setdefault(view.account_id, set()).add(row.user_email)
     for account_id, emails in removed.items():
         _users_left(uow, account_id, emails, actor_email="")
-    _access_changed(uow, cache, repo.users_of(uow.session, by_id))
+    _access_changed(uow, cache, uow.assignments.users_of(by_id))
 
 
 def _bootstrap_team(uow: UnitOfWork, account_id: str, email: str, name: str, language: str) -> None:
     """The first buyer an account is known with becomes its buyer and primary admin."""
-    repo.lock_team(uow.session, account_id)
-    team = repo.load_team(uow.session, account_id)
+    uow.teams.lock(account_id)
+    team = uow.teams.load(account_id)
     changes = role_rules.bootstrap(team, email, name, language)
     if changes:
-        repo.save_role_changes(uow.session, team, changes, uow.now)
+        uow.teams.save_role_changes(team, changes, uow.now)
         _publish_role_changes(uow, team, changes, actor_email="")
 
 
 def _users_left(uow: UnitOfWork, account_id: str, emails, actor_email: str) -> None:
     """These people lost a seat on the account: those left with none lose their USER role (under the
     team's lock, so two seats lost at once on two subscriptions still revoke it once)."""
-    uow.session.flush()
-    repo.lock_team(uow.session, account_id)
-    team = repo.load_team(uow.session, account_id)
+    uow.teams.lock(account_id)
+    team = uow.teams.load(account_id)
     changes = [
         change
         for email in sorted(emails)
         for change in role_rules.seat_role_changes(
-            email, True, repo.has_seat_in_account(uow.session, account_id, email)
+            email, True, uow.assignments.has_seat_in_account(account_id, email)
         )
     ]
     _publish_role_changes(uow, team, changes, actor_email)
@@ -207,10 +182,10 @@ def payer_changed(
     every service learns it from the role_changed event."""
     account_id = _required(account_id, "payer_changed.account_id")
     email = normalize_email(email, "payer_changed.email")
-    repo.lock_team(uow.session, account_id)
-    team = repo.load_team(uow.session, account_id)
+    uow.teams.lock(account_id)
+    team = uow.teams.load(account_id)
     changes = role_rules.set_payer(team, email, granted, name.strip(), language.strip())
-    repo.save_role_changes(uow.session, team, changes, uow.now)
+    uow.teams.save_role_changes(team, changes, uow.now)
     _publish_role_changes(uow, team, changes, actor_email.strip().lower())
 
 
@@ -220,7 +195,7 @@ def payer_changed(
 def _member_result(uow: UnitOfWork, team: Team, email: str) -> MemberResult:
     m = team.members[email]
     roles = set(m.roles)
-    if repo.has_seat_in_account(uow.session, team.account_id, email):
+    if uow.assignments.has_seat_in_account(team.account_id, email):
         roles.add(Role.USER)
     order = {r: i for i, r in enumerate(Role)}
     return MemberResult(
@@ -228,15 +203,28 @@ def _member_result(uow: UnitOfWork, team: Team, email: str) -> MemberResult:
     )
 
 
+def _position(page_token: str, arity: int) -> tuple[str, ...] | None:
+    """Where a page starts (the key of the last row of the page before), from a page token."""
+    position = paging.decode_token(page_token, arity)
+    if position is None:
+        return None
+    if not all(isinstance(p, str) for p in position):
+        raise InvalidInput("page_token is not a token from a previous response", field="page_token")
+    return tuple(position)
+
+
 def list_members(
-    session, account_id: str, role: Role | None, page_size: int, page_token: str
+    db: Database, account_id: str, role: Role | None, page_size: int, page_token: str
 ) -> tuple[list[MemberResult], str]:
     account_id = _required(account_id, "account_id")
-    size = page_size_of(page_size)
-    after = repo.decode_token(page_token, 1)
-    rows, more = repo.list_members(session, account_id, role, size, after[0] if after else "")
-    members = [MemberResult(account_id, r.email, r.name, r.language, tuple(roles)) for r, roles in rows]
-    token = repo.encode_token(members[-1].email) if more and members else ""
+    size = paging.page_size(page_size)
+    after = _position(page_token, 1)
+    with db.reading() as uow:
+        entries, more = uow.teams.page(account_id, role, size, after[0] if after else "")
+    members = [
+        MemberResult(account_id, email, name, lang, tuple(roles)) for email, name, lang, roles in entries
+    ]
+    token = paging.encode_token(members[-1].email) if more and members else ""
     return members, token
 
 
@@ -245,11 +233,11 @@ def assign_role(
 ) -> MemberResult:
     account_id = _required(account_id, "account_id")
     email = normalize_email(email)
-    repo.lock_team(uow.session, account_id)
-    team = repo.load_team(uow.session, account_id)
+    uow.teams.lock(account_id)
+    team = uow.teams.load(account_id)
     changes = role_rules.assign_role(team, actor, email, role, name.strip(), language.strip())
-    repo.save_role_changes(uow.session, team, changes, uow.now)
-    repo.save_member(uow.session, account_id, team.members[email], uow.now)
+    uow.teams.save_role_changes(team, changes, uow.now)
+    uow.teams.save_member(account_id, team.members[email], uow.now)
     _publish_role_changes(uow, team, changes, actor.email or "")
     return _member_result(uow, team, email)
 
@@ -259,10 +247,10 @@ def revoke_role(
 ) -> MemberResult:
     account_id = _required(account_id, "account_id")
     email = normalize_email(email)
-    repo.lock_team(uow.session, account_id)
-    team = repo.load_team(uow.session, account_id)
+    uow.teams.lock(account_id)
+    team = uow.teams.load(account_id)
     changes = role_rules.revoke_role(team, actor, email, role)
-    repo.save_role_changes(uow.session, team, changes, uow.now)
+    uow.teams.save_role_changes(team, changes, uow.now)
     _publish_role_changes(uow, team, changes, actor.email or "")
     return _member_result(uow, team, email)
 
@@ -273,11 +261,11 @@ def change_buyer(
     role_rules.require_operator(actor, "change the buyer")
     account_id = _required(account_id, "account_id")
     email = normalize_email(email)
-    repo.lock_team(uow.session, account_id)
-    team = repo.load_team(uow.session, account_id)
+    uow.teams.lock(account_id)
+    team = uow.teams.load(account_id)
     changes = role_rules.change_buyer(team, actor, email, name.strip(), language.strip())
-    repo.save_role_changes(uow.session, team, changes, uow.now)
-    repo.save_member(uow.session, account_id, team.members[email], uow.now)
+    uow.teams.save_role_changes(team, changes, uow.now)
+    uow.teams.save_member(account_id, team.members[email], uow.now)
     _publish_role_changes(uow, team, changes, actor.email or "")
     return _member_result(uow, team, email)
 
@@ -294,17 +282,15 @@ def assign_seat(
     user_name: str,
     language: str,
 ) -> AssignmentResult:
-    from tenure.events.v1 import events_pb2
-
     email = normalize_email(user_email, "user_email")
-    view = repo.get_view(uow.session, _required(subscription_id, "subscription_id"), lock=True)
-    team = repo.load_team(uow.session, view.account_id)
+    view = uow.subscriptions.get(_required(subscription_id, "subscription_id"), lock=True)
+    team = uow.teams.load(view.account_id)
     role_rules.require_admin(team, actor, "assign seats")
     now = uow.now
-    assigned = [a.user_email for a in repo.live_assignments(uow.session, view.subscription_id)]
+    assigned = [a.user_email for a in uow.assignments.live(view.subscription_id)]
     seat_rules.check_assign(view, assigned, email, now)
-    repo.lock_team(uow.session, view.account_id)  # seats on two subscriptions: one USER change
-    had_seat = repo.has_seat_in_account(uow.session, view.account_id, email)
+    uow.teams.lock(view.account_id)  # seats on two subscriptions: one USER change
+    had_seat = uow.assignments.has_seat_in_account(view.account_id, email)
     # a former seat can only exist on a cancelled subscription, which check_assign refused
     member = team.member(email, user_name.strip(), language.strip())
     name = user_name.strip() or member.name
@@ -318,22 +304,13 @@ def assign_seat(
         assigned_by_email=actor.email or "",
         assign_time=now,
     )
-    uow.session.add(row)
-    repo.save_member(uow.session, view.account_id, member, now)
-    uow.session.flush()
+    uow.assignments.add(row)
+    uow.teams.save_member(view.account_id, member, now)
     uow.publish(
         "entitlement.seat_assigned",
         account_id=view.account_id,
         subscription_id=view.subscription_id,
-        seat_assigned=events_pb2.SeatAssigned(
-            account_id=view.account_id,
-            subscription_id=view.subscription_id,
-            product_code=view.product_code,
-            product_name=view.product_name,
-            user_email=email,
-            user_name=name,
-            language=lang,
-        ),
+        seat_assigned=seat_assigned_event(view, email, name, lang),
     )
     _publish_role_changes(uow, team, role_rules.seat_role_changes(email, had_seat, True), actor.email or "")
     _access_changed(uow, cache, [email])
@@ -344,14 +321,14 @@ def unassign_seat(
     uow: UnitOfWork, cache: AccessCache, actor: Actor, subscription_id: str, user_email: str
 ) -> AssignmentResult:
     email = normalize_email(user_email, "user_email")
-    view = repo.get_view(uow.session, _required(subscription_id, "subscription_id"), lock=True)
-    team = repo.load_team(uow.session, view.account_id)
+    view = uow.subscriptions.get(_required(subscription_id, "subscription_id"), lock=True)
+    team = uow.teams.load(view.account_id)
     role_rules.require_admin(team, actor, "unassign seats")
-    assigned = [a.user_email for a in repo.live_assignments(uow.session, view.subscription_id)]
+    assigned = [a.user_email for a in uow.assignments.live(view.subscription_id)]
     seat_rules.check_unassign(view, assigned, email, uow.now)
-    row = repo.find_assignment(uow.session, view.subscription_id, email)
-    uow.session.delete(row)
-    uow.session.flush()
+    row = uow.assignments.find(view.subscription_id, email)
+    assert row is not None  # check_unassign refused a user without a live seat
+    uow.assignments.delete(row)
     _publish_unassigned(uow, view, email, seat_rules.REMOVED_UNASSIGNED)
     _users_left(uow, view.account_id, [email], actor.email or "")
     _access_changed(uow, cache, [email])
@@ -359,7 +336,7 @@ def unassign_seat(
 
 
 def list_assignments(
-    session,
+    db: Database,
     account_id: str,
     subscription_id: str,
     user_email: str,
@@ -382,21 +359,18 @@ def list_assignments(
                 reason="ADMIN_REQUIRED",
             )
         email = only_user
-    size = page_size_of(page_size)
-    after = repo.decode_token(page_token, 2)
-    rows, more = repo.list_assignments(
-        session,
-        account_id=account_id,
-        subscription_id=subscription_id,
-        user_email=email,
-        page_size=size,
-        after=after,
-    )
-    results = [AssignmentResult(a, repo._view(s)) for a, s in rows]
+    size = paging.page_size(page_size)
+    position = _position(page_token, 2)
+    after = (position[0], position[1]) if position is not None else None
+    with db.reading() as uow:
+        rows, more = uow.assignments.page(
+            account_id=account_id, subscription_id=subscription_id, user_email=email, limit=size, after=after
+        )
+    results = [AssignmentResult(a, view) for a, view in rows]
     token = ""
     if more and results:
         last = results[-1].row
-        token = repo.encode_token(last.subscription_id, last.user_email)
+        token = paging.encode_token(last.subscription_id, last.user_email)
     return results, token
 
 
@@ -422,48 +396,60 @@ def user_entitlements(cache: AccessCache, now: datetime, user_email: str) -> lis
     return [(g, capability_matrix(g, now)) for g in cache.grants(email)]
 
 
-def subscription_access(session, now: datetime, subscription_id: str) -> SubscriptionAccess:
-    view = repo.get_view(session, _required(subscription_id, "subscription_id"))
-    return SubscriptionAccess(
-        view=view,
-        capabilities=capability_matrix(Grant.of(view), now),
-        assigned_seats=repo.count_live(session, view.subscription_id),
-    )
+def load_grants(db: Database, user_email: str) -> tuple[Grant, ...]:
+    """The CheckAccess cache's loader: every seat the user holds (and former seats that still answer)."""
+    with db.reading() as uow:
+        return uow.assignments.grants_of_user(user_email)
 
 
-def record_activation(uow: UnitOfWork, user_email: str, product_code: str):
+def subscription_access(db: Database, subscription_id: str) -> SubscriptionAccess:
+    with db.reading() as uow:
+        view = uow.subscriptions.get(_required(subscription_id, "subscription_id"))
+        return SubscriptionAccess(
+            view=view,
+            capabilities=capability_matrix(Grant.of(view), uow.now),
+            assigned_seats=uow.assignments.count_live(view.subscription_id),
+        )
+
+
+def record_activation(uow: UnitOfWork, user_email: str, product_code: str) -> ActivationRow:
     email = normalize_email(user_email, "user_email")
     product = _required(product_code, "product_code")
     now = uow.now
-    grants = [g for g in repo.grants_of_user(uow.session, email) if g.covers(product)]
+    grants = [g for g in uow.assignments.grants_of_user(email) if g.covers(product)]
     decision = best_access(grants, Capability.PRODUCT_ACCESS, now)
     if not decision.allowed:
         raise NotAllowed(
             f"{email} has no access to {product} ({decision.reason.value.lower().replace('_', ' ')})",
             reason="NO_PRODUCT_ACCESS",
         )
-    view = repo.get_view(uow.session, decision.subscription_id)
-    return repo.record_activation(uow.session, view, email, now)
+    view = uow.subscriptions.get(decision.subscription_id)
+    return uow.activations.record(view, email, now)
 
 
-def seat_usage_report(
-    session, actor: Actor, now: datetime, account_id: str, subscription_id: str
+def seat_usage_report(db: Database, actor: Actor, account_id: str, subscription_id: str) -> list[UsageRow]:
+    with db.reading() as uow:
+        return _seat_usage(uow, actor, uow.now, account_id, subscription_id)
+
+
+def _seat_usage(
+    uow: UnitOfWork, actor: Actor, now: datetime, account_id: str, subscription_id: str
 ) -> list[UsageRow]:
     account_id = (account_id or "").strip()
     subscription_id = (subscription_id or "").strip()
     if subscription_id:
-        view = repo.get_view(session, subscription_id)
+        view = uow.subscriptions.get(subscription_id)
         if account_id and view.account_id != account_id:
             # the permission check looked at account_id: another account's subscription does not exist
             raise NotFound(f"subscription {subscription_id} is not known", reason="SUBSCRIPTION_NOT_FOUND")
         account_id = view.account_id
-        role_rules.require_usage_reader(repo.load_team(session, account_id), actor)
+        role_rules.require_usage_reader(uow.teams.load(account_id), actor)
         seat_rules.ensure_reportable(view, now)
         reported = [view]
     else:
         account_id = _required(account_id, "account_id")
-        role_rules.require_usage_reader(repo.load_team(session, account_id), actor)
-        all_views = repo.views_of_account(session, account_id)
+        role_rules.require_usage_reader(uow.teams.load(account_id), actor)
+        all_views = uow.subscriptions.of_account(account_id)
         reported = [v for v in all_views if v.stage is Stage.ACTIVE and not v.access_ended(now)]
         if not reported:
             raise RuleViolation(
@@ -471,10 +457,10 @@ def seat_usage_report(
                 "for Active subscriptions",
                 reason="REPORT_NOT_ACTIVE",
             )
-    acts = repo.activations_of(session, [v.subscription_id for v in reported])
+    acts = uow.activations.of([v.subscription_id for v in reported])
     rows: list[UsageRow] = []
     for v in reported:
-        users = {a.user_email for a in repo.live_assignments(session, v.subscription_id)}
+        users = {a.user_email for a in uow.assignments.live(v.subscription_id)}
         users |= {email for (sid, email) in acts if sid == v.subscription_id}
         for email in sorted(users):
             a = acts.get((v.subscription_id, email))

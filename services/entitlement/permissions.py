@@ -8,9 +8,6 @@ operator changes the buyer. A person on no team of the account gets NOT_FOUND.
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from services.entitlement.adapters.tables import SubscriptionRow
 from shared.auth.policy import (
     ADMINS,
     BUYER,
@@ -65,10 +62,8 @@ def hidden(request) -> NotFound:
 
 def permissions(db, directory: Directory) -> Permissions:
     def account_of(subscription_id: str) -> str | None:
-        with db.read() as s:
-            return s.execute(
-                select(SubscriptionRow.account_id).where(SubscriptionRow.subscription_id == subscription_id)
-            ).scalar_one_or_none()
+        with db.reading() as uow:
+            return uow.subscriptions.account_of(subscription_id)
 
     account = FieldTarget("account_id")
     subscription = LookupTarget("subscription_id", "subscription", "SUBSCRIPTION_NOT_FOUND", account_of)

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from services.entitlement import handlers
 from services.entitlement.adapters.cache import AccessCache
-from services.entitlement.domain.model import Actor
-from services.entitlement.encode import (
+from services.entitlement.codec import (
     LEVEL_PB,
     PLAN_PB,
     POLICY_PB,
@@ -18,6 +17,7 @@ from services.entitlement.encode import (
     role_of,
     ts,
 )
+from services.entitlement.domain.model import Actor
 from services.entitlement.permissions import hidden
 from shared.auth.policy import ADMINS, BUYER
 from shared.auth.principal import current, current_principal
@@ -87,10 +87,9 @@ class EntitlementServicer(entitlement_pb2_grpc.EntitlementServiceServicer):
 
     def ListMembers(self, request, context):
         role = role_of(request.role, required=False)
-        with self.db.read() as s:
-            members, token = handlers.list_members(
-                s, request.account_id, role, request.page_size, request.page_token
-            )
+        members, token = handlers.list_members(
+            self.db, request.account_id, role, request.page_size, request.page_token
+        )
         return pb.ListMembersResponse(members=[member_pb(m) for m in members], next_page_token=token)
 
     def AssignRole(self, request, context):
@@ -162,16 +161,15 @@ class EntitlementServicer(entitlement_pb2_grpc.EntitlementServiceServicer):
 
     def ListAssignments(self, request, context):
         only_user = own_assignments_only(request)
-        with self.db.read() as s:
-            results, token = handlers.list_assignments(
-                s,
-                request.account_id,
-                request.subscription_id,
-                request.user_email,
-                request.page_size,
-                request.page_token,
-                only_user=only_user,
-            )
+        results, token = handlers.list_assignments(
+            self.db,
+            request.account_id,
+            request.subscription_id,
+            request.user_email,
+            request.page_size,
+            request.page_token,
+            only_user=only_user,
+        )
         return pb.ListAssignmentsResponse(
             assignments=[assignment_pb(a) for a in results], next_page_token=token
         )
@@ -214,8 +212,7 @@ class EntitlementServicer(entitlement_pb2_grpc.EntitlementServiceServicer):
         )
 
     def GetSubscriptionAccess(self, request, context):
-        with self.db.read() as s:
-            a = handlers.subscription_access(s, self.clock.now(), request.subscription_id)
+        a = handlers.subscription_access(self.db, request.subscription_id)
         v = a.view
         return pb.GetSubscriptionAccessResponse(
             stage=STAGE_PB[v.stage],
@@ -247,10 +244,7 @@ class EntitlementServicer(entitlement_pb2_grpc.EntitlementServiceServicer):
 
     def GetSeatUsageReport(self, request, context):
         actor = actor_of(context)
-        with self.db.read() as s:
-            rows = handlers.seat_usage_report(
-                s, actor, self.clock.now(), request.account_id, request.subscription_id
-            )
+        rows = handlers.seat_usage_report(self.db, actor, request.account_id, request.subscription_id)
         return pb.GetSeatUsageReportResponse(
             rows=[
                 pb.SeatUsageRow(

@@ -60,10 +60,13 @@ class EmptyCheckAccess(entitlement_pb2_grpc.EntitlementServiceServicer):
 
 def create_baseline(settings, clock) -> ServiceApp:
     from services.entitlement.adapters.directory import TeamDirectory
+    from services.entitlement.adapters.repository import EntitlementUnitOfWork
     from services.entitlement.adapters.tables import EntitlementModel
     from services.entitlement.permissions import permissions
 
-    app = ServiceApp.create("entitlement", settings, clock, EntitlementModel.metadata)
+    app = ServiceApp.create(
+        "entitlement", settings, clock, EntitlementModel.metadata, uow_class=EntitlementUnitOfWork
+    )
     app.add_servicer(
         entitlement_pb2_grpc.add_EntitlementServiceServicer_to_server,
         EmptyCheckAccess(),
