@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -12,6 +15,10 @@ from shared.migrations import has_history
 from shared.settings import SETTINGS
 
 SERVICES = list(SETTINGS)
+ROOT = Path(__file__).resolve().parents[2]
+REVISIONS = sorted(ROOT.glob("services/*/migrations/*.py"))
+#: What a revision may import: the shared revision bodies, which are history too (never the live tables).
+REVISION_IMPORTS = {"shared.migrations", "shared.migrations.pipe"}
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -88,3 +95,84 @@ def test_subscriptions_written_before_event_profiles_get_theirs(new_db_url, cloc
         stored = dict(conn.execute(text("SELECT subscription_id, event_profile FROM subscriptions")).all())
     assert stored == {s.subscription_id: event_profile(s) for s in subs}
     app.db.dispose()
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("path", REVISIONS, ids=lambda p: f"{p.parts[-3]}/{p.stem[:12]}")
+def test_a_revision_stands_alone(path):
+    """A revision carries its own tables and data code: a later change to the live tables, the domain or
+    a codec cannot change what it does."""
+    project = {n for n in _imports(path) if n.split(".")[0] in {"services", "shared", "tenure"}}
+    assert project <= REVISION_IMPORTS, f"{path.name} imports {sorted(project - REVISION_IMPORTS)}"
+    assert "sqlmodel" not in {n.split(".")[0] for n in _imports(path)}
+
+
+def test_the_shared_revision_bodies_import_only_alembic_and_sqlalchemy():
+    roots = {n.split(".")[0] for n in _imports(ROOT / "shared" / "migrations" / "pipe.py")}
+    assert roots <= {"__future__", "alembic", "sqlalchemy"}
+
+
+def _event_profile_revision():
+    path = next(ROOT.glob("services/subscription/migrations/be82ba077e32_*.py"))
+    spec = importlib.util.spec_from_file_location("revision_be82ba077e32", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_event_profile_revision_writes_what_the_codec_wrote():
+    """The revision's own copy of the profile encoding gives the codec's bytes for subscriptions of every
+    kind of price, channel, plan, name and collection."""
+    from dataclasses import replace
+    from decimal import Decimal
+    from types import SimpleNamespace
+
+    from services.subscription.codec import event_profile
+    from services.subscription.domain.model import Channel, Plan, ShutoffPolicy
+    from tests.service.subscription.bulk_load import shape
+
+    revision = _event_profile_revision()
+    base = shape("idle")
+    variants = [
+        base,
+        replace(base, buyer_name='Kåre "Ø" \\ <x>', buyer_language="nb"),
+        replace(base, buyer_name="", buyer_email="", product_name=""),
+        replace(base, unit_price=Decimal("0"), currency="USD"),
+        replace(base, unit_price=Decimal("0.50"), currency="EUR"),
+        replace(base, unit_price=Decimal("1200"), currency="JPY"),
+        replace(base, unit_price=Decimal("12.345"), currency="BHD"),
+        replace(base, unit_price=Decimal("99.9900"), currency="NOK"),
+        replace(
+            base, plan=Plan.PREMIUM, channel=Channel.PARTNER_QUOTE, shutoff_policy=ShutoffPolicy.IMMEDIATE
+        ),
+        replace(base, channel=Channel.RESELLER, seats=0, renewal_seats=0),
+        replace(base, seats=250, renewal_seats=7, included_product_codes=("ACDLT", "PHSTD")),
+    ]
+    for sub in variants:
+        row = SimpleNamespace(
+            subscription_id=sub.subscription_id,
+            account_id=sub.account_id,
+            product_code=sub.product_code,
+            product_name=sub.product_name,
+            plan=sub.plan.value,
+            seats=sub.seats,
+            shutoff_policy=sub.shutoff_policy.value,
+            unit_price=sub.unit_price,
+            currency=sub.currency,
+            buyer_email=sub.buyer_email,
+            buyer_name=sub.buyer_name,
+            buyer_language=sub.buyer_language,
+            channel=sub.channel.value,
+            renewal_seats=sub.renewal_seats,
+            included_products=" ".join(sub.included_product_codes),
+        )
+        assert revision.event_profile(row) == event_profile(sub), sub
