@@ -4,9 +4,12 @@ lifecycle loop, and the test clock that moves the other services' clocks."""
 
 from __future__ import annotations
 
-from services.subscription import handlers, sweep
+from services.subscription import consumers, handlers, sweep
 from services.subscription.adapters.peers import Billing, Entitlement, PeerClock
 from services.subscription.adapters.tables import MEMBERS, SubscriptionModel
+from services.subscription.adapters.unit_of_work import SubscriptionUnitOfWork
+from services.subscription.booking import Peers
+from services.subscription.clock_driver import ClockDriver
 from services.subscription.permissions import permissions
 from services.subscription.servicer import SubscriptionServicer
 from shared.app import ServiceApp
@@ -26,7 +29,9 @@ class SubscriptionApp(ServiceApp):
 
 
 def create(settings: SubscriptionSettings, clock: Clock) -> ServiceApp:
-    app = SubscriptionApp.create("subscription", settings, clock, SubscriptionModel.metadata)
+    app = SubscriptionApp.create(
+        "subscription", settings, clock, SubscriptionModel.metadata, uow_class=SubscriptionUnitOfWork
+    )
     billing = Billing(app.client(billing_pb2_grpc.BillingServiceStub, settings.billing_addr))
     entitlement = (
         Entitlement(app.client(entitlement_pb2_grpc.EntitlementServiceStub, settings.entitlement_addr))
@@ -34,7 +39,7 @@ def create(settings: SubscriptionSettings, clock: Clock) -> ServiceApp:
         else None
     )
     directory = ProjectionDirectory(app.db, MEMBERS)
-    servicer = SubscriptionServicer(app.db, clock, handlers.Peers(billing, entitlement))
+    servicer = SubscriptionServicer(app.db, clock, Peers(billing, entitlement))
     peers = {
         name: PeerClock(name, app.client(clock_pb2_grpc.ClockServiceStub, addr))
         for name, addr in (
@@ -44,7 +49,7 @@ def create(settings: SubscriptionSettings, clock: Clock) -> ServiceApp:
         )
         if addr
     }
-    servicer.advance_clock = sweep.ClockDriver(app.db, clock, app.relay, billing, peers)
+    servicer.advance_clock = ClockDriver(app.db, clock, app.relay, billing, peers)
     app.add_servicer(
         subscription_pb2_grpc.add_SubscriptionServiceServicer_to_server,
         servicer,
@@ -54,8 +59,8 @@ def create(settings: SubscriptionSettings, clock: Clock) -> ServiceApp:
     )
     app.add_event_sink(
         {
-            "billing.invoice_paid": sweep.on_invoice_paid,
-            "billing.invoice_overdue": sweep.on_invoice_overdue,
+            "billing.invoice_paid": consumers.on_invoice_paid,
+            "billing.invoice_overdue": consumers.on_invoice_overdue,
             "entitlement.role_changed": directory.on_role_changed,
         }
     )

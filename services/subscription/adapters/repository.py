@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -15,6 +15,7 @@ from services.subscription.adapters.tables import (
     ExchangeRateRow,
     OrderRow,
     ProductRow,
+    ReminderRow,
     RenewalRow,
     SubscriptionRow,
     TransitionRow,
@@ -121,6 +122,39 @@ def rate_row(session: Session, currency: str, group: str, *, lock: bool) -> Exch
     return session.execute(stmt).scalars().first()
 
 
+class CatalogRepository:
+    """The price book of one unit of work: products, USD prices and exchange rates."""
+
+    def __init__(self, session: Session, *, postgres: bool = False) -> None:
+        self.session = session
+        self.postgres = postgres
+
+    def seed(self) -> bool:
+        """Load the demo catalog when the catalog is empty (first start). True when it loaded it."""
+        return seed_catalog(self.session)
+
+    def load(self) -> Catalog:
+        return load_catalog(self.session)
+
+    def rate(self, currency: str, group: str, *, lock: bool = False) -> ExchangeRate | None:
+        """One exchange rate; `lock` holds its row until the unit of work ends (PostgreSQL)."""
+        row = rate_row(self.session, currency, group, lock=lock and self.postgres)
+        return (
+            None
+            if row is None
+            else ExchangeRate(row.currency, row.channel_group, Decimal(row.rate), row.period)
+        )
+
+    def save_rate(self, rate: ExchangeRate, now: datetime) -> None:
+        row = rate_row(self.session, rate.currency, rate.group, lock=False)
+        if row is None:
+            raise KeyError(f"no exchange rate {rate.currency}/{rate.group}")
+        row.rate = rate.rate
+        row.period = rate.period
+        row.update_time = now
+        self.session.add(row)
+
+
 # -- subscriptions ------------------------------------------------------------------------------------
 
 _DIRECT = {f.name for f in fields(Subscription)} - {
@@ -175,6 +209,21 @@ def _apply(
     row.next_action_time, row.due_kind = plan or lifecycle.plan(lifecycle_state(sub))
     row.event_profile = event_profile(sub)
     row.update_time = now
+
+
+@dataclass(frozen=True)
+class Renewal:
+    """The renewal of one term: the invoice that pays it and whether it was paid (OPEN, PAID, DECLINED)."""
+
+    subscription_id: str
+    period_start_date: date
+    invoice_id: str
+    order_number: str
+    status: str
+
+
+def _renewal(row: RenewalRow) -> Renewal:
+    return Renewal(row.subscription_id, row.period_start_date, row.invoice_id, row.order_number, row.status)
 
 
 class Repository:
@@ -255,22 +304,51 @@ class Repository:
         )
         return bool(self.session.execute(stmt).scalar_one())
 
-    # -- the account's team (this service's projection of it) ----------------------------------------
-    def open_account(self, account_id: str, buyer_email: str) -> bool:
-        """Make `buyer_email` the buyer and primary admin of an account this service knows no team of
-        (its first order); True when it did. The caller holds the account's lock."""
-        members = Members(MEMBERS)
-        if members.known(self.session, account_id):
-            return False
-        for role in (BUYER, PRIMARY_ADMIN):
-            members.grant(self.session, account_id, buyer_email, role)
-        return True
+    # -- what the sweep finds due ---------------------------------------------------------------------
+    def due(self, due_kind: int, as_of: datetime, limit: int) -> list[str]:
+        """Ids of subscriptions with work of `due_kind` due by `as_of`, the earliest first (no lock)."""
+        t = SubscriptionRow.__table__
+        stmt = (
+            select(t.c.subscription_id)
+            .where(t.c.due_kind == due_kind, t.c.next_action_time <= as_of)
+            .order_by(t.c.next_action_time)
+            .limit(limit)
+        )
+        return list(self.session.execute(stmt).scalars().all())
 
-    def roles(self, account_id: str, email: str) -> frozenset[str]:
-        return Members(MEMBERS).roles(self.session, account_id, email)
+    def claim_due(self, due_kind: int, as_of: datetime, skip: set[str]) -> str | None:
+        """The id of the earliest subscription with work of `due_kind` due by `as_of`, other than `skip`,
+        locked for this unit of work (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so replicas split them)."""
+        stmt = (
+            select(SubscriptionRow.subscription_id)
+            .where(
+                SubscriptionRow.due_kind == due_kind,
+                SubscriptionRow.next_action_time <= as_of,
+                SubscriptionRow.subscription_id.not_in(skip) if skip else True,
+            )
+            .order_by(SubscriptionRow.next_action_time)
+            .limit(1)
+        )
+        if self.postgres:
+            stmt = stmt.with_for_update(skip_locked=True)
+        return self.session.execute(stmt).scalar()
 
-    def accounts_of(self, email: str, roles: frozenset[str]) -> list[str]:
-        return Members(MEMBERS).accounts_of(self.session, email, roles)
+    def next_action_after(self, after: datetime) -> datetime | None:
+        """The earliest instant after `after` at which a subscription has work due."""
+        t = SubscriptionRow.__table__
+        return self.session.execute(
+            select(func.min(t.c.next_action_time)).where(t.c.next_action_time > after)
+        ).scalar()
+
+    def add_reminder(self, subscription_id: str, renewal_date: date, days_before: int, now: datetime) -> None:
+        self.session.add(
+            ReminderRow(
+                subscription_id=subscription_id,
+                renewal_date=renewal_date,
+                days_before=days_before,
+                sent_time=now,
+            )
+        )
 
     # -- orders and transitions -----------------------------------------------------------------------
     def add_order(
@@ -349,12 +427,21 @@ class Repository:
             )
 
     # -- renewals -------------------------------------------------------------------------------------
-    def renewal(self, subscription_id: str, period_start_date: date) -> RenewalRow | None:
-        return self.session.get(RenewalRow, (subscription_id, period_start_date))
+    def renewal(self, subscription_id: str, period_start_date: date) -> Renewal | None:
+        row = self.session.get(RenewalRow, (subscription_id, period_start_date))
+        return None if row is None else _renewal(row)
 
-    def renewal_by_invoice(self, invoice_id: str) -> RenewalRow | None:
+    def renewal_by_invoice(self, invoice_id: str) -> Renewal | None:
         stmt = select(RenewalRow).where(RenewalRow.invoice_id == invoice_id)
-        return self.session.execute(stmt).scalars().first()
+        row = self.session.execute(stmt).scalars().first()
+        return None if row is None else _renewal(row)
+
+    def set_renewal_status(self, renewal: Renewal, status: str, now: datetime) -> Renewal:
+        row = self.session.get(RenewalRow, (renewal.subscription_id, renewal.period_start_date))
+        if row is None:
+            raise KeyError(f"no renewal of {renewal.subscription_id} from {renewal.period_start_date}")
+        row.status, row.update_time = status, now
+        return _renewal(row)
 
     def record_renewal(
         self,
@@ -365,11 +452,11 @@ class Repository:
         order_number: str,
         status: str,
         now: datetime,
-    ) -> RenewalRow:
+    ) -> Renewal:
         """One renewal per (subscription, term start). A period whose automatic renewal was declined may be
         renewed again (manually, or by paying); a second successful renewal of one period is refused by the
         primary key."""
-        row = self.renewal(subscription_id, period_start_date)
+        row = self.session.get(RenewalRow, (subscription_id, period_start_date))
         if row is not None and row.status == "DECLINED":
             row.invoice_id, row.order_number, row.status, row.update_time = (
                 invoice_id,
@@ -389,7 +476,7 @@ class Repository:
             )
             self.session.add(row)
         self.session.flush()
-        return row
+        return _renewal(row)
 
     def transitions(self, subscription_id: str) -> list[Transition]:
         stmt = (
@@ -403,3 +490,26 @@ class Repository:
             )
             for r in self.session.execute(stmt).scalars()
         ]
+
+
+class MemberRepository:
+    """The account teams as this service sees them (its projection of entitlement's)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._members = Members(MEMBERS)
+
+    def open_account(self, account_id: str, buyer_email: str) -> bool:
+        """Make `buyer_email` the buyer and primary admin of an account this service knows no team of
+        (its first order); True when it did. The caller holds the account's lock."""
+        if self._members.known(self.session, account_id):
+            return False
+        for role in (BUYER, PRIMARY_ADMIN):
+            self._members.grant(self.session, account_id, buyer_email, role)
+        return True
+
+    def roles(self, account_id: str, email: str) -> frozenset[str]:
+        return self._members.roles(self.session, account_id, email)
+
+    def accounts_of(self, email: str, roles: frozenset[str]) -> list[str]:
+        return self._members.accounts_of(self.session, email, roles)

@@ -1,0 +1,95 @@
+"""The test clock's driver (`AdvanceClock`): moves the clocks of all four services through what comes due,
+running the sweeps and draining the outboxes on the way."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from services.subscription import sweep
+from services.subscription.adapters.peers import Billing, PeerClock
+from services.subscription.adapters.unit_of_work import reading
+from shared.clock import Clock
+from shared.db import Database
+from shared.errors import InvalidInput, PeerUnavailable, RuleViolation
+from shared.outbox import Relay
+
+
+@dataclass
+class ClockDriver:
+    """AdvanceClock: moves the test clock of all four services through the instants at which something
+    comes due, in order. At each step it sets every clock, runs billing's sweep and the lifecycle sweep, and
+    drains the outboxes; it returns when every outbox is drained.
+
+    The steps are the subscriptions' `next_action_time`s, every midnight UTC (billing's due dates, such as
+    an invoice's due date or an installment's anniversary, fall on a local date, and the midnight UTC that
+    follows a local midnight is on the same local date in every zone), and the target."""
+
+    db: Database
+    clock: Clock
+    relay: Relay
+    billing: Billing
+    peers: dict[str, PeerClock]  # billing, entitlement, notification (those configured)
+    drain_timeout: float = 30.0
+
+    def advance(self, to: datetime) -> tuple[datetime, int]:
+        """Move to `to`; returns the clock after the move and the number of steps taken."""
+        if not self.clock.is_test:
+            raise RuleViolation(
+                "the clock can only be moved when the services run on the test clock (TENURE_CLOCK=test)",
+                reason="TEST_CLOCK_DISABLED",
+            )
+        now = self.clock.now()
+        if to < now:
+            raise InvalidInput(f"the test clock only moves forward (now {now.isoformat()})", field="to_time")
+        steps = 0
+        at = now
+        while True:
+            own = self._next_due(at)
+            step = min(own, _next_utc_midnight(at), to)
+            self.clock.set(step)
+            for p in self.peers.values():
+                p.set_time(step)
+            billed = self.billing.run_sweep(step)
+            if billed:
+                self._drain()  # billing's events can start or end a shutoff here
+                own = self._next_due(at)
+            counts = sweep.run(self.db, self.billing, step) if own <= step else sweep.SweepCounts()
+            if counts.total or billed or step >= to:
+                self._drain()
+            steps += 1
+            if step >= to:
+                return step, steps
+            at = step
+
+    def _next_due(self, after: datetime) -> datetime:
+        with reading(self.db) as uow:
+            nxt = uow.subscriptions.next_action_after(after)
+        return nxt if nxt is not None else datetime.max.replace(tzinfo=UTC)
+
+    def _drain(self) -> None:
+        """Deliver every outbox until all are empty. One pass follows the event flow (billing -> subscription
+        -> entitlement -> notification); passes repeat while anything is still pending."""
+        order = [None, "billing", None, "entitlement", "notification"]
+        deadline = time.monotonic() + self.drain_timeout
+        while True:
+            pending = 0
+            for name in order:
+                if name is None:
+                    self.relay.drain(self.drain_timeout)
+                    pending += self.relay.pending()
+                elif name in self.peers:
+                    pending += self.peers[name].drain(self.drain_timeout)
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise PeerUnavailable(
+                    f"the outboxes were not drained within {self.drain_timeout:.0f} s ({pending} events wait)",
+                    reason="PEER_UNAVAILABLE",
+                )
+
+
+def _next_utc_midnight(after: datetime) -> datetime:
+    d = after.astimezone(UTC).date() + timedelta(days=1)
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
