@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from services.billing.domain.model import InvoiceStatus, Settlement
 
@@ -40,9 +41,9 @@ class BalanceFigures:
 def balances(
     invoices: Iterable[InvoiceFigures], credit_notes: Iterable[CreditFigures]
 ) -> dict[str, BalanceFigures]:
-    acc: dict[str, dict] = {}
+    acc: dict[str, dict[str, Any]] = {}
 
-    def row(currency: str) -> dict:
+    def row(currency: str) -> dict[str, Any]:
         return acc.setdefault(
             currency,
             {

@@ -12,8 +12,6 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from dateutil.relativedelta import relativedelta
-
 from services.billing.domain.invoice import LineInput
 from services.billing.domain.model import InstallmentPlan, InvoiceKind, Term
 from shared.errors import InvalidInput
@@ -52,7 +50,15 @@ def uses_installments(
 
 def due_dates(term_start: date, count: int = INSTALLMENT_COUNT) -> list[date]:
     """The term start and its anniversaries, each from the anchor (29 Feb falls on 28 Feb, no drift)."""
-    return [term_start + relativedelta(years=k) for k in range(count)]
+    return [add_years(term_start, k) for k in range(count)]
+
+
+def add_years(day: date, years: int) -> date:
+    """The same day `years` later; 29 February becomes 28 February in a year without it."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return day.replace(year=day.year + years, day=28)
 
 
 def split_amount(total: Decimal, currency: str, count: int = INSTALLMENT_COUNT) -> list[Decimal]:

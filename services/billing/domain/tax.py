@@ -9,6 +9,7 @@ from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from services.billing.domain.model import TaxStatus
 from shared.errors import InvalidInput
@@ -39,10 +40,10 @@ class TaxDecision:
 class TaxTable:
     """Rates by country, and by region for countries that need one (US states, Canadian provinces)."""
 
-    def __init__(self, data: Mapping) -> None:
+    def __init__(self, data: Mapping[str, Any]) -> None:
         default = data.get("default", {"rate": "0", "name": "No tax"})
         self._default = (_rate(default["rate"]), default.get("name", "No tax"))
-        self._countries: dict[str, dict] = {k.upper(): v for k, v in data["countries"].items()}
+        self._countries: dict[str, dict[str, Any]] = {k.upper(): v for k, v in data["countries"].items()}
 
     @classmethod
     def from_file(cls, path: Path = RATES_FILE) -> TaxTable:
