@@ -59,9 +59,9 @@ class BillingDirectory:
         self.db = db
 
     def roles(self, account_id: str, email: str) -> frozenset[str]:
-        with self.db.read() as s:
-            return roles(s, account_id, email)
+        with self.db.reading() as uow:
+            return uow.members.roles(account_id, email)
 
     def known(self, account_id: str) -> bool:
-        with self.db.read() as s:
-            return known(s, account_id)
+        with self.db.reading() as uow:
+            return uow.members.known(account_id)
