@@ -17,6 +17,7 @@ from services.subscription.domain.catalog import demo_catalog
 from services.subscription.domain.lifecycle import LOCAL, REMOTE, LifecycleState, advance, plan
 from services.subscription.domain.model import PaymentMethodType, Stage, Term
 from services.subscription.domain.subscription import lifecycle_state, with_state
+from shared.errors import RuleViolation
 
 from .factory import OSLO, bought
 
@@ -170,7 +171,7 @@ def test_an_overdue_invoice_shutoff_is_ended_by_paying_not_by_renewing():
     shut = replace(with_state(sub, s), shutoff_invoice_id="inv-1")
     try:
         ops.renew(shut, catalog, oslo(2024, 7, 11))
-    except ops.RuleViolation as e:
+    except RuleViolation as e:
         assert e.reason == "INVOICE_UNPAID" and e.metadata["invoice_id"] == "inv-1"
     else:
         raise AssertionError("renewing an overdue shutoff must be refused")
