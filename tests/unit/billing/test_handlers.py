@@ -281,4 +281,9 @@ def test_an_unpaid_invoice_is_overdue_at_local_midnight_of_its_due_date(db, gate
     assert sweep.sweep(db, gateway, POLICY, datetime(2024, 7, 9, 21, 59, tzinfo=UTC)).overdue == 0
     assert sweep.sweep(db, gateway, POLICY, datetime(2024, 7, 9, 22, 0, tzinfo=UTC)).overdue == 1
     assert sweep.sweep(db, gateway, POLICY, datetime(2024, 7, 20, tzinfo=UTC)).overdue == 0
+    got = invoices.get_invoice(db, inv.invoice.invoice.invoice_id).invoice
+    assert got.overdue_time == datetime(2024, 7, 9, 22, 0, tzinfo=UTC)
     assert db.events[-1] == "billing.invoice_overdue"
+    db.clock.set(datetime(2024, 7, 11, tzinfo=UTC))
+    balance, _ = payments.get_balance(db, "acct-1", "")
+    assert balance.overdue_amount == inv.invoice.invoice.total
