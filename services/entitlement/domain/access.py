@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from services.entitlement.domain.model import (
     AccessLevel,
@@ -135,7 +136,7 @@ def decide(grant: Grant, capability: Capability, now: datetime) -> AccessDecisio
 def best_access(grants: Iterable[Grant], capability: Capability, now: datetime) -> AccessDecision:
     """The best level over every seat the user holds of one product (NO_SEAT when none)."""
     best: AccessDecision | None = None
-    best_key: tuple | None = None
+    best_key: tuple[Any, ...] | None = None
     for grant in grants:
         d = decide(grant, capability, now)
         key = (

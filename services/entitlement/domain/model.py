@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from shared.errors import InvalidInput
 
@@ -126,7 +127,7 @@ class SubscriptionView:
         """True once the upgrade overlap of the old side is over."""
         return self.access_until_time is not None and now >= self.access_until_time
 
-    def with_(self, **changes) -> SubscriptionView:
+    def with_(self, **changes: Any) -> SubscriptionView:
         return replace(self, **changes)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from services.entitlement.domain.model import Plan, ShutoffPolicy, Stage, SubscriptionView
 from services.entitlement.domain.seats import REMOVED_CANCELLED, REMOVED_REFUNDED
@@ -75,7 +76,7 @@ def apply_snapshot(
     """The view after `snap`; None when `snap` is older than what the view already holds."""
     if current is not None and sequence and current.last_sequence and sequence < current.last_sequence:
         return None
-    base = dict(
+    base: dict[str, Any] = dict(
         subscription_id=snap.subscription_id,
         account_id=snap.account_id,
         product_code=snap.product_code,

@@ -33,7 +33,7 @@ def ensure_assignments_changeable(view: SubscriptionView, now: datetime) -> None
             "cannot take new ones; buy a new subscription",
             reason="SUBSCRIPTION_ENDED",
         )
-    if view.access_ended(now):
+    if view.access_until_time is not None and view.access_ended(now):
         raise RuleViolation(
             f"subscription {view.subscription_id} was upgraded and its overlap ended at "
             f"{view.access_until_time.isoformat()}; assign users to the new subscription",

@@ -196,8 +196,8 @@ def build_directory(
     # Roles of PAYER held by people not payers of this invoice do not count.
     people = []
     for p in by_email.values():
-        roles = p.roles if p.email in payer_set else p.roles - {Role.PAYER}
-        people.append(Person(p.email, p.name, p.language, roles))
+        held = p.roles if p.email in payer_set else p.roles - {Role.PAYER}
+        people.append(Person(p.email, p.name, p.language, held))
     return Directory(tuple(people))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import fields, replace
 from datetime import date
 from decimal import Decimal
-from typing import get_type_hints
+from typing import Any, get_type_hints
 
 from services.notification.domain.model import Kind, MailFacts
 from shared.errors import InvalidInput
@@ -168,7 +168,7 @@ def _parse(name: str, raw: str, hint: object) -> object:
 
 def apply_fields(facts: MailFacts, overrides: dict[str, str]) -> MailFacts:
     """Replace facts by name from strings (RenderTemplate's `fields`); bad input raises InvalidInput."""
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}
     for name, raw in sorted(overrides.items()):
         if name not in _HINTS:
             raise InvalidInput(
