@@ -18,6 +18,11 @@ number of states.
 
 A row whose state changed between the two statements matches no move, is left as it is, and is swept again
 in the next batch.
+
+The column lists come from `LifecycleState` itself: every field is read from its column (or the expression
+named in `_DERIVED`) and written back from the move's state, so a field added to the state is matched and
+written without being listed here, and one with no column fails on import. The row-by-row path and this
+one are compared on generated states by tests/service/subscription/test_sweep_differential.py.
 """
 
 from __future__ import annotations
@@ -26,12 +31,14 @@ import base64
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime
+from typing import get_args, get_type_hints
 
 from sqlalchemy import text
 
 from services.subscription import codec
+from services.subscription.adapters.tables import SubscriptionRow
 from services.subscription.domain.lifecycle import LOCAL, LifecycleState, Move
 from services.subscription.domain.model import PaymentMethodType, Stage, Term
 from shared.db import UnitOfWork
@@ -42,39 +49,69 @@ EVENTS_PER_ROW = 500
 # Memory for the statement's sorts and groups (transaction-local), so a batch never spills to disk.
 WORK_MEM = "64MB"
 
-# The LifecycleState fields as SQL over `subscriptions`: (field, expression, SQL type, may be NULL).
-_STATE = (
-    ("stage", "stage", "varchar", False),
-    ("term", "term", "varchar", False),
-    ("time_zone", "time_zone", "varchar", False),
-    ("renewal_date", "renewal_date", "date", False),
-    ("renewal_time", "renewal_time", "timestamptz", False),
-    ("current_period_start_date", "current_period_start_date", "date", False),
-    ("auto_renew", "auto_renew", "boolean", False),
-    ("access_until", "access_until_time", "timestamptz", True),
-    ("upgraded", "upgraded_to <> ''", "boolean", False),
-    ("pays_by_invoice", f"payment_method_type = '{PaymentMethodType.INVOICE.value}'", "boolean", False),
-    ("shutoff_reason", "shutoff_reason", "varchar", False),
-    ("shutoff_start_date", "shutoff_start_date", "date", True),
-    ("suspend_time", "suspend_time", "timestamptz", True),
-    ("cancel_time", "cancel_time", "timestamptz", True),
-    ("last_reminder_days", "last_reminder_days", "integer", True),
-    ("prepay_pending", "prepay_pending", "boolean", False),
-)
-# The columns a move sets, the LifecycleState fields of the same name and where the sweep goes next:
-# (column, SQL type).
-_NEW = (
-    ("stage", "varchar"),
-    ("auto_renew", "boolean"),
-    ("shutoff_reason", "varchar"),
-    ("shutoff_start_date", "date"),
-    ("suspend_time", "timestamptz"),
-    ("cancel_time", "timestamptz"),
-    ("last_reminder_days", "integer"),
-    ("prepay_pending", "boolean"),
-    ("next_action_time", "timestamptz"),
-    ("due_kind", "smallint"),
-)
+# How a row gives each LifecycleState field: the column of the same name unless named here, under another
+# name (`_RENAMED`) or as an expression a move never changes (`_DERIVED`).
+_RENAMED = {"access_until": "access_until_time"}
+_DERIVED = {
+    "upgraded": "upgraded_to <> ''",
+    "pays_by_invoice": f"payment_method_type = '{PaymentMethodType.INVOICE.value}'",
+}
+# The SQL types of the JSON parameters, by the Python type of the field.
+_SQL_TYPES = {
+    str: "varchar",
+    Stage: "varchar",
+    Term: "varchar",
+    date: "date",
+    datetime: "timestamptz",
+    bool: "boolean",
+    int: "integer",
+}
+
+
+@dataclass(frozen=True)
+class _Field:
+    """One field of the lifecycle state (or of a move's plan) as the statements read and write it."""
+
+    name: str
+    expr: str  # how a `subscriptions` row gives it
+    column: str | None  # the column a move writes it to (None: derived, so a move must not change it)
+    sql_type: str
+    nullable: bool
+    kind: type  # what a read value becomes (Stage and Term from their values)
+
+
+def _fields(cls: type, only: tuple[str, ...] = ()) -> list[_Field]:
+    """The fields of `cls` (a dataclass; those in `only` when given), each mapped to its column or
+    expression. A field with neither, or of a type with no SQL type here, fails when the module is
+    imported, rather than being left out of the statements."""
+    hints = get_type_hints(cls)
+    columns = set(SubscriptionRow.__table__.columns.keys())
+    out = []
+    for f in fields(cls):
+        if only and f.name not in only:
+            continue
+        args = get_args(hints[f.name])
+        nullable = type(None) in args
+        kind = next(a for a in args if a is not type(None)) if args else hints[f.name]
+        if kind not in _SQL_TYPES:
+            raise TypeError(f"{cls.__name__}.{f.name}: no SQL type for {kind!r} in bulk._SQL_TYPES")
+        column = None if f.name in _DERIVED else _RENAMED.get(f.name, f.name)
+        if column is not None and column not in columns:
+            raise LookupError(
+                f"{cls.__name__}.{f.name} has no column in subscriptions: name it in bulk._RENAMED or _DERIVED"
+            )
+        expr = _DERIVED[f.name] if column is None else column
+        out.append(_Field(f.name, expr, column, _SQL_TYPES[kind], nullable, kind))
+    return out
+
+
+# The lifecycle state as the due rows give it (the rows of one state share a move), and what a move writes:
+# every field of the state stored in a column (those it did not change are written with the value they
+# matched) and where the sweep goes next.
+_STATE = _fields(LifecycleState)
+_PLAN = _fields(Move, only=("next_action_time", "due_kind"))
+_NEW = [(f.column, f.sql_type) for f in _STATE + _PLAN if f.column is not None]
+
 # One row per move step (a stage change or a reminder): (name, SQL type).
 _STEP = (
     ("step", "integer"),
@@ -94,7 +131,7 @@ _STEP = (
 )
 
 _DUE = f"""
-    SELECT ctid AS row_id, {", ".join(f"{expr} AS k_{f}" for f, expr, _, _ in _STATE)}
+    SELECT ctid AS row_id, {", ".join(f"{f.expr} AS k_{f.name}" for f in _STATE)}
       FROM subscriptions
      WHERE due_kind = {LOCAL} AND next_action_time <= :as_of
      ORDER BY next_action_time
@@ -102,7 +139,7 @@ _DUE = f"""
        FOR UPDATE SKIP LOCKED
 """
 
-_DUE_STATES = text(f"SELECT DISTINCT {', '.join(f'k_{f}' for f, *_ in _STATE)} FROM ({_DUE}) AS due")
+_DUE_STATES = text(f"SELECT DISTINCT {', '.join(f'k_{f.name}' for f in _STATE)} FROM ({_DUE}) AS due")
 
 
 def _records(prefix: str, cols) -> str:
@@ -112,19 +149,19 @@ def _records(prefix: str, cols) -> str:
 
 
 _MATCH = " AND ".join(
-    f"c.k_{f} IS NOT DISTINCT FROM v.k_{f}" if nullable else f"c.k_{f} = v.k_{f}"
-    for f, _, _, nullable in _STATE
+    f"c.k_{f.name} IS NOT DISTINCT FROM v.v_k_{f.name}" if f.nullable else f"c.k_{f.name} = v.v_k_{f.name}"
+    for f in _STATE
 )
 
 _APPLY = text(
     f"""
-WITH v AS (SELECT * FROM {_records("v_", [("shape", "integer")] + [("k_" + f, t) for f, _, t, _ in _STATE] + [("n_" + c, t) for c, t in _NEW])}),
+WITH v AS (SELECT * FROM {_records("v_", [("shape", "integer")] + [("k_" + f.name, f.sql_type) for f in _STATE] + [("n_" + c, t) for c, t in _NEW])}),
 c AS ({_DUE}),
 moved AS (
     UPDATE subscriptions AS s
        SET {", ".join(f"{col} = v.v_n_{col}" for col, _ in _NEW)},
            version = s.version + 1, update_time = :now
-      FROM c JOIN v ON {_MATCH.replace("v.k_", "v.v_k_")}
+      FROM c JOIN v ON {_MATCH}
      WHERE s.ctid = c.row_id
  RETURNING v.v_shape AS shape, s.subscription_id, s.account_id, s.renewal_date, s.event_profile),
 t AS (SELECT * FROM {_records("t_", _STEP)}),
@@ -162,8 +199,12 @@ def due_states(uow: UnitOfWork, as_of: datetime, limit: int) -> list[LifecycleSt
 
 
 def _state(r: Sequence) -> LifecycleState:
-    kw = {f: v for (f, *_), v in zip(_STATE, r, strict=True)}
-    return LifecycleState(**{**kw, "stage": Stage(kw["stage"]), "term": Term(kw["term"])})
+    return LifecycleState(
+        **{
+            f.name: f.kind(v) if v is not None and not isinstance(v, f.kind) else v
+            for f, v in zip(_STATE, r, strict=True)
+        }
+    )
 
 
 @dataclass
@@ -180,11 +221,14 @@ def apply_moves(uow: UnitOfWork, as_of: datetime, limit: int, moves: Sequence[Mo
     shapes: list[dict] = []
     steps: list[dict] = []
     for shape, mv in enumerate(moves):
-        plan = {"next_action_time": mv.next_action_time, "due_kind": mv.due_kind}
+        for f in _STATE:
+            if f.column is None and getattr(mv.state, f.name) != getattr(mv.before, f.name):
+                raise ValueError(f"a move changed {f.name}, which no column holds: {mv}")
         shapes.append(
             {"v_shape": shape}
-            | {f"v_k_{f}": getattr(mv.before, f) for f, *_ in _STATE}
-            | {f"v_n_{c}": plan[c] if c in plan else getattr(mv.state, c) for c, _ in _NEW}
+            | {f"v_k_{f.name}": getattr(mv.before, f.name) for f in _STATE}
+            | {f"v_n_{f.column}": getattr(mv.state, f.name) for f in _STATE if f.column is not None}
+            | {f"v_n_{f.column}": getattr(mv, f.name) for f in _PLAN}
         )
         for step in _steps(mv, now, uow.db.source):
             step |= {"step": len(steps), "shape": shape}
