@@ -21,7 +21,7 @@ from services.subscription.domain.model import (
     Term,
     Transition,
 )
-from services.subscription.domain.subscription import Option, Subscription, lifecycle_state
+from services.subscription.domain.subscription import Option, OrderRequest, Subscription, lifecycle_state
 from shared.errors import InvalidInput
 
 # The wire conversions of every service, used here and re-exported for the servicer and handlers.
@@ -93,6 +93,37 @@ def stage_of(n: int, field: str = "stage") -> Stage | None:
 
 def channel_of(n: int, field: str = "channel", default: Channel | None = None) -> Channel:
     return _enum_from_pb(common_pb2.Channel, "CHANNEL_", n, Channel, field, default=default)
+
+
+# -- requests -----------------------------------------------------------------------------------------
+
+
+def order_request(r: pb.CreateSubscriptionRequest, buyer_email: str) -> OrderRequest:
+    """The order as its caller may place it: `buyer_email` is the buyer the caller may name
+    (`permissions.order_buyer`)."""
+    return OrderRequest(
+        account_id=r.account_id,
+        buyer_email=buyer_email,
+        buyer_name=r.buyer.name,
+        buyer_language=r.buyer.language or "en",
+        product_code=r.product_code,
+        plan=plan_of(r.plan, default=Plan.STANDARD),
+        term=None if r.term == 0 else term_of(r.term),
+        seats=r.seats,
+        currency=r.currency_code.upper(),
+        country_code=r.country_code.upper(),
+        time_zone=r.time_zone,
+        channel=channel_of(r.channel, default=Channel.DIRECT_ONLINE),
+        payment_method_id=r.payment_method_id,
+        auto_renew=r.auto_renew if r.HasField("auto_renew") else True,
+        start_date=date_of(r.start_date, "start_date"),
+        trial=r.trial,
+        partner_name=r.partner_name,
+    )
+
+
+def target_plan_of(n: int) -> Plan | None:
+    return None if n == 0 else plan_of(n, "target_plan")
 
 
 # -- scalars ------------------------------------------------------------------------------------------

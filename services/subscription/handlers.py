@@ -545,6 +545,63 @@ def _quote(peers: Peers, sub: Subscription, lines: list[OrderLine], credit: Deci
     return Quote(lines, amount, Decimal(0), amount, credit, sub.currency)
 
 
+@dataclass(frozen=True)
+class QuoteCreate:
+    order: ops.OrderRequest
+
+
+@dataclass(frozen=True)
+class QuoteAddSeats:
+    subscription_id: str
+    seats: int
+
+
+@dataclass(frozen=True)
+class QuoteRenew:
+    subscription_id: str
+
+
+@dataclass(frozen=True)
+class QuoteAlign:
+    account_id: str
+    subscription_ids: list[str]
+
+
+@dataclass(frozen=True)
+class QuoteUpgrade:
+    subscription_id: str
+    target_product_code: str
+    target_plan: Plan | None
+
+
+@dataclass(frozen=True)
+class QuoteConvertTrial:
+    subscription_id: str
+    term: Term
+    seats: int
+
+
+QuoteRequest = QuoteCreate | QuoteAddSeats | QuoteRenew | QuoteAlign | QuoteUpgrade | QuoteConvertTrial
+
+
+def quote_order(db: Database, peers: Peers, q: QuoteRequest) -> Quote:
+    """What an order would cost now, tax included; nothing is ordered."""
+    match q:
+        case QuoteCreate(order):
+            return quote_create(db, peers, order)
+        case QuoteAddSeats(subscription_id, seats):
+            return quote_add_seats(db, peers, subscription_id, seats)
+        case QuoteRenew(subscription_id):
+            return quote_renew(db, peers, subscription_id)
+        case QuoteAlign(account_id, subscription_ids):
+            return quote_align(db, peers, account_id, subscription_ids)
+        case QuoteUpgrade(subscription_id, product_code, plan):
+            return quote_upgrade(db, peers, subscription_id, product_code, plan)
+        case QuoteConvertTrial(subscription_id, term, seats):
+            return quote_convert_trial(db, peers, subscription_id, term, seats)
+    raise AssertionError(f"unknown quote {q!r}")
+
+
 def quote_create(db: Database, peers: Peers, req: ops.OrderRequest) -> Quote:
     with reading(db) as uow:
         catalog = uow.catalog.load()

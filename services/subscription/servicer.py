@@ -6,43 +6,25 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, timedelta
 
-from sqlalchemy.exc import IntegrityError
-
 from services.subscription import codec, handlers, sweep
-from services.subscription.domain import subscription as ops
+from services.subscription.booking import Peers
 from services.subscription.domain.model import Channel
 from services.subscription.permissions import order_buyer
+from shared import paging
 from shared.auth.principal import current
 from shared.clock import Clock
-from shared.db import Database, scoped_request_id
+from shared.db import Database, run_once, scoped_request_id
 from shared.errors import InvalidInput, RuleViolation
 from tenure.subscription.v1 import subscription_pb2 as pb
 from tenure.subscription.v1 import subscription_pb2_grpc
 
-DEFAULT_PAGE = 50
-MAX_PAGE = 500
-
-
-def _page(page_size: int, page_token: str, *, default: int = DEFAULT_PAGE) -> tuple[int, int]:
-    if page_size < 0:
-        raise InvalidInput("page_size cannot be negative", field="page_size")
-    size = min(page_size or default, MAX_PAGE)
-    if not page_token:
-        return 0, size
-    try:
-        offset = int(page_token)
-    except ValueError:
-        raise InvalidInput("page_token is not a token from a previous response", field="page_token") from None
-    if offset < 0:
-        raise InvalidInput("page_token is not a token from a previous response", field="page_token")
-    return offset, size
+#: Catalog lists are small and come whole unless the caller pages them.
+CATALOG_PAGE = 500
 
 
 def _slice(items: list, page_size: int, page_token: str) -> tuple[list, str]:
-    offset, size = _page(page_size, page_token, default=MAX_PAGE)
-    chunk = items[offset : offset + size]
-    nxt = str(offset + size) if offset + size < len(items) else ""
-    return chunk, nxt
+    offset, size = paging.offset_page(page_size, page_token, default=CATALOG_PAGE)
+    return items[offset : offset + size], paging.next_offset_token(offset, size, offset + size < len(items))
 
 
 #: Longer request ids are shortened (hashed) in the ids derived from them for billing.
@@ -65,35 +47,8 @@ def _person() -> str:
     return access.principal.email if access is not None and access.principal.is_person else ""
 
 
-def _order_request(r: pb.CreateSubscriptionRequest) -> ops.OrderRequest:
-    """The order as its caller may place it (a person is its buyer: `order_buyer`)."""
-    return ops.OrderRequest(
-        account_id=r.account_id,
-        buyer_email=order_buyer(current(), r.buyer.email),
-        buyer_name=r.buyer.name,
-        buyer_language=r.buyer.language or "en",
-        product_code=r.product_code,
-        plan=codec.plan_of(r.plan, default=codec.Plan.STANDARD),
-        term=None if r.term == 0 else codec.term_of(r.term),
-        seats=r.seats,
-        currency=r.currency_code.upper(),
-        country_code=r.country_code.upper(),
-        time_zone=r.time_zone,
-        channel=codec.channel_of(r.channel, default=Channel.DIRECT_ONLINE),
-        payment_method_id=r.payment_method_id,
-        auto_renew=r.auto_renew if r.HasField("auto_renew") else True,
-        start_date=codec.date_of(r.start_date, "start_date"),
-        trial=r.trial,
-        partner_name=r.partner_name,
-    )
-
-
-def _target_plan(n: int):
-    return None if n == 0 else codec.plan_of(n, "target_plan")
-
-
 class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
-    def __init__(self, db: Database, clock: Clock, peers: handlers.Peers, advance_clock=None) -> None:
+    def __init__(self, db: Database, clock: Clock, peers: Peers, advance_clock=None) -> None:
         self.db = db
         self.clock = clock
         self.peers = peers
@@ -129,40 +84,40 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
     # -- quotes -------------------------------------------------------------------------------------
     def QuoteOrder(self, request, context):
         which = request.WhichOneof("order")
-        p = self.peers
         if which == "create":
-            q = handlers.quote_create(self.db, p, _order_request(request.create))
+            c = request.create
+            q: handlers.QuoteRequest = handlers.QuoteCreate(
+                codec.order_request(c, order_buyer(current(), c.buyer.email))
+            )
         elif which == "add_seats":
-            q = handlers.quote_add_seats(
-                self.db, p, request.add_seats.subscription_id, request.add_seats.seats
-            )
+            q = handlers.QuoteAddSeats(request.add_seats.subscription_id, request.add_seats.seats)
         elif which == "renew":
-            q = handlers.quote_renew(self.db, p, request.renew.subscription_id)
+            q = handlers.QuoteRenew(request.renew.subscription_id)
         elif which == "align":
-            q = handlers.quote_align(
-                self.db, p, request.align.account_id, list(request.align.subscription_ids)
-            )
+            q = handlers.QuoteAlign(request.align.account_id, list(request.align.subscription_ids))
         elif which == "upgrade":
             u = request.upgrade
-            q = handlers.quote_upgrade(
-                self.db, p, u.subscription_id, u.target_product_code, _target_plan(u.target_plan)
+            q = handlers.QuoteUpgrade(
+                u.subscription_id, u.target_product_code, codec.target_plan_of(u.target_plan)
             )
         elif which == "convert_trial":
             c = request.convert_trial
-            q = handlers.quote_convert_trial(self.db, p, c.subscription_id, codec.term_of(c.term), c.seats)
+            q = handlers.QuoteConvertTrial(c.subscription_id, codec.term_of(c.term), c.seats)
         else:
             raise InvalidInput("name the order to quote", field="order")
+        quote = handlers.quote_order(self.db, self.peers, q)
+        cur = quote.currency
         return pb.QuoteOrderResponse(
-            lines=[codec.line_pb(ln) for ln in q.lines],
-            subtotal=codec.money_pb(q.subtotal, q.currency),
-            tax=codec.money_pb(q.tax, q.currency),
-            total=codec.money_pb(q.total, q.currency),
-            credit=codec.money_pb(q.credit, q.currency),
+            lines=[codec.line_pb(ln) for ln in quote.lines],
+            subtotal=codec.money_pb(quote.subtotal, cur),
+            tax=codec.money_pb(quote.tax, cur),
+            total=codec.money_pb(quote.total, cur),
+            credit=codec.money_pb(quote.credit, cur),
         )
 
     # -- subscriptions ------------------------------------------------------------------------------
     def CreateSubscription(self, request, context):
-        req = _order_request(request)
+        req = codec.order_request(request, order_buyer(current(), request.buyer.email))
         person = _person()
 
         def work(uow):
@@ -181,11 +136,11 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
         return pb.GetSubscriptionResponse(subscription=codec.subscription_pb(sub))
 
     def ListSubscriptions(self, request, context):
-        offset, size = _page(request.page_size, request.page_token)
+        offset, size = paging.offset_page(request.page_size, request.page_token)
         subs = handlers.list_subscriptions(
             self.db, request.account_id, codec.stage_of(request.stage), offset, size + 1, person=_person()
         )
-        nxt = str(offset + size) if len(subs) > size else ""
+        nxt = paging.next_offset_token(offset, size, len(subs) > size)
         return pb.ListSubscriptionsResponse(
             subscriptions=[codec.subscription_pb(s) for s in subs[:size]], next_page_token=nxt
         )
@@ -261,7 +216,7 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
         return self.db.run_idempotent("AlignRenewalDates", request, pb.AlignRenewalDatesResponse, work)
 
     def UpgradeSubscription(self, request, context):
-        target_plan = _target_plan(request.target_plan)
+        target_plan = codec.target_plan_of(request.target_plan)
 
         def work(uow):
             r = handlers.upgrade(
@@ -385,24 +340,4 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
             now, steps = self.advance_clock.advance(to)
             return pb.AdvanceClockResponse(now_time=codec.ts_pb(now), steps=steps)
 
-        return _once(self.db, "AdvanceClock", request, pb.AdvanceClockResponse, work)
-
-
-def _once(db: Database, method: str, request, response_cls, fn):
-    """Idempotency for a long call that runs its own transactions: a repeat of `request_id` returns the
-    stored first response (the call itself is not one unit of work, so `run_idempotent` does not fit)."""
-    request_id = scoped_request_id(request.request_id)
-    if not request_id:
-        return fn()
-    fingerprint = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
-    with db.unit_of_work() as uow:
-        previous = uow.replay(method, request_id, fingerprint, response_cls)
-    if previous is not None:
-        return previous
-    response = fn()
-    try:
-        with db.unit_of_work() as uow:
-            uow.remember(method, request_id, fingerprint, response)
-    except IntegrityError:
-        pass  # a concurrent repeat stored its own response first
-    return response
+        return run_once(self.db, "AdvanceClock", request, pb.AdvanceClockResponse, work)
