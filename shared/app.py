@@ -9,7 +9,10 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
 from sqlalchemy import MetaData
 
 from shared.clock import Clock, make_clock
@@ -101,7 +104,14 @@ class ServiceApp:
             CLOCK_PERMISSIONS,
         )
 
-    def add_servicer(self, add_fn, servicer, service_descriptor, base_cls, permissions: Permissions) -> None:
+    def add_servicer(
+        self,
+        add_fn: Callable[[Any, grpc.Server], None],
+        servicer: object,
+        service_descriptor: ServiceDescriptor,
+        base_cls: type,
+        permissions: Permissions,
+    ) -> None:
         """Serve `servicer`; every call is checked against `permissions` (the service's table) first."""
         fill_unimplemented(servicer, service_descriptor, base_cls)
         self.server.add(add_fn, servicer, service_descriptor.full_name, permissions)

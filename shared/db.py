@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 from sqlalchemy import (
@@ -38,9 +38,10 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.sql import Select
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session
 
@@ -62,13 +63,13 @@ _NUMBER_OUTBOX = text(
 COPY_FROM_ROWS = 50
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes on every backend (SQLite drops the offset)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value, dialect):
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
@@ -76,7 +77,7 @@ class UTCDateTime(TypeDecorator):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value, dialect):
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -309,7 +310,7 @@ class UnitOfWork:
         now = self.now
         occurred = timestamp(now)
         source = self.db.source
-        rows = []
+        rows: list[dict[str, Any]] = []
         for event_type, account_id, subscription_id, field, message in events:
             event_id = str(uuid.uuid4())
             ev = events_pb2.Event(
@@ -319,8 +320,8 @@ class UnitOfWork:
                 source=source,
                 account_id=account_id,
                 subscription_id=subscription_id,
-                **{field: message},
             )
+            getattr(ev, field).CopyFrom(message)  # the payload: one field of the event's oneof
             rows.append(
                 {
                     "event_id": event_id,
@@ -352,7 +353,7 @@ class UnitOfWork:
         self.lock_key("outbox-order")
         self.session.execute(_NUMBER_OUTBOX)
 
-    def insert_many(self, table: Table, rows: list[dict]) -> None:
+    def insert_many(self, table: Table, rows: list[dict[str, Any]]) -> None:
         """Insert rows in this transaction: COPY on PostgreSQL for a batch, one executemany otherwise."""
         if not rows:
             return
@@ -361,6 +362,7 @@ class UnitOfWork:
             return
         columns = list(rows[0])
         raw = self.session.connection().connection.driver_connection
+        assert raw is not None  # a live connection of this transaction
         with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
             for r in rows:
                 copy.write_row([r[c] for c in columns])
@@ -398,7 +400,7 @@ class UnitOfWork:
             k = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
             self.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": k})
 
-    def for_update(self, stmt, *, skip_locked: bool = True):
+    def for_update(self, stmt: Select[Any], *, skip_locked: bool = True) -> Select[Any]:
         """Lock the selected rows on PostgreSQL (SQLite's write lock already serializes writers).
 
         Sweeps keep the default SKIP LOCKED, so replicas split the due rows; a command that must wait
@@ -410,7 +412,7 @@ class UnitOfWork:
 
 def _sqlite_pragmas(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def _connect(dbapi_conn, _record):  # pragma: no cover - exercised by every sqlite test
+    def _connect(dbapi_conn: Any, _record: Any) -> None:  # pragma: no cover - exercised by every sqlite test
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
@@ -420,7 +422,7 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _begin(conn):
+    def _begin(conn: Connection) -> None:
         write = conn.get_execution_options().get("tenure_write", True)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
