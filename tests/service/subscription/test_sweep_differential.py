@@ -211,7 +211,7 @@ def test_the_set_based_sweep_writes_what_the_row_by_row_sweep_writes(backend, ne
     by_row, set_based = _database(new_db_url("by_row")), _database(new_db_url("set_based"))
 
     @settings(
-        max_examples=60,
+        max_examples=100,
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
