@@ -32,8 +32,8 @@ class SubscriptionUnitOfWork(UnitOfWork):
 def subscription_db(db: Database) -> Database:
     """`db` handing out this service's unit of work. The app builds its database with it; a database built
     without it (a test that sweeps a bare database) is copied with it: same engine, clock and hooks."""
-    if issubclass(db.uow_class, SubscriptionUnitOfWork):
-        return db
+    if not isinstance(db, Database) or issubclass(db.uow_class, SubscriptionUnitOfWork):
+        return db  # (or a stand-in with the same methods, such as the tests' fake)
     typed = copy.copy(db)
     typed.uow_class = SubscriptionUnitOfWork
     return typed
