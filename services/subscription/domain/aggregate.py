@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
+from typing import TypedDict
 
 from services.subscription.domain import dates, lifecycle
 from services.subscription.domain.catalog import Catalog, Product
@@ -142,14 +143,24 @@ def with_state(sub: Subscription, state: lifecycle.LifecycleState) -> Subscripti
     )
 
 
-NO_SHUTOFF = dict(
-    shutoff_reason="",
-    shutoff_start_date=None,
-    suspend_time=None,
-    cancel_time=None,
-    shutoff_invoice_id="",
-    prepay_pending=False,
-)
+class ShutoffFields(TypedDict):
+    shutoff_reason: str
+    shutoff_start_date: date | None
+    suspend_time: datetime | None
+    cancel_time: datetime | None
+    shutoff_invoice_id: str
+    prepay_pending: bool
+
+
+#: The shutoff fields of a subscription that is not shut off (`replace(sub, **NO_SHUTOFF)`).
+NO_SHUTOFF: ShutoffFields = {
+    "shutoff_reason": "",
+    "shutoff_start_date": None,
+    "suspend_time": None,
+    "cancel_time": None,
+    "shutoff_invoice_id": "",
+    "prepay_pending": False,
+}
 
 
 def require_no_unpaid_invoice(sub: Subscription, action: str) -> None:

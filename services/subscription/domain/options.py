@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -109,7 +109,7 @@ def self_service_options(
     def upgrade_check() -> None:
         check_upgrade(sub, catalog, now)
 
-    checks = {
+    checks: dict[str, Callable[[], None]] = {
         "ADD_SEATS": lambda: check_add_seats(sub, catalog, now),
         "SET_RENEWAL_SEATS": lambda: check_set_renewal_seats(sub, catalog, now),
         "CHANGE_TERM": lambda: check_change_term(sub, catalog, now),
