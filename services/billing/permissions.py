@@ -1,4 +1,4 @@
-"""Who may call each BillingService RPC (SPEC §7), checked before the servicer runs.
+"""Who may call each BillingService RPC (rules §7), checked before the servicer runs.
 
 The buyer does everything on billing; payers see and pay invoices; admins who are not the buyer see
 invoice status and dates only (the servicer leaves the amounts out); the internal RPCs are for the

@@ -1,4 +1,4 @@
-"""Who may call each EntitlementService RPC (SPEC §7), checked before the servicer runs.
+"""Who may call each EntitlementService RPC (rules §7), checked before the servicer runs.
 
 Admins manage teams and seats; the buyer and admins see the team, assignments, access and usage; a
 person sees their own assignments, entitlements and access (and records their own activations);

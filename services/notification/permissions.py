@@ -1,4 +1,4 @@
-"""Who may call each NotificationService RPC (SPEC §7), checked before the servicer runs.
+"""Who may call each NotificationService RPC (rules §7), checked before the servicer runs.
 
 The table admits the account's members and the recipient; what each of them then sees of the log is
 narrowed by the handlers (domain/visibility.py): a person sees the mail sent to them, the buyer all of

@@ -25,7 +25,7 @@ from tenure.subscription.v1 import subscription_pb2, subscription_pb2_grpc
 class SubscriptionApp(ServiceApp):
     def migrate(self) -> None:
         super().migrate()
-        handlers.seed(self.db)  # the demo catalog of SPEC §1, once
+        handlers.seed(self.db)  # the demo catalog of rules §1, once
 
 
 def create(settings: SubscriptionSettings, clock: Clock) -> ServiceApp:

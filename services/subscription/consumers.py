@@ -1,4 +1,4 @@
-"""Billing's events that start or end a shutoff (SPEC §4), consumed through the event sink: each runs in
+"""Billing's events that start or end a shutoff (rules §4), consumed through the event sink: each runs in
 the transaction of the inbox row, so a redelivered event changes nothing."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Who may call each SubscriptionService RPC (SPEC §7), checked before the servicer runs.
+"""Who may call each SubscriptionService RPC (rules §7), checked before the servicer runs.
 
 Operators read everything and run the operator actions; a person acts on an account by their role on
 its team; anyone signed in may read the catalog and open an account with their first order, as its

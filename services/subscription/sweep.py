@@ -1,4 +1,4 @@
-"""The lifecycle sweep of the subscription service (SPEC §3–§4): the work that has come due. Billing's
+"""The lifecycle sweep of the subscription service (rules §3–§4): the work that has come due. Billing's
 events that start or end a shutoff are in `consumers.py`; the test clock's driver in `clock_driver.py`.
 
 The sweep finds due work through `next_action_time` and `due_kind` (indexed together, recomputed on every

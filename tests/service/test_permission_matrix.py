@@ -118,12 +118,12 @@ DESCRIPTORS = [
 
 # Finer rules a handler adds on top of the table: (rpc, caller) → answer.
 FINER = {
-    # a secondary admin cannot name admins (SPEC §7); the table lets admins in, the team rules refuse
+    # a secondary admin cannot name admins (rules §7); the table lets admins in, the team rules refuse
     ("AssignRole", "secondary admin"): DENIED,
     ("AssignRole", "buyer"): DENIED,  # Ada is a secondary admin since she handed the primary role on
     ("RevokeRole", "secondary admin"): DENIED,
     ("RevokeRole", "buyer"): DENIED,
-    # the order confirmation is the buyer's mail: other members are told it does not exist (SPEC §7, §8)
+    # the order confirmation is the buyer's mail: other members are told it does not exist (rules §7, §8)
     **{
         (rpc, who): HIDDEN
         for rpc in ("GetNotification", "ResendNotification")

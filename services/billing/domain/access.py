@@ -1,6 +1,6 @@
 """Billing's rules about people that are finer than the permission table (services/billing/permissions.py).
 
-The table decides who may call an RPC on an account (SPEC §7). What it cannot say:
+The table decides who may call an RPC on an account (rules §7). What it cannot say:
 
 - who becomes the buyer when a billing profile or a payment method opens an account, and that an
   account keeps its one buyer (entitlement owns the team; an operator changes the buyer with

@@ -1,4 +1,4 @@
-"""Which payment method may pay an order (SPEC §5).
+"""Which payment method may pay an order (rules §5).
 
 Card and PayPal may always pay. Pay by invoice is only for purchases made through a quote, or for an
 account that already has a subscription paid by invoice, and never for an account made prepay-only

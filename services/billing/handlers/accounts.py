@@ -52,7 +52,7 @@ def open_account(
 
     A payment method added before the first order does not announce the account: it knows neither the
     buyer's name nor language, and the order that follows (or a billing profile) opens the team with them
-    (SPEC §7: an account comes into being with its first order or billing profile)."""
+    (rules §7: an account comes into being with its first order or billing profile)."""
     for role in (BUYER, PRIMARY_ADMIN):
         uow.members.grant(prof.account_id, buyer_email, role)
     prof.buyer_email = buyer_email

@@ -1,4 +1,4 @@
-"""What each lifecycle stage allows: the SPEC §4 capability table, exactly.
+"""What each lifecycle stage allows: the rules §4 capability table, exactly.
 
 | capability      | Active | Expired                  | Suspended                   | Cancelled           |
 | product access  | full   | full                     | none                        | none                |

@@ -1,4 +1,4 @@
-"""Account teams and who may do what (SPEC §7).
+"""Account teams and who may do what (rules §7).
 
 - The buyer of an account's first order becomes its buyer and its primary admin.
 - The primary admin hands the role to another person; the previous primary admin becomes a

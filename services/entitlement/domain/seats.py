@@ -1,4 +1,4 @@
-"""Seat rules (SPEC §3, §4, §5, §6).
+"""Seat rules (rules §3, §4, §5, §6).
 
 - Assigned users never exceed the subscription's seats.
 - A user holds at most one seat of a subscription.

@@ -1,4 +1,4 @@
-"""Who is told what (SPEC §8), as one table: event type → audience → kind of e-mail.
+"""Who is told what (rules §8), as one table: event type → audience → kind of e-mail.
 
 | recipient | receives |
 | buyer  | order confirmation, renewal done, renewal reminders, expiry and each shutoff stage,
@@ -160,7 +160,7 @@ def build_directory(
 
     - The team's buyer wins; the event's buyer counts only when the team has none yet (the event
       may arrive before the entitlement service has built the team).
-    - With no admin on the team yet, the buyer is the primary admin (SPEC §7: "the buyer at first").
+    - With no admin on the team yet, the buyer is the primary admin (rules §7: "the buyer at first").
     - When the event lists the invoice's payers, those are the payers; names and languages come
       from the billing service's list.
     """

@@ -11,7 +11,7 @@ from services.notification.domain.model import Kind, MailFacts
 from shared.errors import InvalidInput
 from shared.money import round_money, to_decimal
 
-# Figures from SPEC §1–§3: AutoCAD LT, annual term 10.06.2024 → 10.06.2025, 3 seats added on
+# Figures from rules §1–§3: AutoCAD LT, annual term 10.06.2024 → 10.06.2025, 3 seats added on
 # 01.12.2024 for 737.84 before tax.
 _BASE = MailFacts(
     recipient_name="Kari Nordmann",

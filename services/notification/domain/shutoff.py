@@ -1,6 +1,6 @@
 """When the next shutoff stage comes, so that a stage e-mail can say "renew before …".
 
-The durations are a policy table (SPEC §4): Expired lasts 15 days; Suspended lasts 30 days for
+The durations are a policy table (rules §4): Expired lasts 15 days; Suspended lasts 30 days for
 annual and 3-year terms and 15 days for monthly ones; then Cancelled.
 """
 

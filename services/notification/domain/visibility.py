@@ -1,4 +1,4 @@
-"""Who may read which e-mail of the delivery log (SPEC §7 "Identity and tenancy", §8).
+"""Who may read which e-mail of the delivery log (rules §7 "Identity and tenancy", §8).
 
 - Everyone sees the e-mail sent to them, on any account.
 - The buyer sees all of their account's mail: they receive every transaction e-mail.

@@ -1,4 +1,4 @@
-"""The subscription aggregate (SPEC §2): its fields and derived dates, its lifecycle state, the `Outcome`
+"""The subscription aggregate (rules §2): its fields and derived dates, its lifecycle state, the `Outcome`
 every command returns, and the guards the commands share. The commands live by family in `orders`,
 `renewals`, `upgrades`, `refunds` and `options`; `subscription` names them all."""
 
@@ -70,7 +70,7 @@ class Subscription:
     upgraded_to: str = ""
     upgraded_from: str = ""
     installments: int = 1
-    # the shutoff (SPEC §4), fixed when it starts: why, from which local date, and when the later stages
+    # the shutoff (rules §4), fixed when it starts: why, from which local date, and when the later stages
     # begin; the invoice whose payment ends it (a declined renewal's or an overdue one's)
     shutoff_reason: str = ""
     shutoff_start_date: date | None = None
@@ -82,7 +82,7 @@ class Subscription:
     version: int = 0
     create_time: datetime | None = None
 
-    # -- derived dates (SPEC §2) ----------------------------------------------------------------------
+    # -- derived dates (rules §2) ----------------------------------------------------------------------
     @property
     def renewal_time(self) -> datetime:
         return dates.renewal_instant(self.renewal_date, self.time_zone)

@@ -1,4 +1,4 @@
-"""Catalog and price book (SPEC §1).
+"""Catalog and price book (rules §1).
 
 Prices are kept per seat per term in USD (the reference currency) for each (product, plan, term); a
 local-currency price is the USD price times the exchange rate of the currency for the sale's channel
@@ -245,7 +245,7 @@ def demo_rates() -> list[ExchangeRate]:
 
 
 def demo_catalog(rates: Iterable[ExchangeRate] | None = None) -> Catalog:
-    """The catalog of SPEC §1 that the service loads on first start."""
+    """The catalog of rules §1 that the service loads on first start."""
     return Catalog(
         products={p.code: p for p in DEMO_PRODUCTS},
         usd_prices=_usd_table(),

@@ -1,4 +1,4 @@
-"""Calendar rules of SPEC §2: dates are calendar dates in the subscription's time zone.
+"""Calendar rules of rules §2: dates are calendar dates in the subscription's time zone.
 
 A term starts at local midnight of its start date. Renewal dates are whole terms from the **anchor
 date** (python-dateutil's `relativedelta` clamps to the month's last day and never drifts: bought

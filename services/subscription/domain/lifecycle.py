@@ -1,4 +1,4 @@
-"""Time-driven rules of SPEC §3–§4: the shutoff schedule, renewal reminders and what is due when.
+"""Time-driven rules of rules §3–§4: the shutoff schedule, renewal reminders and what is due when.
 
 The shutoff starts at the earlier of the end of a term that was not renewed and the due date of an
 unpaid invoice. From that day (local midnight in the subscription's zone) it is Expired for 15 days,

@@ -1,4 +1,4 @@
-"""The self-service options of a subscription (SPEC §3): each portal action, available or not and why."""
+"""The self-service options of a subscription (rules §3): each portal action, available or not and why."""
 
 from __future__ import annotations
 

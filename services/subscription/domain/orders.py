@@ -1,4 +1,4 @@
-"""New subscriptions and the orders and changes of a term in progress (SPEC §2, §3): create (or a trial),
+"""New subscriptions and the orders and changes of a term in progress (rules §2, §3): create (or a trial),
 add seats, the renewal seats, converting a trial, the payment method."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Pricing rules: list vs renewal price (SPEC §1, §3) and proration by days (SPEC §3, §6).
+"""Pricing rules: list vs renewal price (rules §1, §3) and proration by days (rules §3, §6).
 
 - A new purchase (and a trial conversion, an upgrade, a purchase after cancellation) pays the list price.
 - A renewal — on time, early inside the 90-day window, or a reinstatement while Expired or Suspended —

@@ -1,4 +1,4 @@
-"""Refunds (SPEC §3): a full refund within the window of a direct purchase or renewal cancels at once."""
+"""Refunds (rules §3): a full refund within the window of a direct purchase or renewal cancels at once."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Renewal (SPEC §2, §3): the next term's length, automatic renewal, manual renewal and reinstatement, the
+"""Renewal (rules §2, §3): the next term's length, automatic renewal, manual renewal and reinstatement, the
 next term itself (`renew_term`, also the sweep's), and aligning the renewal dates of an account's
 subscriptions."""
 

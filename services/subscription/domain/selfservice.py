@@ -1,4 +1,4 @@
-"""Who may change a subscription online (SPEC §3).
+"""Who may change a subscription online (rules §3).
 
 Self-service is only for direct online purchases in the US, Canada, Europe or Australia, bought in
 2016 or later, of a product still supported. Everything else is refused with FAILED_PRECONDITION and a

@@ -1,4 +1,4 @@
-"""The subscription aggregate and every order and change on it (SPEC §2, §3, §6), by one name.
+"""The subscription aggregate and every order and change on it (rules §2, §3, §6), by one name.
 
 Each command is a pure function: it takes a subscription (and the catalog and the current instant), checks
 the rules, and returns an `Outcome` with the changed copy, the order lines to invoice and the stage

@@ -1,4 +1,4 @@
-"""Upgrades and product switches (SPEC §6): a new subscription for the new product or plan with the old
+"""Upgrades and product switches (rules §6): a new subscription for the new product or plan with the old
 term's unused value credited, or another product from the next renewal."""
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class UpgradeOutcome:
 
 
 def unused_value(sub: Subscription, today: date) -> Decimal:
-    """What the old term paid for and has not used (SPEC §6 decision): per-seat price x seats x remaining
+    """What the old term paid for and has not used (rules §6 decision): per-seat price x seats x remaining
     days / term days. A term billed in three annual installments has not paid for the installments that
     are not yet due; those are cancelled instead of credited."""
     if sub.stage is not Stage.ACTIVE:

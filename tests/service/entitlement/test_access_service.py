@@ -1,4 +1,4 @@
-"""CheckAccess over gRPC: every cell of the SPEC §4 table, for STANDARD and IMMEDIATE products,
+"""CheckAccess over gRPC: every cell of the rules §4 table, for STANDARD and IMMEDIATE products,
 driven by `subscription.stage_changed` events through the inbox (which also proves the cache
 follows the projection)."""
 
@@ -27,7 +27,7 @@ FULL, LIMITED, RO, SH, NONE = (
     c.ACCESS_LEVEL_SELF_HELP,
     c.ACCESS_LEVEL_NONE,
 )
-# rows: product access, user management, downloads, reporting, support (SPEC §4)
+# rows: product access, user management, downloads, reporting, support (rules §4)
 STANDARD = {
     c.STAGE_ACTIVE: [FULL, FULL, FULL, FULL, FULL],
     c.STAGE_EXPIRED: [FULL, FULL, LIMITED, NONE, SH],

@@ -1,4 +1,4 @@
-"""Who may do what in entitlement (SPEC §7, "Identity and tenancy"): strangers are told nothing exists,
+"""Who may do what in entitlement (rules §7, "Identity and tenancy"): strangers are told nothing exists,
 only an operator changes the buyer, a user sees only their own access, only a service delivers events;
 and every role (payer, user, the buyer of an account opened in billing) is published to the other
 services as `entitlement.role_changed`."""

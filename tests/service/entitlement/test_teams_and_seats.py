@@ -1,4 +1,4 @@
-"""Teams, roles and seats over gRPC: SPEC §7 roles, seat limits, Suspended and Cancelled."""
+"""Teams, roles and seats over gRPC: rules §7 roles, seat limits, Suspended and Cancelled."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Who reads which e-mail of the log (SPEC §7): the recipient their own, the buyer all of the account's
+"""Who reads which e-mail of the log (rules §7): the recipient their own, the buyer all of the account's
 mail, admins the mail routed to admins; a stranger finds nothing; only operators and services run
 delivery. The team comes from `entitlement.role_changed` events, as in production."""
 

@@ -1,5 +1,5 @@
 """The lifecycle on the test clock, with the real subscription and billing services (billing's invoice
-events delivered to subscription): the SPEC's Oslo walk, a monthly shutoff, reinstatement while Suspended,
+events delivered to subscription): the rules's Oslo walk, a monthly shutoff, reinstatement while Suspended,
 a pay-by-invoice renewal that goes Expired at its due date, automatic renewals paid and declined, the
 reminders, and AdvanceClock's refusals."""
 

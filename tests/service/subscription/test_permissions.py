@@ -1,4 +1,4 @@
-"""Who may do what on subscriptions (SPEC §7, "Identity and tenancy"): a stranger finds nothing of another
+"""Who may do what on subscriptions (rules §7, "Identity and tenancy"): a stranger finds nothing of another
 account and changes nothing; a person opens an account only as its buyer, an operator for anyone; a
 listing without an account is the caller's own accounts; request ids are the caller's own; an admin who
 is not the buyer cannot order."""

@@ -1,4 +1,4 @@
-"""The SPEC §4 capability table, cell by cell, and the best level over several seats."""
+"""The rules §4 capability table, cell by cell, and the best level over several seats."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ FULL, LIMITED, READ_ONLY, SELF_HELP, NONE, PREMIUM = (
     AccessLevel.PREMIUM,
 )
 
-# SPEC §4, written out again here (not imported) so that a change to the table fails a test.
+# rules §4, written out again here (not imported) so that a change to the table fails a test.
 STANDARD_TABLE = {
     (PA, Stage.ACTIVE): FULL,
     (PA, Stage.EXPIRED): FULL,

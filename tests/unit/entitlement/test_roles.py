@@ -1,4 +1,4 @@
-"""SPEC §7: the buyer, the primary admin hand-over, secondary admins, operators."""
+"""Rules §7: the buyer, the primary admin hand-over, secondary admins, operators."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §8: who is told what."""
+"""Rules §8: who is told what."""
 
 from __future__ import annotations
 

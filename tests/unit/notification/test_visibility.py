@@ -1,4 +1,4 @@
-"""SPEC §7: each person sees the e-mail sent to them; the buyer all of the account's mail; admins the
+"""Rules §7: each person sees the e-mail sent to them; the buyer all of the account's mail; admins the
 account's mail of the kinds routed to admins (§8); operators and services everything."""
 
 from __future__ import annotations

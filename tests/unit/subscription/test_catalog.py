@@ -1,4 +1,4 @@
-"""SPEC §1: the demo catalog, the price book and the exchange-rate caps."""
+"""Rules §1: the demo catalog, the price book and the exchange-rate caps."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §2 dates: renewal and expiry from the anchor, in the subscription's zone."""
+"""Rules §2 dates: renewal and expiry from the anchor, in the subscription's zone."""
 
 from __future__ import annotations
 

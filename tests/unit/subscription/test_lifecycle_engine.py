@@ -1,4 +1,4 @@
-"""What the sweep does for one subscription (SPEC §3–§4): the walk through the shutoff with the SPEC's Oslo
+"""What the sweep does for one subscription (rules §3–§4): the walk through the shutoff with the rules' Oslo
 dates, reminders, renewals handed to billing, trial and upgrade ends, and the invariant the sweep relies on
 (after `advance`, nothing local is still due)."""
 

@@ -1,4 +1,4 @@
-"""SPEC §4 shutoff durations and §8 reminder days, with the SPEC's own dates."""
+"""Rules §4 shutoff durations and §8 reminder days, with the rules' own dates."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The buyer an order names, as its caller may name them (SPEC §7: only an operator may open an account
+"""The buyer an order names, as its caller may name them (rules §7: only an operator may open an account
 naming someone else as buyer)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SPEC §3 and §6: orders and changes on a subscription, with the SPEC's numbers."""
+"""Rules §3 and §6: orders and changes on a subscription, with the rules' numbers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Proration by days (SPEC §3) and its property: the pieces of a split term add up to the whole."""
+"""Proration by days (rules §3) and its property: the pieces of a split term add up to the whole."""
 
 from __future__ import annotations
 
