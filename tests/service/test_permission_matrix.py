@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf import json_format
 from google.protobuf.message_factory import GetMessageClass
 from grpc_status import rpc_status
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select, union_all
 
 from services.billing.permissions import TABLE as BILLING
 from services.entitlement.permissions import TABLE as ENTITLEMENT
@@ -427,9 +427,11 @@ LAST = ["RequestRefund"]
 def row_counts(w: World) -> dict[tuple[str, str], int]:
     counts = {}
     for name, app in w.apps.items():
-        with app.db.read() as s:
-            for t in app.db.metadata.sorted_tables:
-                counts[(name, t.name)] = s.execute(select(func.count()).select_from(t)).scalar_one()
+        tables = app.db.metadata.sorted_tables
+        every = union_all(*(select(literal(t.name), func.count()).select_from(t) for t in tables))
+        with app.db.read() as s:  # one round trip per database
+            for table, n in s.execute(every):
+                counts[(name, table)] = n
     return counts
 
 
