@@ -41,8 +41,9 @@ buf-lint: $(BUF) build/proto-deps
 drift: $(STAMP)
 	$(PY) tools/protos.py --check
 
+# One worker per core; a worker that finishes early takes tests from the others (worksteal).
 pytest: $(STAMP)
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -n auto --dist worksteal
 
 test: lint typecheck buf-lint drift pytest
 
