@@ -3,8 +3,9 @@ encode. The actor is the call's verified principal."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from services.entitlement import handlers
-from services.entitlement.adapters.cache import AccessCache
 from services.entitlement.codec import (
     LEVEL_PB,
     PLAN_PB,
@@ -26,6 +27,9 @@ from shared.db import Database
 from tenure.common.v1 import common_pb2
 from tenure.entitlement.v1 import entitlement_pb2 as pb
 from tenure.entitlement.v1 import entitlement_pb2_grpc
+
+if TYPE_CHECKING:  # the cache is built in app.py and handed to the handlers
+    from services.entitlement.adapters.cache import AccessCache
 
 _UNSPECIFIED_STAGE = common_pb2.STAGE_UNSPECIFIED
 
