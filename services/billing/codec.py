@@ -6,6 +6,8 @@ import json
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from google.protobuf import field_mask_pb2
+
 from services.billing.adapters.tables import (
     AttachmentRow,
     CreditNoteRow,
@@ -19,7 +21,7 @@ from services.billing.adapters.tables import (
 )
 from services.billing.domain.balance import BalanceFigures
 from services.billing.domain.commands import CreateInvoice, DetailsUpdate, ProfileInput
-from services.billing.domain.invoice import AmountInput, LineInput, amount_in
+from services.billing.domain.invoice import AmountInput, Line, LineInput, amount_in
 from services.billing.domain.model import (
     Address,
     Channel,
@@ -174,7 +176,8 @@ def payer(row: PayerRow) -> pb.Payer:
     return pb.Payer(email=row.email, name=row.name, language=row.language, create_time=ts(row.create_time))
 
 
-def invoice_line(row: InvoiceLineRow, currency: str) -> pb.InvoiceLine:
+def invoice_line(row: InvoiceLineRow | Line, currency: str) -> pb.InvoiceLine:
+    """A stored invoice line, or a priced line of a tax preview (the same fields)."""
     return pb.InvoiceLine(
         description=row.description,
         quantity=row.quantity,
@@ -245,35 +248,41 @@ def invoice(row: InvoiceRow, lines: list[InvoiceLineRow], attachments: list[Atta
     )
 
 
-def invoice_status_only(row: InvoiceRow, lines: list[InvoiceLineRow]) -> pb.Invoice:
-    """The invoice as an admin who is not the buyer (nor a payer) sees it: what it is for, its status
-    and its dates. No amounts, prices, payment details, billing details or PO documents."""
-    return pb.Invoice(
-        invoice_id=row.invoice_id,
-        invoice_number=row.invoice_number,
-        account_id=row.account_id,
-        subscription_id=row.subscription_id,
-        order_number=row.order_number,
-        kind=KIND_TO_PB[InvoiceKind(row.kind)],
-        status=STATUS_TO_PB[InvoiceStatus(row.status)],
-        lines=[
-            pb.InvoiceLine(
-                description=ln.description,
-                quantity=ln.quantity,
-                period_start_date=pb_date(ln.period_start),
-                period_end_date=pb_date(ln.period_end),
-                product_code=ln.product_code,
-            )
-            for ln in lines
-        ],
-        issue_time=ts(row.issue_time),
-        issue_date=pb_date(row.issue_date),
-        due_date=pb_date(row.due_date),
-        paid_time=ts(row.paid_time),
-        overdue_time=ts(row.overdue_time),
-        installment_sequence=row.installment_sequence,
-        time_zone=row.time_zone,
-    )
+#: What an admin who is neither the buyer nor a payer sees (rules §7): what an invoice or installment is for,
+#: its status and its dates. No amounts, prices, payment details, billing details or PO documents.
+INVOICE_STATUS_FIELDS = field_mask_pb2.FieldMask(
+    paths=[
+        "invoice_id",
+        "invoice_number",
+        "account_id",
+        "subscription_id",
+        "order_number",
+        "kind",
+        "status",
+        "issue_time",
+        "issue_date",
+        "due_date",
+        "paid_time",
+        "overdue_time",
+        "installment_sequence",
+        "time_zone",
+    ]
+)
+LINE_STATUS_FIELDS = field_mask_pb2.FieldMask(
+    paths=["description", "quantity", "period_start_date", "period_end_date", "product_code"]
+)
+INSTALLMENT_STATUS_FIELDS = field_mask_pb2.FieldMask(
+    paths=["subscription_id", "sequence", "due_date", "status", "invoice_id", "order_number"]
+)
+
+
+def invoice_status_only(full: pb.Invoice) -> pb.Invoice:
+    """`full` narrowed to INVOICE_STATUS_FIELDS (and each line to LINE_STATUS_FIELDS)."""
+    out = pb.Invoice()
+    INVOICE_STATUS_FIELDS.MergeMessage(full, out)
+    for line in full.lines:
+        LINE_STATUS_FIELDS.MergeMessage(line, out.lines.add())
+    return out
 
 
 def payment(row: PaymentRow | None) -> pb.Payment | None:
@@ -303,16 +312,11 @@ def installment(row: InstallmentRow) -> pb.Installment:
     )
 
 
-def installment_status_only(row: InstallmentRow) -> pb.Installment:
-    """An installment without its amount (see `invoice_status_only`)."""
-    return pb.Installment(
-        subscription_id=row.subscription_id,
-        sequence=row.sequence,
-        due_date=pb_date(row.due_date),
-        status=INSTALLMENT_STATUS_TO_PB[row.status],
-        invoice_id=row.invoice_id,
-        order_number=row.order_number,
-    )
+def installment_status_only(full: pb.Installment) -> pb.Installment:
+    """An installment without its amount (INSTALLMENT_STATUS_FIELDS)."""
+    out = pb.Installment()
+    INSTALLMENT_STATUS_FIELDS.MergeMessage(full, out)
+    return out
 
 
 def credit_note(row: CreditNoteRow) -> pb.CreditNote:
@@ -464,13 +468,15 @@ def details_update(request) -> DetailsUpdate:
 
 def invoice_view(view: InvoiceView, sees_amounts: bool) -> pb.Invoice:
     """The invoice as the caller may see it (amounts only for those who see them)."""
+    full = invoice(view.invoice, list(view.lines), list(view.attachments))
     if not sees_amounts:
-        return invoice_status_only(view.invoice, list(view.lines))
-    return invoice(view.invoice, list(view.lines), list(view.attachments))
+        return invoice_status_only(full)
+    return full
 
 
 def installment_for(row: InstallmentRow, sees_amounts: bool) -> pb.Installment:
-    return installment(row) if sees_amounts else installment_status_only(row)
+    full = installment(row)
+    return full if sees_amounts else installment_status_only(full)
 
 
 def preview_tax(priced: Priced, currency: str) -> pb.PreviewTaxResponse:
@@ -478,20 +484,7 @@ def preview_tax(priced: Priced, currency: str) -> pb.PreviewTaxResponse:
         subtotal=money(priced.subtotal, currency),
         tax=money(priced.tax, currency),
         total=money(priced.total, currency),
-        lines=[
-            pb.InvoiceLine(
-                description=ln.description,
-                quantity=ln.quantity,
-                unit_price=money(ln.unit_price, currency),
-                period_start_date=pb_date(ln.period_start),
-                period_end_date=pb_date(ln.period_end),
-                amount=money(ln.amount, currency),
-                tax=money(ln.tax, currency),
-                tax_rate=rate(ln.tax_rate),
-                product_code=ln.product_code,
-            )
-            for ln in priced.lines
-        ],
+        lines=[invoice_line(ln, currency) for ln in priced.lines],
         tax_rate=rate(priced.decision.rate),
         tax_name=priced.decision.name,
     )
