@@ -14,10 +14,10 @@ from shared.auth.policy import (
     PAYER,
     PERSON,
     SERVICE,
+    ChoiceTarget,
     Directory,
     FieldTarget,
     LookupTarget,
-    Resolved,
     rule,
 )
 from shared.grpc.auth import Permissions
@@ -73,20 +73,9 @@ def permissions(db, directory: Directory) -> Permissions:
     invoice = LookupTarget("invoice_id", "invoice", "INVOICE_NOT_FOUND", account_of_invoice)
     subscription = LookupTarget("subscription_id", "subscription", "NOT_FOUND", account_of_subscription)
 
-    class Details:
+    def details_target(request):
         """UpdateInvoiceDetails names an invoice, or a subscription whose next invoice it prepares."""
-
-        def __call__(self, request) -> Resolved:
-            return (
-                subscription(request)
-                if request.WhichOneof("target") == "subscription_id"
-                else invoice(request)
-            )
-
-        def not_found(self, request):
-            if request.WhichOneof("target") == "subscription_id":
-                return subscription.not_found(request)
-            return invoice.not_found(request)
+        return (subscription if request.WhichOneof("target") == "subscription_id" else invoice), request
 
     return Permissions(
         SERVICE_NAME,
@@ -95,7 +84,7 @@ def permissions(db, directory: Directory) -> Permissions:
             "account": FieldTarget("account_id", "billing account", "BILLING_PROFILE_NOT_FOUND"),
             "invoice": invoice,
             "subscription": subscription,
-            "details": Details(),
+            "details": ChoiceTarget(details_target),
         },
         directory,
     )

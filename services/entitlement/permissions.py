@@ -16,10 +16,10 @@ from shared.auth.policy import (
     SECONDARY_ADMIN,
     SELF,
     SERVICE,
+    ChoiceTarget,
     Directory,
     FieldTarget,
     LookupTarget,
-    Resolved,
     rule,
 )
 from shared.errors import NotFound
@@ -68,19 +68,13 @@ def permissions(db, directory: Directory) -> Permissions:
     account = FieldTarget("account_id")
     subscription = LookupTarget("subscription_id", "subscription", "SUBSCRIPTION_NOT_FOUND", account_of)
 
-    class AccountOrSubscription:
+    def account_or_subscription(request):
         """ListAssignments and GetSeatUsageReport name an account, a subscription, or both."""
+        if request.account_id:
+            return account, request
+        return (subscription, request) if request.subscription_id else None
 
-        def __call__(self, request) -> Resolved:
-            if request.account_id:
-                return account(request)
-            if request.subscription_id:
-                return subscription(request)
-            return Resolved()
-
-        not_found = staticmethod(hidden)
-
-    both = AccountOrSubscription()
+    both = ChoiceTarget(account_or_subscription)
     return Permissions(
         SERVICE_NAME,
         TABLE,

@@ -17,6 +17,7 @@ from shared.auth.policy import (
     OPERATOR,
     PERSON,
     SERVICE,
+    ChoiceTarget,
     FieldTarget,
     LookupTarget,
     Resolved,
@@ -122,31 +123,19 @@ def permissions(db, directory: ProjectionDirectory) -> Permissions:
 
     align = Align()
 
-    class Quote:
+    def quoted(request):
         """QuoteOrder names an account (create, align) or a subscription (the other orders)."""
-
-        @staticmethod
-        def _inner(request):
-            which = request.WhichOneof("order")
-            return getattr(request, which) if which else None
-
-        def __call__(self, request) -> Resolved:
-            inner = self._inner(request)
-            if inner is None:
-                return Resolved()
-            if hasattr(inner, "subscription_ids"):
-                return align(inner)
-            if hasattr(inner, "account_id"):
-                return account(inner)
-            return subscription(inner)
-
-        def not_found(self, request):
-            inner = self._inner(request)
-            return account.not_found(inner) if hasattr(inner, "account_id") else subscription.not_found(inner)
+        which = request.WhichOneof("order")
+        if not which:
+            return None
+        inner = getattr(request, which)
+        if hasattr(inner, "subscription_ids"):
+            return align, inner
+        return (account, inner) if hasattr(inner, "account_id") else (subscription, inner)
 
     return Permissions(
         SERVICE_NAME,
         TABLE,
-        {"account": account, "subscription": subscription, "align": align, "quote": Quote()},
+        {"account": account, "subscription": subscription, "align": align, "quote": ChoiceTarget(quoted)},
         directory,
     )

@@ -194,3 +194,23 @@ class LookupTarget:
 
     def not_found(self, request: Any) -> NotFound:
         return NotFound(f"{self.what} {field_value(request, self.field)} not found", reason=self.reason)
+
+
+@dataclass(frozen=True, slots=True)
+class ChoiceTarget:
+    """A request that names its account one of several ways (a oneof, or either of two fields):
+    `choose(request)` gives the target that applies and the part of the request it reads, or None when
+    the request names no account. A stranger gets the chosen target's NotFound."""
+
+    choose: Callable[[Any], tuple[Target, Any] | None]
+
+    def __call__(self, request: Any) -> Resolved:
+        picked = self.choose(request)
+        return Resolved() if picked is None else picked[0](picked[1])
+
+    def not_found(self, request: Any) -> DomainError:
+        picked = self.choose(request)
+        if picked is None:
+            return NotFound("not found", reason="NOT_FOUND")
+        target, part = picked
+        return _stranger(target, part, target(part))

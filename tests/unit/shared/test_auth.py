@@ -210,3 +210,24 @@ def test_rules_refuse_unknown_principals_and_self_without_a_field():
         rule("admin")
     with pytest.raises(ValueError):
         rule(SELF)
+
+
+def test_a_choice_target_resolves_and_hides_as_the_target_it_picks():
+    from shared.auth.policy import ChoiceTarget
+
+    either = ChoiceTarget(
+        lambda r: (
+            (TARGETS["account"], r)
+            if r.account_id
+            else ((TARGETS["subscription"], r) if r.subscription_id else None)
+        )
+    )
+    assert either(Req(subscription_id="sub_a")).account_id == "acc_a"
+    assert either(Req(account_id="acc_b")).account_id == "acc_b"
+    assert either(Req()).account_id == "" and either(Req()).missing is None
+    assert either.not_found(Req(subscription_id="sub_a")).reason == "SUBSCRIPTION_NOT_FOUND"
+    with pytest.raises(NotFound) as e:
+        decide(
+            "Rpc", rule(BUYER, target="either"), BO, Req(subscription_id="sub_a"), {"either": either}, TEAMS
+        )
+    assert e.value.message == "subscription sub_a not found"
