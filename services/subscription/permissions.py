@@ -7,9 +7,6 @@ buyer (`order_buyer`: only an operator may name someone else).
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from services.subscription.adapters.tables import SubscriptionRow
 from shared.auth.membership import ProjectionDirectory
 from shared.auth.policy import (
     ADMINS,
@@ -85,11 +82,12 @@ def order_buyer(access: Access | None, buyer_email: str) -> str:
 
 
 def permissions(db, directory: ProjectionDirectory) -> Permissions:
+    def accounts_of(subscription_ids: list[str]) -> dict[str, str]:
+        with db.reading() as uow:
+            return uow.subscriptions.accounts_of(subscription_ids)
+
     def account_of(subscription_id: str) -> str | None:
-        with db.read() as s:
-            return s.execute(
-                select(SubscriptionRow.account_id).where(SubscriptionRow.subscription_id == subscription_id)
-            ).scalar_one_or_none()
+        return accounts_of([subscription_id]).get(subscription_id)
 
     subscription = LookupTarget("subscription_id", "subscription", NOT_FOUND, account_of)
     account = FieldTarget("account_id")
@@ -103,14 +101,7 @@ def permissions(db, directory: ProjectionDirectory) -> Permissions:
             ids = sorted({sid.strip() for sid in request.subscription_ids if sid.strip()})
             if not resolved.account_id or not ids:
                 return resolved
-            with db.read() as s:
-                accounts = dict(
-                    s.execute(
-                        select(SubscriptionRow.subscription_id, SubscriptionRow.account_id).where(
-                            SubscriptionRow.subscription_id.in_(ids)
-                        )
-                    ).all()
-                )
+            accounts = accounts_of(ids)
             for sid in ids:
                 if accounts.get(sid) != resolved.account_id:
                     return Resolved(

@@ -288,6 +288,15 @@ class Repository:
         )
         return [to_domain(r) for r in self.session.execute(stmt).scalars()]
 
+    def accounts_of(self, subscription_ids: list[str]) -> dict[str, str]:
+        """subscription id → its account, for those of `subscription_ids` that exist (permission checks)."""
+        rows = self.session.execute(
+            select(SubscriptionRow.subscription_id, SubscriptionRow.account_id).where(
+                SubscriptionRow.subscription_id.in_(subscription_ids)
+            )
+        )
+        return {sid: account for sid, account in rows.all()}
+
     def of_account(self, account_id: str) -> list[Subscription]:
         return self.list(account_id, None, 0, 10_000)
 
