@@ -7,7 +7,7 @@ from services.entitlement.permissions import TABLE as ENTITLEMENT
 from services.notification.permissions import TABLE as NOTIFICATION
 from services.subscription.permissions import TABLE as SUBSCRIPTION
 from shared.auth.policy import Rule
-from shared.grpc.auth import CLOCK_PERMISSIONS
+from shared.grpc.auth import CLOCK_PERMISSIONS, event_sink_permissions
 
 ORDER = [
     "buyer",
@@ -33,14 +33,15 @@ SHOWN = {
     "service": "service",
     "operator": "operator",
 }
-SERVICES = [
-    ("SubscriptionService", SUBSCRIPTION),
-    ("BillingService", BILLING),
-    ("EntitlementService", ENTITLEMENT),
-    ("NotificationService", NOTIFICATION),
-    ("ClockService", CLOCK_PERMISSIONS.table),
-    ("EventSinkService", {"Deliver": Rule(frozenset({"service"}))}),
-]
+#: Every served proto service → its permission table (the README's table and the permission matrix).
+TABLES: dict[str, dict[str, Rule]] = {
+    "tenure.subscription.v1.SubscriptionService": SUBSCRIPTION,
+    "tenure.billing.v1.BillingService": BILLING,
+    "tenure.entitlement.v1.EntitlementService": ENTITLEMENT,
+    "tenure.notification.v1.NotificationService": NOTIFICATION,
+    CLOCK_PERMISSIONS.service: CLOCK_PERMISSIONS.table,
+    event_sink_permissions().service: event_sink_permissions().table,
+}
 
 
 def who(rule: Rule) -> str:
@@ -56,9 +57,9 @@ def who(rule: Rule) -> str:
 
 def table() -> str:
     rows = ["| service | RPC | who may call it |", "| --- | --- | --- |"]
-    for service, rules in SERVICES:
+    for service, rules in TABLES.items():
         for rpc, rule in rules.items():
-            rows.append(f"| {service} | `{rpc}` | {who(rule)} |")
+            rows.append(f"| {service.rsplit('.', 1)[1]} | `{rpc}` | {who(rule)} |")
     return "\n".join(rows)
 
 

@@ -22,13 +22,8 @@ from google.protobuf.message_factory import GetMessageClass
 from grpc_status import rpc_status
 from sqlalchemy import func, literal, select, union_all
 
-from services.billing.permissions import TABLE as BILLING
-from services.entitlement.permissions import TABLE as ENTITLEMENT
-from services.notification.permissions import TABLE as NOTIFICATION
-from services.subscription.permissions import TABLE as SUBSCRIPTION
 from shared.auth.policy import MEMBER, OPERATOR, PERSON, SELF, SERVICE, Rule, field_value
 from shared.auth.tokens import TokenIssuer
-from shared.grpc.auth import CLOCK_PERMISSIONS
 from tenure.billing.v1 import billing_pb2, billing_pb2_grpc
 from tenure.common.v1 import clock_pb2, clock_pb2_grpc
 from tenure.entitlement.v1 import entitlement_pb2, entitlement_pb2_grpc
@@ -37,6 +32,7 @@ from tenure.notification.v1 import notification_pb2, notification_pb2_grpc
 from tenure.subscription.v1 import subscription_pb2, subscription_pb2_grpc
 from tests.auth import bearer, issuer, operator, person, service
 from tests.e2e.conftest import free_port
+from tools.permissions_table import TABLES
 
 OK = "allowed"
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
@@ -99,14 +95,6 @@ CALLERS = [
     Caller("operator", "operator"),
 ]
 
-TABLES = {
-    "tenure.subscription.v1.SubscriptionService": SUBSCRIPTION,
-    "tenure.billing.v1.BillingService": BILLING,
-    "tenure.entitlement.v1.EntitlementService": ENTITLEMENT,
-    "tenure.notification.v1.NotificationService": NOTIFICATION,
-    "tenure.common.v1.ClockService": CLOCK_PERMISSIONS.table,
-    "tenure.events.v1.EventSinkService": {"Deliver": Rule(frozenset({SERVICE}))},
-}
 DESCRIPTORS = [
     subscription_pb2.DESCRIPTOR.services_by_name["SubscriptionService"],
     billing_pb2.DESCRIPTOR.services_by_name["BillingService"],
