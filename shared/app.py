@@ -133,7 +133,7 @@ class ServiceApp:
             stub_cls,
             addr,
             timeout=self.settings.client_timeout_seconds,
-            credentials=self.auth.credentials(self.name),
+            credentials=self.relay.credentials,  # one service token, shared with the relay
             tls=self.auth.tls,
         )
         self.clients.append(c)
