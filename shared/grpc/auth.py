@@ -109,21 +109,9 @@ class Auth:
         return principal
 
 
-@dataclass
-class Permissions:
-    """One service's permission table: RPC name → rule, the targets its rules name, and the directory
-    of account teams that gives a person's roles."""
-
-    service: str  # full proto service name, e.g. tenure.billing.v1.BillingService
-    table: dict[str, Rule]
-    targets: dict[str, Target] = field(default_factory=dict)
-    directory: Directory | None = None
-
-    def check(self, method: str, request: Any, principal: Principal | None) -> Access:
-        return decide(method, self.table.get(method), principal, request, self.targets, self.directory)
-
-
 class _NoTeams:
+    """The directory of a service whose RPCs name no account (clock, event sink)."""
+
     def roles(self, account_id: str, email: str) -> frozenset[str]:
         return frozenset()
 
@@ -133,6 +121,21 @@ class _NoTeams:
 
 NO_TEAMS = _NoTeams()
 
+
+@dataclass
+class Permissions:
+    """One service's permission table: RPC name → rule, the targets its rules name, and the directory
+    of account teams that gives a person's roles."""
+
+    service: str  # full proto service name, e.g. tenure.billing.v1.BillingService
+    table: dict[str, Rule]
+    targets: dict[str, Target] = field(default_factory=dict)
+    directory: Directory = NO_TEAMS
+
+    def check(self, method: str, request: Any, principal: Principal | None) -> Access:
+        return decide(method, self.table.get(method), principal, request, self.targets, self.directory)
+
+
 # The services every process serves besides its own.
 CLOCK_PERMISSIONS = Permissions(
     "tenure.common.v1.ClockService",
@@ -141,9 +144,8 @@ CLOCK_PERMISSIONS = Permissions(
         "SetTime": rule("operator", "service"),
         "DrainOutbox": rule("operator", "service"),
     },
-    directory=NO_TEAMS,
 )
 
 
 def event_sink_permissions() -> Permissions:
-    return Permissions("tenure.events.v1.EventSinkService", {"Deliver": rule("service")}, directory=NO_TEAMS)
+    return Permissions("tenure.events.v1.EventSinkService", {"Deliver": rule("service")})
