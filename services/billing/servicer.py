@@ -261,5 +261,9 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         )
         r = sweep.sweep(self.db, self.gateway, self.policy, as_of)
         return pb.RunBillingSweepResponse(
-            issued=r.issued, overdue=r.overdue, paid=r.paid, payment_failed=r.payment_failed
+            issued=r.issued,
+            overdue=r.overdue,
+            paid=r.paid,
+            payment_failed=r.payment_failed,
+            next_due_time=codec.ts(r.next_due),
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from services.subscription import sweep
 from services.subscription.adapters.peers import Billing, PeerClock
@@ -15,6 +15,8 @@ from shared.db import Database
 from shared.errors import InvalidInput, PeerUnavailable, RuleViolation
 from shared.outbox import Relay
 
+NEVER = datetime.max.replace(tzinfo=UTC)
+
 
 @dataclass
 class ClockDriver:
@@ -22,9 +24,9 @@ class ClockDriver:
     comes due, in order. At each step it sets every clock, runs billing's sweep and the lifecycle sweep, and
     drains the outboxes; it returns when every outbox is drained.
 
-    The steps are the subscriptions' `next_action_time`s, every midnight UTC (billing's due dates, such as
-    an invoice's due date or an installment's anniversary, fall on a local date, and the midnight UTC that
-    follows a local midnight is on the same local date in every zone), and the target."""
+    The steps are the subscriptions' `next_action_time`s, the instants billing's sweep says it next has
+    work (an installment coming due, an invoice becoming overdue: each at a local midnight), and the
+    target. A year with nothing due is one step; the cost grows with what comes due, not with days."""
 
     db: Database
     clock: Clock
@@ -45,19 +47,23 @@ class ClockDriver:
             raise InvalidInput(f"the test clock only moves forward (now {now.isoformat()})", field="to_time")
         steps = 0
         at = now
+        billing_next = self.billing.run_sweep(now).next_due  # and what is due now already
         while True:
             own = self._next_due(at)
-            step = min(own, _next_utc_midnight(at), to)
+            step = min(own, billing_next or NEVER, to)
             self.clock.set(step)
             for p in self.peers.values():
                 p.set_time(step)
             billed = self.billing.run_sweep(step)
-            if billed:
+            billing_next = billed.next_due
+            if billed.done:
                 self._drain()  # billing's events can start or end a shutoff here
                 own = self._next_due(at)
             counts = sweep.run(self.db, self.billing, step) if own <= step else sweep.SweepCounts()
-            if counts.total or billed or step >= to:
+            if counts.total or billed.done or step >= to:
                 self._drain()
+            if counts.total:  # renewals and shutoffs make invoices whose dates billing now watches
+                billing_next = self.billing.run_sweep(step).next_due
             steps += 1
             if step >= to:
                 return step, steps
@@ -66,7 +72,7 @@ class ClockDriver:
     def _next_due(self, after: datetime) -> datetime:
         with reading(self.db) as uow:
             nxt = uow.subscriptions.next_action_after(after)
-        return nxt if nxt is not None else datetime.max.replace(tzinfo=UTC)
+        return nxt if nxt is not None else NEVER
 
     def _drain(self) -> None:
         """Deliver every outbox until all are empty. One pass follows the event flow (billing -> subscription
@@ -88,8 +94,3 @@ class ClockDriver:
                     f"the outboxes were not drained within {self.drain_timeout:.0f} s ({pending} events wait)",
                     reason="PEER_UNAVAILABLE",
                 )
-
-
-def _next_utc_midnight(after: datetime) -> datetime:
-    d = after.astimezone(UTC).date() + timedelta(days=1)
-    return datetime(d.year, d.month, d.day, tzinfo=UTC)

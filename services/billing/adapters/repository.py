@@ -197,6 +197,22 @@ class Invoices(_Repository):
         )
         return self.session.scalars(self.uow.for_update(stmt)).all()
 
+    def coming_due_dates(self, since: date, limit: int) -> list[tuple[date, str]]:
+        """The (due date, zone) pairs of open invoices not yet marked overdue, due on or after `since`,
+        earliest first."""
+        stmt = (
+            select(InvoiceRow.due_date, InvoiceRow.time_zone)
+            .where(
+                InvoiceRow.status == InvoiceStatus.OPEN.value,
+                InvoiceRow.overdue_time.is_(None),
+                InvoiceRow.due_date >= since,
+            )
+            .distinct()
+            .order_by(InvoiceRow.due_date)
+            .limit(limit)
+        )
+        return [(d, z) for d, z in self.session.execute(stmt).all()]
+
     def next_number(self, series: str, year: int) -> str:
         """The next number of a series in a year. The counter row is updated in this transaction: it
         stays locked until commit (so concurrent issuers queue) and a rollback gives the number back."""
@@ -259,6 +275,19 @@ class Installments(_Repository):
             InstallmentRow.status == InstallmentStatus.SCHEDULED.value,
         )
         return self.session.scalars(self.uow.for_update(stmt, skip_locked=False)).all()
+
+    def coming_due_dates(self, since: date, limit: int) -> list[tuple[date, str]]:
+        """The (due date, zone) pairs of scheduled installments due on or after `since`, earliest first."""
+        stmt = (
+            select(InstallmentRow.due_date, InstallmentRow.time_zone)
+            .where(
+                InstallmentRow.status == InstallmentStatus.SCHEDULED.value, InstallmentRow.due_date >= since
+            )
+            .distinct()
+            .order_by(InstallmentRow.due_date)
+            .limit(limit)
+        )
+        return [(d, z) for d, z in self.session.execute(stmt).all()]
 
     def claim_next_due(self, horizon: date, skip: set[str]) -> InstallmentRow | None:
         """The earliest scheduled installment due by `horizon` and not in `skip`, claimed with SKIP LOCKED

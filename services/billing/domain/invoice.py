@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -127,6 +128,12 @@ def due_date(issue_date: date, net_days: int = DEFAULT_NET_DAYS) -> date:
 def overdue_at(due: date, time_zone: str) -> datetime:
     """An unpaid invoice becomes overdue at its due date: local midnight that starts it."""
     return local_midnight(due, time_zone)
+
+
+def next_local_midnight(days: Iterable[tuple[date, str]], after: datetime) -> datetime | None:
+    """The earliest start of one of `days` (each a date in a zone) that is later than `after`."""
+    starts = [m for d, z in days if (m := local_midnight(d, z)) > after]
+    return min(starts, default=None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from services.billing.adapters.tables import InstallmentRow
 from services.billing.adapters.uow import BillingUnitOfWork
 from services.billing.domain import installments as inst
 from services.billing.domain.gateway import PaymentGateway
-from services.billing.domain.invoice import local_date, local_midnight, price_lines
+from services.billing.domain.invoice import local_date, local_midnight, next_local_midnight, price_lines
 from services.billing.domain.model import InstallmentStatus, InvoiceKind, InvoiceStatus, PaymentStatus
 from services.billing.domain.payment import installment_status_after
 from services.billing.domain.tax import decide_tax
@@ -31,9 +31,11 @@ class SweepResult:
     overdue: int = 0
     paid: int = 0
     payment_failed: int = 0
+    next_due: datetime | None = None  # the next instant at which there is something to do
 
 
 SWEEP_BATCH = 100
+NEXT_DUE_LOOKAHEAD = 200  # (date, zone) pairs: the few days around `as_of` in every zone in use
 
 
 def sweep(db: Database, gateway: PaymentGateway, policy: Policy, as_of: datetime) -> SweepResult:
@@ -82,7 +84,19 @@ def sweep(db: Database, gateway: PaymentGateway, policy: Policy, as_of: datetime
                     uow.invoices.save(row)
                     events.invoice_overdue(uow, row)
                     result.overdue += 1
+    result.next_due = next_due(db, as_of)
     return result
+
+
+def next_due(db: Database, as_of: datetime) -> datetime | None:
+    """The next instant after `as_of` at which an installment comes due or an invoice becomes overdue."""
+    since = (as_of - timedelta(days=2)).date()  # every zone's local midnights after `as_of` are on later days
+    with db.reading() as uow:
+        days = [
+            *uow.installments.coming_due_dates(since, NEXT_DUE_LOOKAHEAD),
+            *uow.invoices.coming_due_dates(since, NEXT_DUE_LOOKAHEAD),
+        ]
+    return next_local_midnight(days, as_of)
 
 
 def issue_installment(

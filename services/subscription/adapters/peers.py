@@ -11,7 +11,7 @@ from decimal import Decimal
 from services.subscription.domain.model import OrderLine, PaymentMethodType
 from services.subscription.domain.subscription import Subscription
 from shared.errors import NotFound, RuleViolation
-from shared.grpc.codec import date_pb, timestamp
+from shared.grpc.codec import date_pb, time_of, timestamp
 from shared.money import from_proto, to_proto
 from tenure.billing.v1 import billing_pb2
 from tenure.common.v1 import clock_pb2, common_pb2
@@ -70,6 +70,12 @@ KINDS = {
     "align": billing_pb2.INVOICE_KIND_ALIGN,
     "upgrade": billing_pb2.INVOICE_KIND_UPGRADE,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class BillingSweep:
+    done: int
+    next_due: datetime | None
 
 
 class Billing:
@@ -195,12 +201,16 @@ class Billing:
             billing_pb2.MarkPrepayOnlyRequest(request_id=request_id, account_id=account_id, reason=reason)
         )
 
-    def run_sweep(self, as_of: datetime) -> int:
-        """Billing's sweep (installment invoices, overdue marks) as of `as_of`; the number of things it did."""
+    def run_sweep(self, as_of: datetime) -> BillingSweep:
+        """Billing's sweep (installment invoices, overdue marks) as of `as_of`: the number of things it did
+        and the next instant at which it will have something to do."""
         r = self.client.RunBillingSweep(
             billing_pb2.RunBillingSweepRequest(as_of_time=timestamp(as_of)), timeout=120
         )
-        return r.issued + r.overdue + r.paid + r.payment_failed
+        return BillingSweep(
+            r.issued + r.overdue + r.paid + r.payment_failed,
+            time_of(r.next_due_time) if r.HasField("next_due_time") else None,
+        )
 
     def payment_method_type(self, account_id: str, payment_method_id: str) -> PaymentMethodType:
         resp = self.client.ListPaymentMethods(billing_pb2.ListPaymentMethodsRequest(account_id=account_id))

@@ -191,12 +191,17 @@ def test_three_year_term_is_invoiced_in_three_installments_by_the_sweep(billing,
     assert r.invoice.lines[0].description == "AutoCAD LT, 3-year term, 2 seats (installment 1 of 3)"
     assert r.invoice.installment_sequence == 1
 
-    assert billing.sweep(datetime(2025, 10, 1, 6, 59, tzinfo=UTC)).issued == 0  # still 30 Sept in Los Angeles
+    before = billing.sweep(datetime(2025, 10, 1, 6, 59, tzinfo=UTC))
+    assert before.issued == 0  # still 30 Sept in Los Angeles
+    # the sweep names the next instant it has work: the second installment, at midnight in Los Angeles
+    assert before.next_due_time.ToDatetime(tzinfo=UTC) == datetime(2025, 10, 1, 7, 0, tzinfo=UTC)
     first = billing.sweep(datetime(2025, 10, 1, 7, 0, tzinfo=UTC))
     assert (first.issued, first.paid) == (1, 1)
+    assert first.next_due_time.ToDatetime(tzinfo=UTC) == datetime(2026, 10, 1, 7, 0, tzinfo=UTC)
     assert billing.sweep(datetime(2025, 10, 2, tzinfo=UTC)).issued == 0
     assert billing.sweep(datetime(2026, 10, 2, tzinfo=UTC)).issued == 1
-    assert billing.sweep(datetime(2027, 10, 2, tzinfo=UTC)).issued == 0
+    last = billing.sweep(datetime(2027, 10, 2, tzinfo=UTC))
+    assert last.issued == 0 and not last.HasField("next_due_time")  # nothing left to do
 
     plan = billing.ListInstallments(pb.ListInstallmentsRequest(subscription_id="sub-3y")).installments
     assert [i.status for i in plan] == [pb.INSTALLMENT_STATUS_PAID] * 3
@@ -276,7 +281,9 @@ def test_unpaid_invoice_is_marked_overdue_at_its_due_date(billing, clock):
     billing.profile()
     inv = billing.create_invoice(billing.invoice_method(), quote=True, time_zone="Europe/Oslo").invoice
     assert inv.due_date == day(date(2024, 7, 10))
-    assert billing.sweep(datetime(2024, 7, 9, 21, 59, tzinfo=UTC)).overdue == 0
+    early = billing.sweep(datetime(2024, 7, 9, 21, 59, tzinfo=UTC))
+    assert early.overdue == 0
+    assert early.next_due_time.ToDatetime(tzinfo=UTC) == datetime(2024, 7, 9, 22, 0, tzinfo=UTC)
     assert billing.sweep(datetime(2024, 7, 9, 22, 0, tzinfo=UTC)).overdue == 1  # midnight in Oslo
     assert billing.sweep(datetime(2024, 7, 20, tzinfo=UTC)).overdue == 0
     got = billing.GetInvoice(pb.GetInvoiceRequest(invoice_id=inv.invoice_id)).invoice

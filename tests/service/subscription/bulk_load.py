@@ -13,7 +13,7 @@ from decimal import Decimal
 from sqlalchemy import func, insert, literal, select
 from sqlalchemy.engine import Engine
 
-from services.subscription.adapters.peers import IssuedInvoice
+from services.subscription.adapters.peers import BillingSweep, IssuedInvoice
 from services.subscription.adapters.repository import _apply
 from services.subscription.adapters.tables import SubscriptionRow
 from services.subscription.domain import dates, lifecycle
@@ -154,5 +154,5 @@ class CountingBilling:
         with self.lock:
             self.calls[request_id] = self.calls.get(request_id, 0) + 1
 
-    def run_sweep(self, as_of) -> int:
-        return 0
+    def run_sweep(self, as_of) -> BillingSweep:
+        return BillingSweep(0, None)

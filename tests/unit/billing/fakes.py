@@ -171,6 +171,14 @@ class Invoices(_Repo):
         ]
         return sorted(rows, key=lambda i: (i.due_date, i.invoice_id))[:limit]
 
+    def coming_due_dates(self, since: date, limit: int) -> list[tuple[date, str]]:
+        pairs = {
+            (i.due_date, i.time_zone)
+            for i in self.s.invoices.values()
+            if i.status == InvoiceStatus.OPEN.value and i.overdue_time is None and i.due_date >= since
+        }
+        return sorted(pairs)[:limit]
+
     def next_number(self, series: str, year: int) -> str:
         n = self.s.counters.get((series, year), 0) + 1
         self.s.counters[(series, year)] = n
@@ -214,6 +222,14 @@ class Installments(_Repo):
             for i in self.s.installments
             if i.subscription_id == subscription_id and i.status == InstallmentStatus.SCHEDULED.value
         ]
+
+    def coming_due_dates(self, since: date, limit: int) -> list[tuple[date, str]]:
+        pairs = {
+            (i.due_date, i.time_zone)
+            for i in self.s.installments
+            if i.status == InstallmentStatus.SCHEDULED.value and i.due_date >= since
+        }
+        return sorted(pairs)[:limit]
 
     def claim_next_due(self, horizon: date, skip: set[str]) -> InstallmentRow | None:
         rows = [

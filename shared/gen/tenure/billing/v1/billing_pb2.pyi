@@ -2678,6 +2678,7 @@ class RunBillingSweepResponse(_message.Message):
     OVERDUE_FIELD_NUMBER: _builtins.int
     PAID_FIELD_NUMBER: _builtins.int
     PAYMENT_FAILED_FIELD_NUMBER: _builtins.int
+    NEXT_DUE_TIME_FIELD_NUMBER: _builtins.int
     issued: _builtins.int
     """Installment invoices issued."""
     overdue: _builtins.int
@@ -2686,6 +2687,13 @@ class RunBillingSweepResponse(_message.Message):
     """Installment invoices charged successfully."""
     payment_failed: _builtins.int
     """Installment charges declined."""
+    @_builtins.property
+    def next_due_time(self) -> _timestamp_pb2.Timestamp:
+        """The next instant after `as_of_time` at which the sweep will have something to do (an installment
+        coming due, an invoice becoming overdue); unset when nothing is scheduled. The test clock's driver
+        steps to it rather than through every day.
+        """
+
     def __init__(
         self,
         *,
@@ -2693,10 +2701,11 @@ class RunBillingSweepResponse(_message.Message):
         overdue: _builtins.int = ...,
         paid: _builtins.int = ...,
         payment_failed: _builtins.int = ...,
+        next_due_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["next_due_time", b"next_due_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["issued", b"issued", "overdue", b"overdue", "paid", b"paid", "payment_failed", b"payment_failed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["issued", b"issued", "next_due_time", b"next_due_time", "overdue", b"overdue", "paid", b"paid", "payment_failed", b"payment_failed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
