@@ -271,6 +271,9 @@ def line_pb(ln: OrderLine) -> pb.OrderLine:
         subscription_id=ln.subscription_id,
         prorated_days=ln.prorated_days,
         term_days=ln.term_days,
+        term_start_date=date_pb(ln.term_start_date),
+        term_end_date=date_pb(ln.term_end_date),
+        explanation=ln.explanation(),
     )
 
 

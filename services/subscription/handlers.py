@@ -66,6 +66,8 @@ class OrderResult:
     subtotal: Decimal = Decimal(0)
     total: Decimal = Decimal(0)
     lines: list[OrderLine] = field(default_factory=list)
+    credit_note_ids: list[str] = field(default_factory=list)  # an alignment refund's
+    refunded: Decimal = Decimal(0)
 
 
 def _result(b: Booked) -> OrderResult:
@@ -79,6 +81,7 @@ class AlignResult:
     invoice_ids: list[str]
     total: Decimal
     currency: str
+    lines: list[OrderLine] = field(default_factory=list)
 
 
 @dataclass
@@ -92,6 +95,7 @@ class UpgradeResult:
     old_access_until: datetime
     serial_number_update_required: bool
     reinstall_required: bool
+    lines: list[OrderLine] = field(default_factory=list)
 
 
 @dataclass
@@ -99,6 +103,7 @@ class RefundResult:
     subscription: Subscription
     credit_note_ids: list[str]
     refunded: Decimal
+    lines: list[OrderLine] = field(default_factory=list)
 
 
 @dataclass
@@ -335,9 +340,50 @@ def set_auto_renew(
     out = ops.set_auto_renew(sub, on, uow.catalog.load(), uow.now)
     if out.lines:  # turning it on while Expired or Suspended reinstated it
         return _renew(uow, peers, sub, out, request_id)
+    if not on and ops.alignment_refundable(out.subscription, uow.now):
+        r = _refund_alignment(uow, peers, out.subscription, "automatic renewal turned off")
+        return OrderResult(
+            r.subscription, lines=r.lines, credit_note_ids=r.credit_note_ids, refunded=r.refunded
+        )
     saved = uow.subscriptions.save(out.subscription, uow.now)
     changed(uow, saved, "auto_renew")
     return OrderResult(saved)
+
+
+def _refund_alignment(
+    uow: SubscriptionUnitOfWork, peers: Peers, sub: Subscription, reason: str
+) -> RefundResult:
+    """Cancelling a term extended by an alignment before its next renewal (rules §3): the alignment is
+    undone and each alignment invoice of the term credited by what it charged (tax included). The credit
+    notes' request ids derive from the alignment invoices, so a retry, or a refund request after turning
+    automatic renewal off, never credits twice."""
+    now = uow.now
+    orders = uow.subscriptions.alignment_orders(sub)
+    out = ops.refund_alignment(sub, [ln for o in orders for ln in o.lines], now)
+    credit_ids: list[str] = []
+    refunded = Decimal(0)
+    for o in orders:
+        if not o.invoice_id or o.total <= 0:
+            continue
+        credit = peers.billing.credit_invoice(
+            request_id=f"{o.invoice_id}:alignment-refund",
+            invoice_id=o.invoice_id,
+            amount=o.total,
+            currency=sub.currency,
+            reason=f"alignment refunded: {reason}",
+        )
+        if credit is not None:
+            credit_ids.append(credit.credit_note_id)
+            refunded += credit.amount
+    saved = uow.subscriptions.save(out.subscription, now)
+    changed(
+        uow,
+        saved,
+        "alignment_refunded",
+        amount=money(refunded, saved.currency),
+        invoice_id=orders[0].invoice_id if orders else "",
+    )
+    return RefundResult(saved, credit_ids, refunded, out.lines)
 
 
 def renew(uow: SubscriptionUnitOfWork, peers: Peers, subscription_id: str, request_id: str) -> OrderResult:
@@ -381,7 +427,7 @@ def align(
             invoice_ids.append(b.invoice_id)
             total += b.total
         saved.append(b.sub)
-    return AlignResult(saved, order_number, invoice_ids, total, subs[0].currency)
+    return AlignResult(saved, order_number, invoice_ids, total, subs[0].currency, out.lines)
 
 
 def upgrade(
@@ -442,6 +488,7 @@ def upgrade(
         out.old_access_until,
         out.serial_number_update_required,
         out.reinstall_required,
+        out.lines,
     )
 
 
@@ -503,7 +550,10 @@ def request_refund(
     repo = uow.subscriptions
     now = uow.now
     sub = repo.get(subscription_id, lock=True)
-    out = ops.refund(sub, uow.catalog.load(), now)
+    catalog = uow.catalog.load()
+    if ops.refund_kind(sub, catalog, now) == "alignment":
+        return _refund_alignment(uow, peers, sub, reason or "refund requested by the buyer")
+    out = ops.refund(sub, catalog, now)
     key = request_id or new_id("refund")
     credit_ids: list[str] = []
     refunded = Decimal(0)

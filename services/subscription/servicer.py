@@ -155,6 +155,7 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
                 invoice_id=r.invoice_id,
                 prorated_amount=codec.money_pb(r.subtotal, cur),
                 total=codec.money_pb(r.total, cur),
+                lines=[codec.line_pb(ln) for ln in r.lines],
             )
 
         return self.db.run_idempotent("AddSeats", request, pb.AddSeatsResponse, work)
@@ -184,6 +185,9 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
                 subscription=codec.subscription_pb(r.subscription),
                 order_number=r.order_number,
                 invoice_id=r.invoice_id,
+                lines=[codec.line_pb(ln) for ln in r.lines],
+                credit_note_ids=r.credit_note_ids,
+                refunded_amount=codec.money_pb(r.refunded, r.subscription.currency),
             )
 
         return self.db.run_idempotent("SetAutoRenew", request, pb.SetAutoRenewResponse, work)
@@ -211,6 +215,7 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
                 invoice_id=r.invoice_ids[0] if r.invoice_ids else "",
                 invoice_ids=r.invoice_ids,
                 total=codec.money_pb(r.total, r.currency),
+                lines=[codec.line_pb(ln) for ln in r.lines],
             )
 
         return self.db.run_idempotent("AlignRenewalDates", request, pb.AlignRenewalDatesResponse, work)
@@ -238,6 +243,7 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
                 serial_number_update_required=r.serial_number_update_required,
                 reinstall_required=r.reinstall_required,
                 total=codec.money_pb(r.total, cur),
+                lines=[codec.line_pb(ln) for ln in r.lines],
             )
 
         return self.db.run_idempotent("UpgradeSubscription", request, pb.UpgradeSubscriptionResponse, work)
@@ -292,6 +298,7 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
                 credit_note_id=r.credit_note_ids[0] if r.credit_note_ids else "",
                 credit_note_ids=r.credit_note_ids,
                 refunded_amount=codec.money_pb(r.refunded, r.subscription.currency),
+                lines=[codec.line_pb(ln) for ln in r.lines],
             )
 
         return self.db.run_idempotent("RequestRefund", request, pb.RequestRefundResponse, work)

@@ -166,6 +166,30 @@ class Billing:
         cn = resp.credit_note
         return IssuedCredit(cn.credit_note_id, from_proto(cn.amount).amount)
 
+    def credit_invoice(
+        self, *, request_id: str, invoice_id: str, amount: Decimal, currency: str, reason: str
+    ) -> IssuedCredit | None:
+        """A credit note of `amount` (tax included) against the invoice, refunded to the card or PayPal (or
+        kept as cash balance); an invoice with nothing paid is voided instead. None when nothing was
+        credited. Billing keeps one credit note per `request_id`: derive it from the invoice so a retried
+        or repeated cancellation credits once."""
+        try:
+            resp = self.client.IssueCreditNote(
+                billing_pb2.IssueCreditNoteRequest(
+                    request_id=request_id,
+                    invoice_id=invoice_id,
+                    amount=to_proto(amount, currency),
+                    reason=reason,
+                )
+            )
+        except RuleViolation as e:
+            if e.reason != "CREDIT_EXCEEDS_PAID":
+                raise
+            self.void_invoice(request_id=f"{request_id}:void", invoice_id=invoice_id, reason=reason)
+            return None
+        cn = resp.credit_note
+        return IssuedCredit(cn.credit_note_id, from_proto(cn.amount).amount)
+
     def cancel_installments(self, *, request_id: str, subscription_id: str, reason: str) -> None:
         try:
             self.client.CancelInstallments(

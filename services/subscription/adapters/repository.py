@@ -67,6 +67,7 @@ def seed_catalog(session: Session) -> bool:
                 supported=p.supported,
                 full_product=p.full_product,
                 contains=",".join(p.contains),
+                upgrade_paths=",".join(p.upgrade_paths),
                 position=i,
             )
         )
@@ -97,6 +98,7 @@ def load_catalog(session: Session) -> Catalog:
             supported=row.supported,
             full_product=row.full_product,
             contains=tuple(c for c in row.contains.split(",") if c),
+            upgrade_paths=tuple(c for c in row.upgrade_paths.split(",") if c),
         )
     prices = {
         (row.product_code, Plan(row.plan), Term(row.term)): UsdPrice(
@@ -156,6 +158,46 @@ class CatalogRepository:
 
 
 # -- subscriptions ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaidOrder:
+    """An order as recorded: its invoice, its total (tax included) and its lines."""
+
+    order_number: str
+    invoice_id: str
+    total: Decimal
+    lines: list[OrderLine]
+
+
+def _iso(d: date | None) -> str | None:
+    return d.isoformat() if d is not None else None
+
+
+def _day(s: str | None) -> date | None:
+    return date.fromisoformat(s) if s else None
+
+
+def _lines_of(row: OrderRow) -> list[OrderLine]:
+    """The lines of a recorded order (rows written before lines carried their proration have none)."""
+    return [
+        OrderLine(
+            description=d["description"],
+            quantity=int(d["quantity"]),
+            unit_price=Decimal(d["unit_price"]),
+            currency=row.currency,
+            amount=Decimal(d["amount"]),
+            period_start_date=date.fromisoformat(d["period_start_date"]),
+            period_end_date=date.fromisoformat(d["period_end_date"]),
+            subscription_id=row.subscription_id,
+            prorated_days=int(d.get("prorated_days", 0)),
+            term_days=int(d.get("term_days", 0)),
+            term_start_date=_day(d.get("term_start_date")),
+            term_end_date=_day(d.get("term_end_date")),
+        )
+        for d in json.loads(row.lines_json or "[]")
+    ]
+
 
 _DIRECT = {f.name for f in fields(Subscription)} - {
     "plan",
@@ -397,6 +439,10 @@ class Repository:
                             "amount": str(ln.amount),
                             "period_start_date": ln.period_start_date.isoformat(),
                             "period_end_date": ln.period_end_date.isoformat(),
+                            "prorated_days": ln.prorated_days,
+                            "term_days": ln.term_days,
+                            "term_start_date": _iso(ln.term_start_date),
+                            "term_end_date": _iso(ln.term_end_date),
                         }
                         for ln in lines
                     ]
@@ -404,6 +450,28 @@ class Repository:
                 create_time=now,
             )
         )
+
+    def alignment_orders(self, sub: Subscription) -> list[PaidOrder]:
+        """The alignment orders of the current term (what extended it past the term as bought), oldest
+        first, with their invoices and lines."""
+        stmt = (
+            select(OrderRow)
+            .where(
+                OrderRow.subscription_id == sub.subscription_id,
+                OrderRow.kind == "align",
+                OrderRow.period_start_date >= sub.current_period_start_date,
+            )
+            .order_by(OrderRow.create_time, OrderRow.order_number)
+        )
+        return [
+            PaidOrder(
+                order_number=r.order_number,
+                invoice_id=r.invoice_id,
+                total=round_money(r.total, r.currency),
+                lines=_lines_of(r),
+            )
+            for r in self.session.execute(stmt).scalars()
+        ]
 
     def invoices_of_current_term(self, sub: Subscription) -> list[str]:
         """Invoices of the orders that paid for the current term (purchase or renewal, seats, alignment)."""

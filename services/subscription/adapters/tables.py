@@ -54,6 +54,7 @@ class ProductRow(SubscriptionModel, table=True):
     supported: bool = True
     full_product: str = Field(default="", max_length=40)
     contains: str = Field(default="", max_length=400)  # comma-separated product codes
+    upgrade_paths: str = Field(default="", max_length=400)  # a suite's collections, comma-separated
     position: int = 0
 
 
@@ -130,6 +131,9 @@ class SubscriptionRow(SubscriptionModel, table=True):
     shutoff_invoice_id: str = Field(default="", max_length=80)
     last_reminder_days: int | None = None
     prepay_pending: bool = False
+    aligned_from_date: date | None = None  # the current term as bought, before an alignment moved it
+    aligned_from_anchor_date: date | None = None
+    aligned_from_months: int | None = None
     next_action_time: datetime | None = _time(nullable=True)  # earliest instant the sweep has work here
     # the event snapshot's profile fields as proto3 JSON members (`codec.event_profile`), for the sweep
     event_profile: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))

@@ -79,6 +79,11 @@ class Subscription:
     shutoff_invoice_id: str = ""
     last_reminder_days: int | None = None  # the nearest renewal reminder sent in this term (45, 30, 4)
     prepay_pending: bool = False  # cancelled for an unpaid credit line; billing is still to be told
+    # an alignment of the current term (rules §3): the renewal date, anchor and months from the anchor the
+    # term had as bought, before the first alignment moved them (None: not aligned this term)
+    aligned_from_date: date | None = None
+    aligned_from_anchor_date: date | None = None
+    aligned_from_months: int | None = None
     version: int = 0
     create_time: datetime | None = None
 
@@ -96,8 +101,20 @@ class Subscription:
         return dates.expiry_instant(self.renewal_date, self.time_zone)
 
     @property
+    def term_end_date(self) -> date:
+        """End of the current term as bought (its start + one term from the anchor): the renewal date,
+        unless an alignment has moved that date since."""
+        return self.aligned_from_date or self.renewal_date
+
+    @property
     def term_days(self) -> int:
-        return dates.days_between(self.current_period_start_date, self.renewal_date)
+        """Days of one term as bought, the denominator of every proration of this term (rules §3, §6): an
+        alignment adds days to the term but does not make a day cheaper."""
+        return dates.days_between(self.current_period_start_date, self.term_end_date)
+
+    @property
+    def aligned(self) -> bool:
+        return self.aligned_from_date is not None
 
     def today(self, now: datetime) -> date:
         return dates.local_date(now, self.time_zone)
@@ -173,6 +190,20 @@ def require_no_unpaid_invoice(sub: Subscription, action: str) -> None:
             reason="INVOICE_UNPAID",
             metadata={"invoice_id": sub.shutoff_invoice_id},
         )
+
+
+class AlignmentFields(TypedDict):
+    aligned_from_date: date | None
+    aligned_from_anchor_date: date | None
+    aligned_from_months: int | None
+
+
+#: The alignment fields of a term that no alignment has moved (`replace(sub, **NOT_ALIGNED)`): a new term.
+NOT_ALIGNED: AlignmentFields = {
+    "aligned_from_date": None,
+    "aligned_from_anchor_date": None,
+    "aligned_from_months": None,
+}
 
 
 @dataclass

@@ -30,7 +30,8 @@ class Product:
     release_year: int = 2020
     supported: bool = True
     full_product: str = ""  # for an LT product: the FULL product it upgrades to
-    contains: tuple[str, ...] = ()  # for a collection: the products it contains
+    contains: tuple[str, ...] = ()  # for a collection or a suite: the products it contains
+    upgrade_paths: tuple[str, ...] = ()  # for a suite: the collections it upgrades to
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +87,17 @@ class Catalog:
             raise NotFound(f"product {code!r} is not in the catalog", reason="PRODUCT_NOT_FOUND") from None
 
     def upgrades_to(self, code: str) -> list[str]:
-        """LT -> its FULL product; FULL -> every collection that contains it; a collection -> nothing."""
+        """LT -> its FULL product; FULL -> every collection that contains it; a suite -> the collections of
+        its upgrade paths; a collection -> nothing."""
         p = self.product(code)
         if p.kind is ProductKind.LT:
             return [p.full_product] if p.full_product in self.products else []
+        if p.kind is ProductKind.SUITE:
+            return sorted(
+                c
+                for c in p.upgrade_paths
+                if c in self.products and self.products[c].kind is ProductKind.COLLECTION
+            )
         if p.kind is ProductKind.FULL:
             return sorted(
                 c.code
@@ -205,6 +213,14 @@ DEMO_PRODUCTS: tuple[Product, ...] = (
         contains=("ACD", "DOCS"),
     ),
     Product("DOCS", "Docs", ProductKind.FULL, ShutoffPolicy.IMMEDIATE, release_year=2022),
+    Product(
+        "DC_SUITE",
+        "Design & Creation Suite",
+        ProductKind.SUITE,
+        release_year=2017,
+        contains=("ACD",),
+        upgrade_paths=("AEC_COLLECTION",),
+    ),
 )
 
 # USD per seat per term, Standard plan: (monthly, annual list, annual renewal, 3-year list, 3-year renewal).
@@ -213,6 +229,7 @@ DEMO_USD: dict[str, tuple[str, str, str, str, str]] = {
     "ACD": ("245.00", "1975.00", "1780.00", "5925.00", "5330.00"),
     "AEC_COLLECTION": ("415.00", "3330.00", "3000.00", "9990.00", "8990.00"),
     "DOCS": ("30.00", "250.00", "225.00", "750.00", "675.00"),
+    "DC_SUITE": ("300.00", "2400.00", "2160.00", "7200.00", "6480.00"),
 }
 
 # Units of currency per USD at the start, the same for both channel groups.

@@ -59,6 +59,12 @@ class ProductKind(StrEnum):
     LT = "LT"
     FULL = "FULL"
     COLLECTION = "COLLECTION"
+    SUITE = "SUITE"  # a legacy suite (Design & Creation Suite): upgrades to a collection
+
+    @property
+    def standalone(self) -> bool:
+        """A standalone product (LT or FULL), as opposed to a collection or a suite of products."""
+        return self in (ProductKind.LT, ProductKind.FULL)
 
 
 class ShutoffPolicy(StrEnum):
@@ -68,7 +74,12 @@ class ShutoffPolicy(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class OrderLine:
-    """One line of an order: `amount` is rounded once, to the currency's minor unit; credits are negative."""
+    """One line of an order: `amount` is rounded once, to the currency's minor unit; credits are negative.
+
+    A prorated line (seats added, an alignment, an upgrade credit, an alignment refund) carries its inputs:
+    `amount` = ± unit_price x quantity x prorated_days / term_days, where prorated_days are the local dates
+    from `period_start_date` to `period_end_date` and term_days those of one term as bought, from
+    `term_start_date` to `term_end_date`."""
 
     description: str
     quantity: int
@@ -80,6 +91,27 @@ class OrderLine:
     subscription_id: str = ""
     prorated_days: int = 0
     term_days: int = 0
+    term_start_date: date | None = None
+    term_end_date: date | None = None
+
+    @property
+    def prorated(self) -> bool:
+        return self.term_days > 0
+
+    def explanation(self) -> str:
+        """How the amount was computed, for a prorated line (empty otherwise): 470.00 USD x 1 seat(s) x
+        234 day(s) (2025-01-10 to 2025-09-01) / 365 day(s) (2024-06-10 to 2025-06-10) = 301.32 USD."""
+        if not self.prorated:
+            return ""
+        term = ""
+        if self.term_start_date is not None and self.term_end_date is not None:
+            term = f" ({self.term_start_date.isoformat()} to {self.term_end_date.isoformat()})"
+        sign = "-" if self.amount < 0 else ""
+        return (
+            f"{sign}{self.unit_price} {self.currency} x {self.quantity} seat(s) x {self.prorated_days} day(s) "
+            f"({self.period_start_date.isoformat()} to {self.period_end_date.isoformat()}) / "
+            f"{self.term_days} day(s){term} = {self.amount} {self.currency}"
+        )
 
 
 @dataclass(frozen=True, slots=True)

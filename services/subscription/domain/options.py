@@ -21,7 +21,7 @@ from services.subscription.domain.orders import (
     check_pay_by_invoice,
     check_set_renewal_seats,
 )
-from services.subscription.domain.refunds import check_refund
+from services.subscription.domain.refunds import refund_kind
 from services.subscription.domain.renewals import (
     check_align_one,
     check_change_term,
@@ -106,6 +106,9 @@ def self_service_options(
         check_change_payment_method(sub, catalog, now)
         check_pay_by_invoice(sub, account_has_invoice_subscription)
 
+    def refund_check() -> None:
+        refund_kind(sub, catalog, now)
+
     def upgrade_check() -> None:
         check_upgrade(sub, catalog, now)
 
@@ -121,7 +124,7 @@ def self_service_options(
         "UPGRADE": upgrade_check,
         "SWITCH_PRODUCT": lambda: check_product_switch(sub, catalog, now),
         "CONVERT_TRIAL": lambda: check_convert_trial(sub, catalog, now),
-        "REQUEST_REFUND": lambda: check_refund(sub, catalog, now),
+        "REQUEST_REFUND": refund_check,
     }
     options = []
     for action in ACTIONS:

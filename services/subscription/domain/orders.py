@@ -173,7 +173,10 @@ def check_add_seats(sub: Subscription, catalog: Catalog, now: datetime) -> None:
 
 def add_seats(sub: Subscription, seats: int, catalog: Catalog, now: datetime) -> Outcome:
     """Seats added mid-term end on the current renewal date (co-term) and cost the current per-seat price x
-    seats x days left / days in the term."""
+    seats x days left / days in the term. Days left are local dates from today to the renewal date (after an
+    alignment, the moved one); days in the term are those of one term as bought (`Subscription.term_days`):
+    bought 2024-06-10 (annual, 470.00), aligned to 2025-09-01, one seat added on 2025-01-10 costs
+    470.00 x 234 / 365 = 301.32."""
     valid_seats(seats)
     check_add_seats(sub, catalog, now)
     today = sub.today(now)
@@ -191,6 +194,8 @@ def add_seats(sub: Subscription, seats: int, catalog: Catalog, now: datetime) ->
         subscription_id=sub.subscription_id,
         prorated_days=days_left,
         term_days=term_days,
+        term_start_date=sub.current_period_start_date,
+        term_end_date=sub.term_end_date,
     )
     new = replace(sub, seats=sub.seats + seats, renewal_seats=sub.renewal_seats + seats)
     return Outcome(new, [line])

@@ -12,6 +12,7 @@ from decimal import Decimal
 from services.subscription.domain import dates
 from services.subscription.domain.aggregate import (
     NO_SHUTOFF,
+    NOT_ALIGNED,
     TERM_WORDS,
     Outcome,
     Subscription,
@@ -133,6 +134,7 @@ def renew_term(sub: Subscription, catalog: Catalog, now: datetime, *, reason: st
         installments=installments_for(term, start),
         last_reminder_days=None,
         **NO_SHUTOFF,
+        **NOT_ALIGNED,
     )
     transitions = []
     if sub.stage is not Stage.ACTIVE:
@@ -167,7 +169,9 @@ class AlignOutcome:
 
 def align(subs: Sequence[Subscription], account_id: str, catalog: Catalog, now: datetime) -> AlignOutcome:
     """Extend each subscription to the latest renewal date among them; each extended one pays the extra
-    days of all its seats, prorated over its current term."""
+    days of all its seats, prorated over the days of its term as bought (so a day costs the same before and
+    after the extension). The term's start stays; what the term was as bought is kept (`aligned_from_*`)
+    for the prorations of the rest of the term and for a refund of the extension (rules §3)."""
     if len({s.subscription_id for s in subs}) < 2:
         raise InvalidInput("name at least two different subscriptions to align", field="subscription_ids")
     for s in subs:
@@ -216,6 +220,8 @@ def align(subs: Sequence[Subscription], account_id: str, catalog: Catalog, now: 
                 subscription_id=s.subscription_id,
                 prorated_days=extra,
                 term_days=s.term_days,
+                term_start_date=s.current_period_start_date,
+                term_end_date=s.term_end_date,
             )
         )
         out.append(
@@ -224,6 +230,9 @@ def align(subs: Sequence[Subscription], account_id: str, catalog: Catalog, now: 
                 renewal_date=target.renewal_date,
                 anchor_date=target.anchor_date,
                 months_from_anchor=target.months_from_anchor,
+                aligned_from_date=s.term_end_date,
+                aligned_from_anchor_date=s.aligned_from_anchor_date if s.aligned else s.anchor_date,
+                aligned_from_months=s.aligned_from_months if s.aligned else s.months_from_anchor,
             )
         )
     return AlignOutcome(out, lines, target.renewal_date)

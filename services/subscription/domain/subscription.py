@@ -14,6 +14,7 @@ from services.subscription.domain.aggregate import (
     INSTALLMENTS_FROM,
     MAX_SEATS,
     NO_SHUTOFF,
+    NOT_ALIGNED,
     PRODUCT_SWITCH_FROM,
     REFUND_DAYS,
     SERIAL_UPDATE_UP_TO_YEAR,
@@ -50,8 +51,11 @@ from services.subscription.domain.orders import (
     set_renewal_seats,
 )
 from services.subscription.domain.refunds import (
+    alignment_refundable,
     check_refund,
     refund,
+    refund_alignment,
+    refund_kind,
     refund_window_days,
 )
 from services.subscription.domain.renewals import (
@@ -73,6 +77,7 @@ from services.subscription.domain.upgrades import (
     schedule_product_switch,
     unused_value,
     upgrade,
+    upgrade_flags,
 )
 
 __all__ = [
@@ -81,6 +86,7 @@ __all__ = [
     "INSTALLMENTS_FROM",
     "MAX_SEATS",
     "NO_SHUTOFF",
+    "NOT_ALIGNED",
     "Option",
     "OrderRequest",
     "Outcome",
@@ -92,6 +98,7 @@ __all__ = [
     "UpgradeOutcome",
     "add_seats",
     "align",
+    "alignment_refundable",
     "change_payment_method",
     "change_term",
     "check_add_seats",
@@ -112,6 +119,8 @@ __all__ = [
     "installments_for",
     "lifecycle_state",
     "refund",
+    "refund_alignment",
+    "refund_kind",
     "refund_window_days",
     "renew",
     "renew_term",
@@ -126,6 +135,7 @@ __all__ = [
     "set_renewal_seats",
     "unused_value",
     "upgrade",
+    "upgrade_flags",
     "valid_seats",
     "with_state",
 ]

@@ -10,6 +10,7 @@ from decimal import Decimal
 from services.subscription.domain import dates
 from services.subscription.domain.aggregate import (
     NO_SHUTOFF,
+    NOT_ALIGNED,
     PRODUCT_SWITCH_FROM,
     SERIAL_UPDATE_UP_TO_YEAR,
     Outcome,
@@ -21,7 +22,7 @@ from services.subscription.domain.aggregate import (
     require_open,
     require_self_service,
 )
-from services.subscription.domain.catalog import Catalog
+from services.subscription.domain.catalog import Catalog, Product
 from services.subscription.domain.model import (
     OrderLine,
     Plan,
@@ -53,7 +54,9 @@ class UpgradeOutcome:
 
 def unused_value(sub: Subscription, today: date) -> Decimal:
     """What the old term paid for and has not used (rules §6 decision): per-seat price x seats x remaining
-    days / term days. A term billed in three annual installments has not paid for the installments that
+    days / term days, remaining days counted in the subscription's zone to the current renewal date and
+    term days those of one term as bought (an alignment's extra days were paid at the same per-day price,
+    so they are credited at it). A term billed in three annual installments has not paid for the installments that
     are not yet due; those are cancelled instead of credited."""
     if sub.stage is not Stage.ACTIVE:
         return Decimal(0)
@@ -67,6 +70,21 @@ def unused_value(sub: Subscription, today: date) -> Decimal:
         )
         value -= sum(parts[billed:], Decimal(0))
     return max(value, Decimal(0))
+
+
+def upgrade_flags(old: Product, new: Product, stage: Stage) -> tuple[bool, bool]:
+    """(serial_number_update_required, reinstall_required) of moving from `old` to `new` (rules §6).
+
+    Usually nothing is reinstalled and serial numbers stay. A serial-number update only when the product
+    changes away from a standalone product (LT or FULL) of release year 2019 or earlier (ACD, 2019, to
+    AEC_COLLECTION: yes; ACDLT, 2021, to ACD: no); never on a plan change of the same product. A reinstall
+    only when moving off a suite whose current subscription has expired (Expired or Suspended)."""
+    product_changes = new.code != old.code
+    serial = product_changes and old.kind.standalone and old.release_year <= SERIAL_UPDATE_UP_TO_YEAR
+    reinstall = (
+        product_changes and old.kind is ProductKind.SUITE and stage in (Stage.EXPIRED, Stage.SUSPENDED)
+    )
+    return serial, reinstall
 
 
 def check_upgrade(sub: Subscription, catalog: Catalog, now: datetime) -> None:
@@ -141,6 +159,8 @@ def upgrade(
                 subscription_id=sub.subscription_id,
                 prorated_days=remaining,
                 term_days=sub.term_days,
+                term_start_date=sub.current_period_start_date,
+                term_end_date=sub.term_end_date,
             )
         )
     access_until = dates.local_midnight(today + timedelta(days=dates.UPGRADE_OVERLAP_DAYS), sub.time_zone)
@@ -170,14 +190,12 @@ def upgrade(
         installments=installments_for(sub.term, today),
         last_reminder_days=None,
         **NO_SHUTOFF,
+        **NOT_ALIGNED,
         version=0,
         create_time=now,
     )
     old = replace(sub, auto_renew=False, access_until=access_until, upgraded_to=new_subscription_id)
-    serial = old_product.kind in (ProductKind.LT, ProductKind.FULL) and (
-        old_product.release_year <= SERIAL_UPDATE_UP_TO_YEAR
-    )
-    reinstall = old_product.kind is ProductKind.COLLECTION and sub.stage in (Stage.EXPIRED, Stage.SUSPENDED)
+    serial, reinstall = upgrade_flags(old_product, target, sub.stage)
     return UpgradeOutcome(
         old=old,
         new=new,

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.subscription.adapters.peers import IssuedCredit, IssuedInvoice, Tax
-from services.subscription.adapters.repository import Renewal
+from services.subscription.adapters.repository import PaidOrder, Renewal
 from services.subscription.booking import Peers
 from services.subscription.domain import lifecycle
 from services.subscription.domain.catalog import Catalog, ExchangeRate, demo_catalog
@@ -146,6 +146,15 @@ class FakeSubscriptions:
                 request_id,
             )
         )
+
+    def alignment_orders(self, sub: Subscription) -> list[PaidOrder]:
+        return [
+            PaidOrder(o.order_number, o.invoice_id, o.total, list(o.lines))
+            for o in self.store.orders
+            if o.subscription_id == sub.subscription_id
+            and o.kind == "align"
+            and o.period_start_date >= sub.current_period_start_date
+        ]
 
     def invoices_of_current_term(self, sub: Subscription) -> list[str]:
         return [
@@ -346,6 +355,14 @@ class FakeBilling:
         self.calls.append(("refund_invoice", kw))
         _, _, total = self.invoices[kw["invoice_id"]]
         return IssuedCredit(f"cn-{kw['invoice_id']}", total)
+
+    def credit_invoice(self, **kw: Any) -> IssuedCredit | None:
+        """Like billing: one credit note per request id, never more than the invoice's total."""
+        self.calls.append(("credit_invoice", kw))
+        _, _, total = self.invoices[kw["invoice_id"]]
+        if kw["amount"] > total:
+            raise AssertionError(f"credit of {kw['amount']} exceeds the invoice's {total}")
+        return IssuedCredit(f"cn-{kw['request_id']}", kw["amount"])
 
     def cancel_installments(self, **kw: Any) -> None:
         self.calls.append(("cancel_installments", kw))

@@ -308,9 +308,17 @@ def test_upgrade_from_a_2019_standalone_product_needs_a_serial_number_update(cat
 
 
 def test_upgrade_off_an_expired_suite_needs_a_reinstall_and_earns_no_credit(catalog):
+    sub = replace(bought(catalog, product_code="DC_SUITE"), stage=Stage.EXPIRED)
+    out = ops.upgrade(sub, catalog, at(date(2025, 6, 15)), "sub-2", target_product_code="AEC_COLLECTION")
+    assert out.reinstall_required and out.credit == 0
+    assert out.new.product_code == "AEC_COLLECTION"
+
+
+def test_a_plan_change_of_an_expired_collection_needs_no_reinstall(catalog):
+    # A collection is not a suite, and a plan change does not move off the product.
     sub = replace(bought(catalog, product_code="AEC_COLLECTION"), stage=Stage.EXPIRED)
     out = ops.upgrade(sub, catalog, at(date(2025, 6, 15)), "sub-2", target_plan=Plan.PREMIUM)
-    assert out.reinstall_required and out.credit == 0
+    assert not out.reinstall_required and not out.serial_number_update_required and out.credit == 0
     assert out.new.plan is Plan.PREMIUM and out.new.product_code == "AEC_COLLECTION"
 
 

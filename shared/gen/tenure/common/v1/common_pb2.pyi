@@ -318,6 +318,8 @@ class _ProductKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ProductKi
     """Full product (upgrades to a COLLECTION that contains it)."""
     PRODUCT_KIND_COLLECTION: _ProductKind.ValueType  # 3
     """A collection of products."""
+    PRODUCT_KIND_SUITE: _ProductKind.ValueType  # 4
+    """A legacy suite of products (upgrades to a collection)."""
 
 class ProductKind(_ProductKind, metaclass=_ProductKindEnumTypeWrapper):
     """Kind of product."""
@@ -330,4 +332,6 @@ PRODUCT_KIND_FULL: ProductKind.ValueType  # 2
 """Full product (upgrades to a COLLECTION that contains it)."""
 PRODUCT_KIND_COLLECTION: ProductKind.ValueType  # 3
 """A collection of products."""
+PRODUCT_KIND_SUITE: ProductKind.ValueType  # 4
+"""A legacy suite of products (upgrades to a collection)."""
 Global___ProductKind: _TypeAlias = ProductKind  # noqa: Y015

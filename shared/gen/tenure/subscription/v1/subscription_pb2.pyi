@@ -341,7 +341,7 @@ class Product(_message.Message):
     name: _builtins.str
     """Display name."""
     kind: _common_pb2.ProductKind.ValueType
-    """Kind: LT, FULL or COLLECTION."""
+    """Kind: LT, FULL, COLLECTION or SUITE."""
     shutoff_policy: _common_pb2.ShutoffPolicy.ValueType
     """What happens to access when a term ends unrenewed."""
     release_year: _builtins.int
@@ -350,7 +350,9 @@ class Product(_message.Message):
     """Whether the product is still supported (sold and eligible for self-service)."""
     @_builtins.property
     def upgrades_to(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Product codes this product upgrades to (LT to its FULL product, FULL to collections containing it)."""
+        """Product codes this product upgrades to (LT to its FULL product, FULL to collections containing it, a
+        suite to the collections of its upgrade paths).
+        """
 
     @_builtins.property
     def contains(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -671,6 +673,9 @@ class OrderLine(_message.Message):
     SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
     PRORATED_DAYS_FIELD_NUMBER: _builtins.int
     TERM_DAYS_FIELD_NUMBER: _builtins.int
+    TERM_START_DATE_FIELD_NUMBER: _builtins.int
+    TERM_END_DATE_FIELD_NUMBER: _builtins.int
+    EXPLANATION_FIELD_NUMBER: _builtins.int
     description: _builtins.str
     """What is charged or credited."""
     quantity: _builtins.int
@@ -678,9 +683,17 @@ class OrderLine(_message.Message):
     subscription_id: _builtins.str
     """Subscription the line belongs to."""
     prorated_days: _builtins.int
-    """Days charged, when prorated."""
+    """Days charged or credited, when prorated: the local dates from period_start_date to period_end_date
+    (the end not counted), in the subscription's time zone.
+    """
     term_days: _builtins.int
-    """Days in the term, when prorated."""
+    """Days of one term as bought, when prorated (from term_start_date to term_end_date): amount =
+    unit_price × quantity × prorated_days ÷ term_days, rounded half up once (negative for a credit).
+    """
+    explanation: _builtins.str
+    """The computation in words, when prorated, such as "470.00 USD x 1 seat(s) x 234 day(s) (2025-01-10 to
+    2025-09-01) / 365 day(s) (2024-06-10 to 2025-06-10) = 301.32 USD".
+    """
     @_builtins.property
     def unit_price(self) -> _money_pb2.Money:
         """Per-seat price for the whole term."""
@@ -697,6 +710,16 @@ class OrderLine(_message.Message):
     def amount(self) -> _money_pb2.Money:
         """Line total before tax, rounded once; negative for a credit."""
 
+    @_builtins.property
+    def term_start_date(self) -> _date_pb2.Date:
+        """First day of the term whose days are term_days, when prorated."""
+
+    @_builtins.property
+    def term_end_date(self) -> _date_pb2.Date:
+        """End of that term as bought (start + one term from the anchor; an alignment does not move it), when
+        prorated.
+        """
+
     def __init__(
         self,
         *,
@@ -709,10 +732,13 @@ class OrderLine(_message.Message):
         subscription_id: _builtins.str = ...,
         prorated_days: _builtins.int = ...,
         term_days: _builtins.int = ...,
+        term_start_date: _date_pb2.Date | None = ...,
+        term_end_date: _date_pb2.Date | None = ...,
+        explanation: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "period_end_date", b"period_end_date", "period_start_date", b"period_start_date", "unit_price", b"unit_price"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "period_end_date", b"period_end_date", "period_start_date", b"period_start_date", "term_end_date", b"term_end_date", "term_start_date", b"term_start_date", "unit_price", b"unit_price"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "description", b"description", "period_end_date", b"period_end_date", "period_start_date", b"period_start_date", "prorated_days", b"prorated_days", "quantity", b"quantity", "subscription_id", b"subscription_id", "term_days", b"term_days", "unit_price", b"unit_price"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "description", b"description", "explanation", b"explanation", "period_end_date", b"period_end_date", "period_start_date", b"period_start_date", "prorated_days", b"prorated_days", "quantity", b"quantity", "subscription_id", b"subscription_id", "term_days", b"term_days", "term_end_date", b"term_end_date", "term_start_date", b"term_start_date", "unit_price", b"unit_price"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1357,6 +1383,7 @@ class AddSeatsResponse(_message.Message):
     INVOICE_ID_FIELD_NUMBER: _builtins.int
     PRORATED_AMOUNT_FIELD_NUMBER: _builtins.int
     TOTAL_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
     order_number: _builtins.str
     """Order number."""
     invoice_id: _builtins.str
@@ -1373,6 +1400,10 @@ class AddSeatsResponse(_message.Message):
     def total(self) -> _money_pb2.Money:
         """Total including tax."""
 
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderLine]:
+        """The prorated line, with its inputs."""
+
     def __init__(
         self,
         *,
@@ -1381,10 +1412,11 @@ class AddSeatsResponse(_message.Message):
         invoice_id: _builtins.str = ...,
         prorated_amount: _money_pb2.Money | None = ...,
         total: _money_pb2.Money | None = ...,
+        lines: _abc.Iterable[Global___OrderLine] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["prorated_amount", b"prorated_amount", "subscription", b"subscription", "total", b"total"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["invoice_id", b"invoice_id", "order_number", b"order_number", "prorated_amount", b"prorated_amount", "subscription", b"subscription", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["invoice_id", b"invoice_id", "lines", b"lines", "order_number", b"order_number", "prorated_amount", b"prorated_amount", "subscription", b"subscription", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1537,6 +1569,9 @@ class SetAutoRenewResponse(_message.Message):
     SUBSCRIPTION_FIELD_NUMBER: _builtins.int
     ORDER_NUMBER_FIELD_NUMBER: _builtins.int
     INVOICE_ID_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    CREDIT_NOTE_IDS_FIELD_NUMBER: _builtins.int
+    REFUNDED_AMOUNT_FIELD_NUMBER: _builtins.int
     order_number: _builtins.str
     """Order number, when turning it on reinstated an Expired or Suspended subscription."""
     invoice_id: _builtins.str
@@ -1545,16 +1580,34 @@ class SetAutoRenewResponse(_message.Message):
     def subscription(self) -> Global___Subscription:
         """The subscription after the change."""
 
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderLine]:
+        """The order's lines: the reinstatement's renewal; or, when turning it off before the next renewal of a
+        term extended by an alignment (the alignment is undone: the term ends on its renewal date as bought,
+        and its prorated amount is refunded), the credit lines with their inputs.
+        """
+
+    @_builtins.property
+    def credit_note_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Credit notes of the alignment refund (one per alignment invoice)."""
+
+    @_builtins.property
+    def refunded_amount(self) -> _money_pb2.Money:
+        """Amount refunded for the alignment, including tax."""
+
     def __init__(
         self,
         *,
         subscription: Global___Subscription | None = ...,
         order_number: _builtins.str = ...,
         invoice_id: _builtins.str = ...,
+        lines: _abc.Iterable[Global___OrderLine] | None = ...,
+        credit_note_ids: _abc.Iterable[_builtins.str] | None = ...,
+        refunded_amount: _money_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["subscription", b"subscription"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["refunded_amount", b"refunded_amount", "subscription", b"subscription"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["invoice_id", b"invoice_id", "order_number", b"order_number", "subscription", b"subscription"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credit_note_ids", b"credit_note_ids", "invoice_id", b"invoice_id", "lines", b"lines", "order_number", b"order_number", "refunded_amount", b"refunded_amount", "subscription", b"subscription"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1667,6 +1720,7 @@ class AlignRenewalDatesResponse(_message.Message):
     INVOICE_ID_FIELD_NUMBER: _builtins.int
     TOTAL_FIELD_NUMBER: _builtins.int
     INVOICE_IDS_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
     order_number: _builtins.str
     """Order number."""
     invoice_id: _builtins.str
@@ -1683,6 +1737,10 @@ class AlignRenewalDatesResponse(_message.Message):
     def invoice_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """One invoice per extended subscription."""
 
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderLine]:
+        """One prorated line per extended subscription, with its inputs."""
+
     def __init__(
         self,
         *,
@@ -1691,10 +1749,11 @@ class AlignRenewalDatesResponse(_message.Message):
         invoice_id: _builtins.str = ...,
         total: _money_pb2.Money | None = ...,
         invoice_ids: _abc.Iterable[_builtins.str] | None = ...,
+        lines: _abc.Iterable[Global___OrderLine] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["total", b"total"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["invoice_id", b"invoice_id", "invoice_ids", b"invoice_ids", "order_number", b"order_number", "subscriptions", b"subscriptions", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["invoice_id", b"invoice_id", "invoice_ids", b"invoice_ids", "lines", b"lines", "order_number", b"order_number", "subscriptions", b"subscriptions", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1749,12 +1808,15 @@ class UpgradeSubscriptionResponse(_message.Message):
     SERIAL_NUMBER_UPDATE_REQUIRED_FIELD_NUMBER: _builtins.int
     REINSTALL_REQUIRED_FIELD_NUMBER: _builtins.int
     TOTAL_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
     order_number: _builtins.str
     """Order number."""
     invoice_id: _builtins.str
     """Invoice of the upgrade."""
     serial_number_update_required: _builtins.bool
-    """True when upgrading from a standalone product of release year 2019 or earlier."""
+    """True when the product changes away from a standalone product (LT or FULL) of release year 2019 or
+    earlier; never on a plan change.
+    """
     reinstall_required: _builtins.bool
     """True when moving off a suite whose current subscription has expired."""
     @_builtins.property
@@ -1777,6 +1839,10 @@ class UpgradeSubscriptionResponse(_message.Message):
     def total(self) -> _money_pb2.Money:
         """Total including tax."""
 
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderLine]:
+        """The order's lines: the new term and the credit for the unused value of the old one, with its inputs."""
+
     def __init__(
         self,
         *,
@@ -1789,10 +1855,11 @@ class UpgradeSubscriptionResponse(_message.Message):
         serial_number_update_required: _builtins.bool = ...,
         reinstall_required: _builtins.bool = ...,
         total: _money_pb2.Money | None = ...,
+        lines: _abc.Iterable[Global___OrderLine] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["credit", b"credit", "new_subscription", b"new_subscription", "old_access_until_time", b"old_access_until_time", "old_subscription", b"old_subscription", "total", b"total"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["credit", b"credit", "invoice_id", b"invoice_id", "new_subscription", b"new_subscription", "old_access_until_time", b"old_access_until_time", "old_subscription", b"old_subscription", "order_number", b"order_number", "reinstall_required", b"reinstall_required", "serial_number_update_required", b"serial_number_update_required", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credit", b"credit", "invoice_id", b"invoice_id", "lines", b"lines", "new_subscription", b"new_subscription", "old_access_until_time", b"old_access_until_time", "old_subscription", b"old_subscription", "order_number", b"order_number", "reinstall_required", b"reinstall_required", "serial_number_update_required", b"serial_number_update_required", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2022,19 +2089,29 @@ class RequestRefundResponse(_message.Message):
     CREDIT_NOTE_ID_FIELD_NUMBER: _builtins.int
     REFUNDED_AMOUNT_FIELD_NUMBER: _builtins.int
     CREDIT_NOTE_IDS_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
     credit_note_id: _builtins.str
-    """Credit note of the term's purchase or renewal invoice."""
+    """Credit note of the term's purchase or renewal invoice (of the first alignment invoice, for an
+    alignment refund).
+    """
     @_builtins.property
     def subscription(self) -> Global___Subscription:
-        """The subscription, now Cancelled."""
+        """The subscription: Cancelled after a full refund; after an alignment refund (the refund window has
+        closed but the term was extended by an alignment whose extra days have not begun), Active with
+        automatic renewal off and the renewal date the term had as bought.
+        """
 
     @_builtins.property
     def refunded_amount(self) -> _money_pb2.Money:
-        """Amount refunded (all invoices of the current term, including tax)."""
+        """Amount refunded (all invoices of the current term, or the alignment's, including tax)."""
 
     @_builtins.property
     def credit_note_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """All credit notes issued (one per invoice of the current term)."""
+        """All credit notes issued (one per invoice refunded)."""
+
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderLine]:
+        """For an alignment refund, the credit lines with their inputs."""
 
     def __init__(
         self,
@@ -2043,10 +2120,11 @@ class RequestRefundResponse(_message.Message):
         credit_note_id: _builtins.str = ...,
         refunded_amount: _money_pb2.Money | None = ...,
         credit_note_ids: _abc.Iterable[_builtins.str] | None = ...,
+        lines: _abc.Iterable[Global___OrderLine] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["refunded_amount", b"refunded_amount", "subscription", b"subscription"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["credit_note_id", b"credit_note_id", "credit_note_ids", b"credit_note_ids", "refunded_amount", b"refunded_amount", "subscription", b"subscription"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credit_note_id", b"credit_note_id", "credit_note_ids", b"credit_note_ids", "lines", b"lines", "refunded_amount", b"refunded_amount", "subscription", b"subscription"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
