@@ -111,19 +111,25 @@ class BillingSettings(ServiceSettings):
     attachment_max_bytes: int = 5 * 1024 * 1024
     #: seconds between background billing sweeps (0 turns the loop off)
     sweep_interval_seconds: float = 60.0
-    #: seller shown on invoices
+    #: `production` refuses to start while a seller detail below is missing or a development example
+    environment: str = "development"
+    #: seller's legal name on invoices and credit notes (development example)
     seller_name: str = "Tenure Software AS"
-    #: seller's address shown on invoices (comma-separated lines)
-    seller_address: str = "Karl Johans gate 1, 0154 Oslo, Norway"
-    #: seller's VAT number shown on invoices
+    #: seller's street address on invoices (comma-separated lines, without the country; development example)
+    seller_address: str = "Karl Johans gate 1, 0154 Oslo"
+    #: seller's country (ISO 3166-1 alpha-2), printed by name in the buyer's language; the tax table's home country
+    seller_country_code: str = "NO"
+    #: seller's VAT number on invoices, checked in production (development example)
     seller_tax_id: str = "NO 999 999 999 MVA"
-    #: seller's billing e-mail shown on invoices
+    #: seller's company register entry on invoices (a Norwegian AS: Foretaksregisteret)
+    seller_register: str = "Foretaksregisteret"
+    #: seller's billing e-mail on invoices (development example)
     seller_email: str = "billing@tenure.example"
-    #: bank shown in the payment instructions of invoices
+    #: bank in the payment instructions of invoices (development example)
     seller_bank_name: str = "Tenure Bank"
-    #: IBAN shown in the payment instructions of invoices
+    #: IBAN in the payment instructions of invoices (development example)
     seller_iban: str = "NO93 8601 1117 947"
-    #: BIC shown in the payment instructions of invoices
+    #: BIC in the payment instructions of invoices (development example)
     seller_bic: str = "TENUNO22"
 
 

@@ -7,9 +7,8 @@ import logging
 from services.billing.adapters.directory import BillingDirectory
 from services.billing.adapters.tables import BillingModel
 from services.billing.adapters.uow import BillingUnitOfWork
-from services.billing.domain.document import Seller
 from services.billing.domain.gateway import PaymentGateway, SandboxGateway
-from services.billing.handlers import accounts, sweep
+from services.billing.handlers import accounts, documents, sweep
 from services.billing.handlers.common import Policy
 from services.billing.permissions import permissions
 from services.billing.servicer import BillingServicer
@@ -22,19 +21,10 @@ log = logging.getLogger("tenure.billing")
 
 
 def policy_from(settings: BillingSettings) -> Policy:
-    seller_lines = tuple(p.strip() for p in settings.seller_address.split(",") if p.strip())
     return Policy(
         net_days=settings.payment_terms_days,
         attachment_max_bytes=settings.attachment_max_bytes,
-        seller=Seller(
-            name=settings.seller_name,
-            address_lines=seller_lines or Seller().address_lines,
-            tax_id=settings.seller_tax_id,
-            email=settings.seller_email,
-            bank_name=settings.seller_bank_name,
-            iban=settings.seller_iban,
-            bic=settings.seller_bic,
-        ),
+        seller=documents.seller_from(settings),
     )
 
 

@@ -17,6 +17,7 @@ from services.billing.adapters.uow import BillingUnitOfWork
 from services.billing.domain.document import Seller
 from services.billing.domain.invoice import DEFAULT_NET_DAYS, MAX_ATTACHMENT_BYTES, InvoiceState
 from services.billing.domain.model import Address, InvoiceStatus, TaxStatus
+from services.billing.domain.tax import VatStatus
 from shared.errors import InvalidInput, RuleViolation
 from shared.money import minor_unit
 
@@ -58,11 +59,13 @@ def currency(code: str) -> str:
 
 
 def tax_status(p: ProfileRow) -> TaxStatus:
-    return TaxStatus(
+    """The profile's tax status with its VAT id (a valid EU business id means reverse charge)."""
+    return VatStatus(
         Address(p.country_code, p.region, p.city, p.postal_code, p.line1, p.line2),
         p.tax_exempt,
         p.exemption_certificate,
         p.exemption_expiry_date,
+        tax_id=p.tax_id,
     )
 
 

@@ -1,25 +1,32 @@
-"""Invoice documents: the PO number, notes and PO documents the buyer adds, and the PDF."""
+"""Invoice documents: the PO number, notes and PO documents the buyer adds; the invoice and credit-note
+PDFs in the buyer's language; the seller they name."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 
-from services.billing.adapters.invoice_pdf import render_invoice_pdf
+from services.billing.adapters.invoice_pdf import render_credit_note_pdf, render_invoice_pdf
 from services.billing.adapters.tables import AttachmentRow, PendingDetailsRow
 from services.billing.adapters.uow import BillingUnitOfWork
 from services.billing.domain.commands import DetailsUpdate
 from services.billing.domain.document import (
+    CreditNoteDocument,
     DocumentLine,
     InvoiceDocument,
-    installment_label,
+    Seller,
+    document_language,
+    method_shown,
     payment_method_label,
 )
-from services.billing.domain.invoice import NewAttachment, check_attachments, check_details
+from services.billing.domain.invoice import NewAttachment, check_attachments, check_details, local_date
 from services.billing.domain.model import Address, MethodType
+from services.billing.domain.tax import default_table
+from services.billing.domain.vat import vat_id_valid
 from services.billing.handlers.common import InvoiceView, Policy, invoice_view, state
 from shared.db import Database, new_id
 from shared.errors import InvalidInput, NotFound
+from shared.settings import BillingSettings
 
 
 @dataclass(frozen=True)
@@ -87,16 +94,18 @@ def update_details(uow: BillingUnitOfWork, policy: Policy, cmd: DetailsUpdate) -
 
 
 def invoice_document(uow: BillingUnitOfWork, invoice_id: str, policy: Policy) -> InvoiceDocument:
-    """What the invoice's document shows (`domain.document` says how it reads)."""
+    """What the invoice's document shows (`domain.document` says how it reads), in the buyer's language."""
     row = uow.invoices.get(invoice_id)
     method = uow.payment_methods.get(row.payment_method_id) if row.payment_method_id else None
     label = (
         payment_method_label(method.type, method.brand, method.last4, method.paypal_email) if method else ""
     )
-    count = None
+    shown = method_shown(method.type, method.brand, method.last4, method.paypal_email) if method else ""
+    count = 0
     if row.installment_sequence:
         ins = uow.installments.of_invoice(row.invoice_id)
-        count = ins.count if ins else None
+        count = ins.count if ins else 0
+    profile = uow.profiles.get(row.account_id)
     return InvoiceDocument(
         invoice_number=row.invoice_number,
         issue_date=row.issue_date,
@@ -115,6 +124,7 @@ def invoice_document(uow: BillingUnitOfWork, invoice_id: str, policy: Policy) ->
                 ln.tax_rate,
                 ln.period_start,
                 ln.period_end,
+                str(getattr(ln, "kind", "") or ""),
             )
             for ln in uow.invoices.lines(row.invoice_id)
         ),
@@ -123,8 +133,10 @@ def invoice_document(uow: BillingUnitOfWork, invoice_id: str, policy: Policy) ->
         total=row.total,
         status=row.status,
         amount_paid=row.amount_paid,
+        amount_credited=row.amount_credited,
         payment_method=MethodType(row.payment_method_type) if row.payment_method_type else None,
         payment_method_label=label,
+        payment_method_shown=shown,
         order_number=row.order_number,
         po_number=row.po_number,
         notes=row.notes,
@@ -132,7 +144,9 @@ def invoice_document(uow: BillingUnitOfWork, invoice_id: str, policy: Policy) ->
         tax_exempt=row.tax_exempt,
         tax_name=row.tax_name or "Tax",
         payers=tuple(p["email"] for p in json.loads(row.payers_json)),
-        installment=installment_label(row.installment_sequence, count),
+        installment_sequence=row.installment_sequence,
+        installment_count=count,
+        language=document_language(profile.language if profile else "en"),
         seller=policy.seller,
     )
 
@@ -142,3 +156,70 @@ def invoice_pdf(db: Database, invoice_id: str, policy: Policy) -> tuple[bytes, s
     with db.reading() as uow:
         doc = invoice_document(uow, invoice_id, policy)
     return render_invoice_pdf(doc), f"{doc.invoice_number}.pdf"
+
+
+def credit_note_document(
+    uow: BillingUnitOfWork, account_id: str, credit_note_id: str, policy: Policy
+) -> CreditNoteDocument:
+    """What a credit note of the account shows: the amount, its VAT at the invoice's rate, the settlement."""
+    note = next(
+        (n for n in uow.credit_notes.of_account(account_id) if n.credit_note_id == credit_note_id), None
+    )
+    if note is None:
+        raise NotFound(f"no credit note {credit_note_id!r} on account {account_id!r}", reason="NOT_FOUND")
+    inv = uow.invoices.get(note.invoice_id)
+    profile = uow.profiles.get(note.account_id)
+    return CreditNoteDocument(
+        credit_note_number=note.credit_note_number,
+        issue_date=local_date(note.issue_time, inv.time_zone or "UTC"),
+        invoice_number=note.invoice_number or inv.invoice_number,
+        currency=note.currency,
+        buyer_name=inv.buyer_name,
+        buyer_email=inv.buyer_email,
+        buyer_address=Address(inv.country_code, inv.region, inv.city, inv.postal_code, inv.line1, inv.line2),
+        amount=note.amount,
+        tax_rate=inv.tax_rate,
+        tax_name=inv.tax_name or "Tax",
+        tax_exempt=inv.tax_exempt,
+        settlement=note.settlement,
+        reason=note.reason,
+        buyer_tax_id=inv.tax_id,
+        language=document_language(profile.language if profile else "en"),
+        invoice_issue_date=inv.issue_date,
+        seller=policy.seller,
+    )
+
+
+def credit_note_pdf(db: Database, account_id: str, credit_note_id: str, policy: Policy) -> tuple[bytes, str]:
+    """The credit note as a PDF, and its file name."""
+    with db.reading() as uow:
+        doc = credit_note_document(uow, account_id, credit_note_id, policy)
+    return render_credit_note_pdf(doc), f"{doc.credit_note_number}.pdf"
+
+
+def seller_from(settings: BillingSettings) -> Seller:
+    """The seller of the documents from the settings. In production (`environment = production`) a
+    missing detail, a development example or a malformed VAT number refuses the start."""
+    seller = Seller(
+        name=settings.seller_name.strip(),
+        address_lines=tuple(p.strip() for p in settings.seller_address.split(",") if p.strip()),
+        country_code=settings.seller_country_code.strip().upper(),
+        tax_id=settings.seller_tax_id.strip(),
+        register=settings.seller_register.strip(),
+        email=settings.seller_email.strip(),
+        bank_name=settings.seller_bank_name.strip(),
+        iban=settings.seller_iban.strip(),
+        bic=settings.seller_bic.strip(),
+    )
+    if settings.environment.strip().lower() == "production":
+        problems = [f"seller {k} is missing or a development example" for k in seller.missing()]
+        if seller.tax_id and seller.country_code and not vat_id_valid(seller.country_code, seller.tax_id):
+            problems.append(
+                f"seller tax_id {seller.tax_id!r} is not a valid VAT number of {seller.country_code}"
+            )
+        home = default_table().seller_country
+        if home and seller.country_code != home:
+            problems.append(f"seller country {seller.country_code!r} is not the tax table's {home!r}")
+        if problems:
+            raise ValueError("billing refuses to start in production: " + "; ".join(problems))
+    return seller
