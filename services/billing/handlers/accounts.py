@@ -15,6 +15,7 @@ from services.billing.domain.model import Address, Channel, MethodType, TaxStatu
 from services.billing.domain.payers import check_new_payer
 from services.billing.domain.payment_rules import Eligibility, eligibility
 from services.billing.domain.tax import decide_tax
+from services.billing.domain.vat import normalize_vat_id
 from services.billing.handlers.common import require, usable_method
 from shared.auth.policy import BUYER, PAYER, PRIMARY_ADMIN
 from shared.db import Database, new_id
@@ -113,7 +114,7 @@ def upsert_profile(uow: BillingUnitOfWork, cmd: ProfileInput, caller: Caller) ->
     row.postal_code = cmd.address.postal_code.strip()
     row.line1 = cmd.address.line1.strip()
     row.line2 = cmd.address.line2.strip()
-    row.tax_id = cmd.tax_id.strip()
+    row.tax_id = normalize_vat_id(country, cmd.tax_id)  # format and check digits (rules §5 Tax)
     row.tax_exempt = cmd.tax_exempt
     row.exemption_certificate = cmd.exemption_certificate.strip()
     row.exemption_expiry_date = cmd.exemption_expiry_date
