@@ -365,6 +365,7 @@ def invoice_summary(row: InvoiceRow) -> events_pb2.InvoiceSummary:
         payment_method_type=METHOD_TO_PB.get(MethodType(row.payment_method_type), 0)
         if row.payment_method_type
         else 0,
+        time_zone=row.time_zone,
     )
 
 
@@ -469,6 +470,9 @@ def details_update(request) -> DetailsUpdate:
 def invoice_view(view: InvoiceView, sees_amounts: bool) -> pb.Invoice:
     """The invoice as the caller may see it (amounts only for those who see them)."""
     full = invoice(view.invoice, list(view.lines), list(view.attachments))
+    full.payment_attempts.extend(payment(p) for p in view.payments)
+    if view.next_retry_time is not None:
+        full.next_retry_time.CopyFrom(ts(view.next_retry_time))
     if not sees_amounts:
         return invoice_status_only(full)
     return full

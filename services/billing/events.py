@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.billing import codec
 from services.billing.adapters.tables import CreditNoteRow, InvoiceRow, PayerRow
+from services.billing.domain.dunning import RetryPlan
 from shared.db import UnitOfWork
 from tenure.events.v1 import events_pb2
 
@@ -37,13 +38,20 @@ def invoice_overdue(uow: UnitOfWork, row: InvoiceRow) -> None:
     )
 
 
-def payment_failed(uow: UnitOfWork, row: InvoiceRow, decline_reason: str) -> None:
+def payment_failed(
+    uow: UnitOfWork, row: InvoiceRow, decline_reason: str, plan: RetryPlan | None = None
+) -> None:
+    """A charge was declined; `plan` is where the invoice's retries stand (None: not retried)."""
     uow.publish(
         "billing.payment_failed",
         account_id=row.account_id,
         subscription_id=row.subscription_id,
         payment_failed=events_pb2.PaymentFailed(
-            invoice=codec.invoice_summary(row), decline_reason=decline_reason
+            invoice=codec.invoice_summary(row),
+            decline_reason=decline_reason,
+            attempt=plan.attempts if plan else 0,
+            next_retry_time=codec.ts(plan.next_attempt_time) if plan else None,
+            update_payment_method=plan is not None and not plan.retrying,
         ),
     )
 

@@ -266,4 +266,6 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             paid=r.paid,
             payment_failed=r.payment_failed,
             next_due_time=codec.ts(r.next_due),
+            retried=r.retried,
+            retries_paid=r.retries_paid,
         )

@@ -195,7 +195,16 @@ def to_facts(ev: events_pb2.Event) -> EventFacts:
         inv = p.invoice
         facts = _invoice_facts(inv)
         if which == "payment_failed":
-            facts = replace(facts, decline_reason=p.decline_reason)
+            zone = _zone(inv.time_zone)
+            facts = replace(
+                facts,
+                decline_reason=p.decline_reason,
+                retry_attempt=p.attempt,
+                next_retry_date=_local_date(p.next_retry_time, zone)
+                if p.HasField("next_retry_time")
+                else None,
+                update_payment_method=p.update_payment_method,
+            )
         return replace(
             base,
             account_id=base.account_id or inv.account_id,

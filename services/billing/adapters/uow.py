@@ -23,6 +23,7 @@ from services.billing.adapters.repository import (
     PendingDetails,
     Profiles,
 )
+from services.billing.adapters.retries import PaymentRetries
 from shared.db import Database, UnitOfWork
 
 
@@ -39,6 +40,7 @@ class BillingUnitOfWork(UnitOfWork):
         self.attachments = Attachments(self)
         self.pending_details = PendingDetails(self)
         self.members = Members(self)
+        self.retries = PaymentRetries(self)
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:

@@ -7,6 +7,11 @@ Sandbox test card numbers follow the common sandbox convention:
 | 4242424242424242   | always succeeds                     |
 | 4000000000000002   | always declined: `card_declined`    |
 | 4000000000009995   | declined: `insufficient_funds`      |
+| 4000000000000069   | declined: `expired_card` (hard)     |
+| 4000000000000119   | `processing_error` on its first     |
+|                    | charge; a retry succeeds            |
+| 4000000000000341   | attaches, then every charge is      |
+|                    | declined: `card_declined`           |
 | other Luhn-valid   | succeeds                            |
 | not Luhn-valid     | refused as bad input                |
 
@@ -29,9 +34,14 @@ from shared.errors import InvalidInput
 SUCCEEDS = "4242424242424242"
 DECLINED = "4000000000000002"
 INSUFFICIENT_FUNDS = "4000000000009995"
+EXPIRED = "4000000000000069"
+PROCESSING_ERROR_ONCE = "4000000000000119"
+DECLINES_AFTER_ATTACH = "4000000000000341"
 
 CARD_DECLINED = "card_declined"
 INSUFFICIENT = "insufficient_funds"
+EXPIRED_CARD = "expired_card"
+PROCESSING_ERROR = "processing_error"
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -124,7 +134,17 @@ class SandboxGateway:
 
     name = "sandbox"
 
-    _OUTCOMES = {DECLINED: CARD_DECLINED, INSUFFICIENT_FUNDS: INSUFFICIENT}
+    _OUTCOMES = {
+        DECLINED: CARD_DECLINED,
+        INSUFFICIENT_FUNDS: INSUFFICIENT,
+        EXPIRED: EXPIRED_CARD,
+        PROCESSING_ERROR_ONCE: PROCESSING_ERROR,
+        DECLINES_AFTER_ATTACH: CARD_DECLINED,
+    }
+
+    def __init__(self) -> None:
+        # card token -> the idempotency key of its one failed charge (processing error)
+        self._errored: dict[str, str] = {}
 
     def tokenize_card(self, number: str) -> CardToken:
         digits = normalize_card_number(number)
@@ -142,6 +162,10 @@ class SandboxGateway:
         if len(parts) != 3 or not parts[0].startswith("tok_sbx_"):
             return ChargeResult(False, decline_reason="invalid_token")
         outcome = parts[1]
+        if outcome == PROCESSING_ERROR:
+            # the first charge of the card fails (and so does a repeat of it, same key); the next succeeds
+            first = self._errored.setdefault(token, idempotency_key)
+            outcome = PROCESSING_ERROR if first == idempotency_key else "ok"
         if outcome != "ok":
             return ChargeResult(False, decline_reason=outcome)
         return ChargeResult(

@@ -16,6 +16,7 @@ from services.billing.domain.payers import check_new_payer
 from services.billing.domain.payment_rules import Eligibility, eligibility
 from services.billing.domain.tax import decide_tax
 from services.billing.domain.vat import normalize_vat_id
+from services.billing.handlers import dunning
 from services.billing.handlers.common import require, usable_method
 from shared.auth.policy import BUYER, PAYER, PRIMARY_ADMIN
 from shared.db import Database, new_id
@@ -194,6 +195,7 @@ def add_payment_method(
         open_account(uow, prof, normalize_email(caller.email), announce=False)
         uow.profiles.save(prof)
     uow.payment_methods.save(row)
+    dunning.retry_with_new_method(uow, gateway, row, uow.now)  # unpaid renewals try the new method now
     return row
 
 

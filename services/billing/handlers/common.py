@@ -5,16 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from services.billing.adapters.tables import (
     AttachmentRow,
     InvoiceLineRow,
     InvoiceRow,
     PaymentMethodRow,
+    PaymentRow,
     ProfileRow,
 )
 from services.billing.adapters.uow import BillingUnitOfWork
 from services.billing.domain.document import Seller
+from services.billing.domain.dunning import RetryStatus
 from services.billing.domain.invoice import DEFAULT_NET_DAYS, MAX_ATTACHMENT_BYTES, InvoiceState
 from services.billing.domain.model import Address, InvoiceStatus, TaxStatus
 from services.billing.domain.tax import VatStatus
@@ -38,11 +41,20 @@ class InvoiceView:
     invoice: InvoiceRow
     lines: Sequence[InvoiceLineRow]
     attachments: Sequence[AttachmentRow]
+    payments: Sequence[PaymentRow] = ()  # every payment attempt, oldest first
+    next_retry_time: datetime | None = None  # a declined charge's next automatic retry
 
 
 def invoice_view(uow: BillingUnitOfWork, row: InvoiceRow) -> InvoiceView:
+    retry = uow.retries.get(row.invoice_id)
     return InvoiceView(
-        row, list(uow.invoices.lines(row.invoice_id)), list(uow.attachments.of_invoice(row.invoice_id))
+        row,
+        list(uow.invoices.lines(row.invoice_id)),
+        list(uow.attachments.of_invoice(row.invoice_id)),
+        list(uow.retries.attempts_of(row.invoice_id)),
+        retry.next_attempt_time
+        if retry is not None and retry.status == RetryStatus.SCHEDULED.value
+        else None,
     )
 
 

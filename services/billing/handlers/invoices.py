@@ -42,6 +42,7 @@ from services.billing.domain.numbering import INVOICE_SERIES
 from services.billing.domain.payment import collection_at_issue, installment_status_after
 from services.billing.domain.payment_rules import eligibility
 from services.billing.domain.tax import TaxDecision, decide_tax
+from services.billing.handlers import dunning
 from services.billing.handlers.accounts import record_order_buyer
 from services.billing.handlers.common import (
     InvoiceView,
@@ -355,7 +356,9 @@ def issue(
     if outcome.settles:
         events.invoice_paid(uow, row)
     elif outcome.declined:
-        events.payment_failed(uow, row, outcome.decline_reason)
+        # a declined renewal or installment charge is retried on the dunning schedule
+        plan = dunning.on_decline(uow, row, outcome.decline_reason, now)
+        events.payment_failed(uow, row, outcome.decline_reason, plan)
     return row, payment
 
 

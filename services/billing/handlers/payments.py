@@ -11,6 +11,7 @@ from services.billing.adapters.tables import CreditNoteRow, InvoiceRow, PaymentM
 from services.billing.adapters.uow import BillingUnitOfWork
 from services.billing.domain import credit as credit_rules
 from services.billing.domain.balance import BalanceFigures, CreditFigures, InvoiceFigures, balances
+from services.billing.domain.dunning import RetryStatus
 from services.billing.domain.gateway import PaymentGateway
 from services.billing.domain.invoice import AmountInput, amount_in, local_date, overdue_at
 from services.billing.domain.model import InstallmentStatus, InvoiceStatus, MethodType
@@ -53,6 +54,10 @@ def mark_paid(uow: BillingUnitOfWork, row: InvoiceRow, amount: Decimal, when: da
     if ins is not None:
         ins.status = InstallmentStatus.PAID.value
         uow.installments.save(ins)
+    retry = uow.retries.get(row.invoice_id, lock=True)
+    if retry is not None and retry.status != RetryStatus.PAID.value:  # paid: no more attempts
+        retry.status, retry.next_attempt_time, retry.update_time = RetryStatus.PAID.value, None, when
+        uow.retries.save(retry)
     uow.invoices.save(row)
     events.invoice_paid(uow, row)
 

@@ -17,6 +17,7 @@ from services.billing.domain.invoice import local_date, local_midnight, next_loc
 from services.billing.domain.model import InstallmentStatus, InvoiceKind, InvoiceStatus, PaymentStatus
 from services.billing.domain.payment import installment_status_after
 from services.billing.domain.tax import decide_tax
+from services.billing.handlers import dunning
 from services.billing.handlers.common import Policy, require, state, tax_status
 from services.billing.handlers.invoices import issue
 from shared.db import Database
@@ -31,6 +32,8 @@ class SweepResult:
     overdue: int = 0
     paid: int = 0
     payment_failed: int = 0
+    retried: int = 0  # payment retries attempted (dunning)
+    retries_paid: int = 0  # of which paid the invoice
     next_due: datetime | None = None  # the next instant at which there is something to do
 
 
@@ -39,7 +42,8 @@ NEXT_DUE_LOOKAHEAD = 200  # (date, zone) pairs: the few days around `as_of` in e
 
 
 def sweep(db: Database, gateway: PaymentGateway, policy: Policy, as_of: datetime) -> SweepResult:
-    """Issue the installment invoices that have come due and mark open invoices overdue at their due date.
+    """Issue the installment invoices that have come due, make the payment retries that are due, and mark
+    open invoices overdue at their due date.
 
     Installments are claimed one at a time with FOR UPDATE SKIP LOCKED (PostgreSQL), so replicas share
     the work; the unique installment key on invoices means a raced or repeated sweep never issues one
@@ -71,6 +75,7 @@ def sweep(db: Database, gateway: PaymentGateway, policy: Policy, as_of: datetime
                 result.paid += 1
             elif outcome == PaymentStatus.DECLINED:
                 result.payment_failed += 1
+    result.retried, result.retries_paid = dunning.retry_due(db, gateway, as_of)
     done: set[str] = set()
     while True:
         with db.unit_of_work() as uow:
@@ -89,14 +94,17 @@ def sweep(db: Database, gateway: PaymentGateway, policy: Policy, as_of: datetime
 
 
 def next_due(db: Database, as_of: datetime) -> datetime | None:
-    """The next instant after `as_of` at which an installment comes due or an invoice becomes overdue."""
+    """The next instant after `as_of` at which an installment comes due, an invoice becomes overdue or a
+    payment retry is due."""
     since = (as_of - timedelta(days=2)).date()  # every zone's local midnights after `as_of` are on later days
     with db.reading() as uow:
         days = [
             *uow.installments.coming_due_dates(since, NEXT_DUE_LOOKAHEAD),
             *uow.invoices.coming_due_dates(since, NEXT_DUE_LOOKAHEAD),
         ]
-    return next_local_midnight(days, as_of)
+        retry = uow.retries.next_attempt_after(as_of)
+    midnight = next_local_midnight(days, as_of)
+    return min((t for t in (midnight, retry) if t is not None), default=None)
 
 
 def issue_installment(

@@ -132,6 +132,9 @@ class MailFacts:
     trial: bool = False
     reason: str = ""
     decline_reason: str = ""
+    retry_attempt: int = 0  # payment_failed: declined attempts so far (0: not retried automatically)
+    next_retry_date: date | None = None  # payment_failed: when the charge is tried again
+    update_payment_method: bool = False  # payment_failed: only another payment method can pay now
     role: str = ""  # the role granted or revoked
     granted: bool = True
     member_name: str = ""

@@ -105,7 +105,7 @@ ROUTES: tuple[Route, ...] = (
     _route("subscription.refunded", Kind.REFUND_CONFIRMATION, B),
     _route("billing.invoice_issued", Kind.INVOICE_ISSUED, B, P),
     _route("billing.invoice_overdue", Kind.INVOICE_OVERDUE, B, P),
-    _route("billing.payment_failed", Kind.PAYMENT_FAILED, B),
+    _route("billing.payment_failed", Kind.PAYMENT_FAILED, B, P),  # dunning: the buyer and the payers
     _route("entitlement.role_changed", Kind.ROLE_CHANGED, A, S, when=_team_change_made_by_someone),
     _route("entitlement.seat_assigned", Kind.SEAT_ASSIGNED, S),
 )

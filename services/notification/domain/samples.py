@@ -80,6 +80,8 @@ SAMPLES: dict[Kind, MailFacts] = {
         invoice_number="INV-2025-000042",
         amount=Decimal("2625.00"),
         decline_reason="insufficient_funds",
+        retry_attempt=1,
+        next_retry_date=date(2025, 6, 11),
     ),
     Kind.PRODUCT_ACCESS: replace(_BASE, order_number="", amount=None),
     Kind.ROLE_CHANGED: replace(

@@ -232,7 +232,7 @@ class Billing:
             billing_pb2.RunBillingSweepRequest(as_of_time=timestamp(as_of)), timeout=120
         )
         return BillingSweep(
-            r.issued + r.overdue + r.paid + r.payment_failed,
+            r.issued + r.overdue + r.paid + r.payment_failed + r.retried,
             time_of(r.next_due_time) if r.HasField("next_due_time") else None,
         )
 

@@ -14,6 +14,7 @@ import grpc
 import pytest
 from google.protobuf import duration_pb2, timestamp_pb2
 
+from services.billing.domain.gateway import DECLINES_AFTER_ATTACH
 from tenure.billing.v1 import billing_pb2
 from tenure.common.v1 import common_pb2 as c
 from tenure.events.v1 import events_pb2
@@ -240,13 +241,11 @@ def test_declined_renewal_starts_the_shutoff_and_paying_its_invoice_reinstates(l
         billing_pb2.ListInvoicesRequest(account_id="acct-1", status=billing_pb2.INVOICE_STATUS_OPEN)
     ).invoices
     assert len(open_) == 1 and money(open_[0].subtotal) == Decimal("420.00")
-    life.advance(oslo(2025, 6, 26))
+    life.advance(oslo(2025, 6, 26))  # four retries (11, 13, 15 and 17 June) were declined as well
     assert life.get(sid).stage == c.STAGE_SUSPENDED
-    life.billing.PayInvoice(
-        billing_pb2.PayInvoiceRequest(
-            request_id=rid(), invoice_id=open_[0].invoice_id, payment_method_id=life.card("acct-1")
-        )
-    )
+    assert len(life.invoice(open_[0].invoice_id).payment_attempts) == 5
+    life.card("acct-1")  # a new card: the unpaid renewal is charged with it at once
+    assert life.invoice(open_[0].invoice_id).status == billing_pb2.INVOICE_STATUS_PAID
     life.advance(oslo(2025, 6, 26, 1))
     back = life.get(sid)
     assert back.stage == c.STAGE_ACTIVE
@@ -289,3 +288,57 @@ def test_advance_clock_is_refused_on_the_system_clock(start_service):
         )
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert error_info(e.value).reason == "ERROR_REASON_TEST_CLOCK_DISABLED"
+
+
+def test_a_declined_renewal_is_retried_then_paid_by_a_new_card_with_no_gap(life):
+    """Dunning (rules §5): declined at the renewal instant, retried after 1 and 3 days (declined), paid when
+    the buyer replaces the card: Active again, one charge, the anniversary unchanged."""
+    s = life.buy(pm=life.card("acct-1")).subscription
+    sid = s.subscription_id
+    bad = life.card("acct-1", DECLINES_AFTER_ATTACH)
+    life.sub.ChangePaymentMethod(
+        pb.ChangePaymentMethodRequest(request_id=rid(), subscription_id=sid, payment_method_id=bad)
+    )
+    life.advance(oslo(2025, 6, 10, 6))
+    assert life.get(sid).stage == c.STAGE_EXPIRED
+    (inv,) = life.billing.ListInvoices(
+        billing_pb2.ListInvoicesRequest(account_id="acct-1", status=billing_pb2.INVOICE_STATUS_OPEN)
+    ).invoices
+    assert inv.next_retry_time.ToDatetime(tzinfo=UTC) == oslo(2025, 6, 11)
+    r = life.advance(oslo(2025, 6, 13, 12))  # the retries of 11 and 13 June
+    assert r.steps == 3  # one step per retry instant, and the target
+    inv = life.invoice(inv.invoice_id)
+    assert [a.status for a in inv.payment_attempts] == [billing_pb2.PAYMENT_STATUS_DECLINED] * 3
+    assert [a.create_time.ToDatetime(tzinfo=UTC) for a in inv.payment_attempts] == [
+        oslo(2025, 6, 10),
+        oslo(2025, 6, 11),
+        oslo(2025, 6, 13),
+    ]
+    assert inv.next_retry_time.ToDatetime(tzinfo=UTC) == oslo(2025, 6, 15)
+    failed = [
+        e.payment_failed
+        for e in outbox_events(life.billing_app.db)
+        if e.event_type == "billing.payment_failed" and e.payment_failed.invoice.invoice_id == inv.invoice_id
+    ]
+    assert [(f.attempt, f.next_retry_time.ToDatetime(tzinfo=UTC)) for f in failed] == [
+        (1, oslo(2025, 6, 11)),
+        (2, oslo(2025, 6, 13)),
+        (3, oslo(2025, 6, 15)),
+    ]
+    assert life.get(sid).stage == c.STAGE_EXPIRED
+
+    life.card("acct-1")  # the buyer replaces the card: charged at once
+    life.advance(oslo(2025, 6, 13, 13))  # delivers billing.invoice_paid
+    back = life.get(sid)
+    assert back.stage == c.STAGE_ACTIVE
+    assert (back.current_period_start_date.month, back.current_period_start_date.day) == (6, 10)
+    assert (back.renewal_date.year, back.renewal_date.month, back.renewal_date.day) == (2026, 6, 10)
+    paid = life.invoice(inv.invoice_id)
+    assert paid.status == billing_pb2.INVOICE_STATUS_PAID and not paid.HasField("next_retry_time")
+    assert [a.status for a in paid.payment_attempts].count(billing_pb2.PAYMENT_STATUS_SUCCEEDED) == 1
+    life.advance(oslo(2025, 6, 20))  # the 15 and 17 June retries do not happen
+    assert len(life.invoice(inv.invoice_id).payment_attempts) == 4
+    renewals = life.billing.ListInvoices(
+        billing_pb2.ListInvoicesRequest(account_id="acct-1", subscription_id=sid)
+    ).invoices
+    assert len([i for i in renewals if i.kind == billing_pb2.INVOICE_KIND_RENEWAL]) == 1  # one renewal, once

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+from services.billing.adapters.retries import PaymentRetryRow
 from services.billing.adapters.tables import (
     AttachmentRow,
     CreditNoteRow,
@@ -20,6 +21,7 @@ from services.billing.adapters.tables import (
     PendingDetailsRow,
     ProfileRow,
 )
+from services.billing.domain.dunning import RetryStatus
 from services.billing.domain.gateway import SandboxGateway
 from services.billing.domain.model import InstallmentStatus, InvoiceStatus, MethodType
 from services.billing.domain.numbering import format_number
@@ -51,6 +53,7 @@ class _Store:
         self.members: set[tuple[str, str, str]] = set()
         self.counters: dict[tuple[str, int], int] = {}
         self.events: list[tuple[str, object]] = []
+        self.retries: dict[str, PaymentRetryRow] = {}
 
 
 class _Repo:
@@ -340,6 +343,48 @@ class Members(_Repo):
         return next((i.account_id for i in self.s.installments if i.subscription_id == subscription_id), None)
 
 
+class Retries(_Repo):
+    def get(self, invoice_id: str, *, lock: bool = False) -> PaymentRetryRow | None:
+        return self.s.retries.get(invoice_id)
+
+    def save(self, row: PaymentRetryRow) -> None:
+        self.s.retries[row.invoice_id] = row
+
+    def claim_due(self, as_of: datetime, seen: set[str], limit: int) -> list[PaymentRetryRow]:
+        rows = [
+            r
+            for r in self.s.retries.values()
+            if r.status == RetryStatus.SCHEDULED.value
+            and r.next_attempt_time is not None
+            and r.next_attempt_time <= as_of
+            and r.invoice_id not in seen
+        ]
+        return sorted(rows, key=lambda r: (r.next_attempt_time, r.invoice_id))[:limit]
+
+    def open_of_account(self, account_id: str) -> list[PaymentRetryRow]:
+        rows = [
+            r
+            for r in self.s.retries.values()
+            if r.account_id == account_id
+            and r.status in (RetryStatus.SCHEDULED.value, RetryStatus.STOPPED.value)
+        ]
+        return sorted(rows, key=lambda r: (r.first_decline_time, r.invoice_id))
+
+    def next_attempt_after(self, as_of: datetime) -> datetime | None:
+        times = [
+            r.next_attempt_time
+            for r in self.s.retries.values()
+            if r.status == RetryStatus.SCHEDULED.value
+            and r.next_attempt_time is not None
+            and r.next_attempt_time > as_of
+        ]
+        return min(times, default=None)
+
+    def attempts_of(self, invoice_id: str) -> list[PaymentRow]:
+        rows = [p for p in self.s.payments if p.invoice_id == invoice_id]
+        return sorted(rows, key=lambda p: (p.create_time, p.payment_id))
+
+
 class FakeBillingUnitOfWork:
     """What handlers use of `BillingUnitOfWork`: the clock, locks, events and the repositories."""
 
@@ -357,6 +402,7 @@ class FakeBillingUnitOfWork:
         self.attachments = Attachments(self)
         self.pending_details = PendingDetails(self)
         self.members = Members(self)
+        self.retries = Retries(self)
 
     @property
     def now(self) -> datetime:
@@ -398,6 +444,7 @@ class CountingGateway(SandboxGateway):
     """The sandbox gateway, counting charges and refunds."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.charges: list[tuple[Decimal, str, str]] = []
         self.refunds: list[tuple[str, Decimal]] = []
 

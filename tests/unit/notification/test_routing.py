@@ -110,9 +110,15 @@ def test_payers_listed_on_the_invoice_win_over_the_billing_list() -> None:
     }
 
 
-def test_payment_failed_goes_to_the_buyer_only() -> None:
-    out = plan(event("billing.payment_failed"), build_directory(TEAM, PAYERS))
-    assert sent(out) == {("buyer@example.com", Kind.PAYMENT_FAILED)}
+def test_each_failed_payment_goes_to_the_buyer_and_the_payers_not_the_admins() -> None:
+    # dunning (rules §5): each declined attempt tells the buyer and the invoice's payers
+    directory = build_directory(TEAM, PAYERS, payer_emails=[p.email for p in PAYERS[:2]])
+    out = plan(event("billing.payment_failed"), directory)
+    assert sent(out) == {
+        ("buyer@example.com", Kind.PAYMENT_FAILED),
+        ("payer1@example.com", Kind.PAYMENT_FAILED),
+        ("payer2@example.com", Kind.PAYMENT_FAILED),
+    }
 
 
 def test_expiry_and_each_shutoff_stage_go_to_the_buyer() -> None:
@@ -252,8 +258,10 @@ def test_routing_invariants(members, payers, event_type, stage, subject, actor) 
         holder = directory.get(p.recipient.email)
         roles = holder.roles if holder else frozenset()
         if p.kind in BILLING_AND_RENEWAL_KINDS:
-            # only the buyer, or a payer of an invoice, ever gets billing or renewal mail
-            assert Role.BUYER in roles or (Role.PAYER in roles and p.kind.value.startswith("INVOICE")), p
+            # only the buyer, or a payer of an invoice (its issue, overdue and failed payments), ever gets
+            # billing or renewal mail
+            payer_kinds = p.kind.value.startswith("INVOICE") or p.kind is Kind.PAYMENT_FAILED
+            assert Role.BUYER in roles or (Role.PAYER in roles and payer_kinds), p
         if p.kind is Kind.PRODUCT_ACCESS:
             assert roles & ADMIN_ROLES
         assert p.language in ("en", "nb", "fr", "sv")

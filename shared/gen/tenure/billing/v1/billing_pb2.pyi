@@ -787,6 +787,8 @@ class Invoice(_message.Message):
     TAX_EXEMPT_FIELD_NUMBER: _builtins.int
     TIME_ZONE_FIELD_NUMBER: _builtins.int
     DECLINE_REASON_FIELD_NUMBER: _builtins.int
+    PAYMENT_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    NEXT_RETRY_TIME_FIELD_NUMBER: _builtins.int
     invoice_id: _builtins.str
     """Invoice id."""
     invoice_number: _builtins.str
@@ -885,6 +887,16 @@ class Invoice(_message.Message):
     def billing_address(self) -> Global___Address:
         """Billing address the tax was computed from."""
 
+    @_builtins.property
+    def payment_attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Payment]:
+        """Every payment attempt on the invoice, oldest first: the charge when it was issued, the automatic
+        retries of a declined renewal or installment charge (rules §5), payments made by hand.
+        """
+
+    @_builtins.property
+    def next_retry_time(self) -> _timestamp_pb2.Timestamp:
+        """When a declined charge is next tried again automatically (unset: no retry is scheduled)."""
+
     def __init__(
         self,
         *,
@@ -922,10 +934,12 @@ class Invoice(_message.Message):
         tax_exempt: _builtins.bool = ...,
         time_zone: _builtins.str = ...,
         decline_reason: _builtins.str = ...,
+        payment_attempts: _abc.Iterable[Global___Payment] | None = ...,
+        next_retry_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["amount_credited", b"amount_credited", "amount_due", b"amount_due", "amount_paid", b"amount_paid", "billing_address", b"billing_address", "due_date", b"due_date", "issue_date", b"issue_date", "issue_time", b"issue_time", "overdue_time", b"overdue_time", "paid_time", b"paid_time", "subtotal", b"subtotal", "tax", b"tax", "total", b"total"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount_credited", b"amount_credited", "amount_due", b"amount_due", "amount_paid", b"amount_paid", "billing_address", b"billing_address", "due_date", b"due_date", "issue_date", b"issue_date", "issue_time", b"issue_time", "next_retry_time", b"next_retry_time", "overdue_time", b"overdue_time", "paid_time", b"paid_time", "subtotal", b"subtotal", "tax", b"tax", "total", b"total"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "amount_credited", b"amount_credited", "amount_due", b"amount_due", "amount_paid", b"amount_paid", "attachments", b"attachments", "billing_address", b"billing_address", "buyer_email", b"buyer_email", "buyer_name", b"buyer_name", "currency_code", b"currency_code", "decline_reason", b"decline_reason", "due_date", b"due_date", "installment_sequence", b"installment_sequence", "invoice_id", b"invoice_id", "invoice_number", b"invoice_number", "issue_date", b"issue_date", "issue_time", b"issue_time", "kind", b"kind", "lines", b"lines", "notes", b"notes", "order_number", b"order_number", "overdue_time", b"overdue_time", "paid_time", b"paid_time", "payers", b"payers", "payment_method_id", b"payment_method_id", "payment_method_type", b"payment_method_type", "po_number", b"po_number", "status", b"status", "subscription_id", b"subscription_id", "subtotal", b"subtotal", "tax", b"tax", "tax_exempt", b"tax_exempt", "tax_id", b"tax_id", "time_zone", b"time_zone", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "amount_credited", b"amount_credited", "amount_due", b"amount_due", "amount_paid", b"amount_paid", "attachments", b"attachments", "billing_address", b"billing_address", "buyer_email", b"buyer_email", "buyer_name", b"buyer_name", "currency_code", b"currency_code", "decline_reason", b"decline_reason", "due_date", b"due_date", "installment_sequence", b"installment_sequence", "invoice_id", b"invoice_id", "invoice_number", b"invoice_number", "issue_date", b"issue_date", "issue_time", b"issue_time", "kind", b"kind", "lines", b"lines", "next_retry_time", b"next_retry_time", "notes", b"notes", "order_number", b"order_number", "overdue_time", b"overdue_time", "paid_time", b"paid_time", "payers", b"payers", "payment_attempts", b"payment_attempts", "payment_method_id", b"payment_method_id", "payment_method_type", b"payment_method_type", "po_number", b"po_number", "status", b"status", "subscription_id", b"subscription_id", "subtotal", b"subtotal", "tax", b"tax", "tax_exempt", b"tax_exempt", "tax_id", b"tax_id", "time_zone", b"time_zone", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2679,6 +2693,8 @@ class RunBillingSweepResponse(_message.Message):
     PAID_FIELD_NUMBER: _builtins.int
     PAYMENT_FAILED_FIELD_NUMBER: _builtins.int
     NEXT_DUE_TIME_FIELD_NUMBER: _builtins.int
+    RETRIED_FIELD_NUMBER: _builtins.int
+    RETRIES_PAID_FIELD_NUMBER: _builtins.int
     issued: _builtins.int
     """Installment invoices issued."""
     overdue: _builtins.int
@@ -2687,6 +2703,10 @@ class RunBillingSweepResponse(_message.Message):
     """Installment invoices charged successfully."""
     payment_failed: _builtins.int
     """Installment charges declined."""
+    retried: _builtins.int
+    """Payment retries attempted (dunning: declined renewal and installment charges tried again)."""
+    retries_paid: _builtins.int
+    """Of those, the retries that paid their invoice."""
     @_builtins.property
     def next_due_time(self) -> _timestamp_pb2.Timestamp:
         """The next instant after `as_of_time` at which the sweep will have something to do (an installment
@@ -2702,10 +2722,12 @@ class RunBillingSweepResponse(_message.Message):
         paid: _builtins.int = ...,
         payment_failed: _builtins.int = ...,
         next_due_time: _timestamp_pb2.Timestamp | None = ...,
+        retried: _builtins.int = ...,
+        retries_paid: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["next_due_time", b"next_due_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["issued", b"issued", "next_due_time", b"next_due_time", "overdue", b"overdue", "paid", b"paid", "payment_failed", b"payment_failed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["issued", b"issued", "next_due_time", b"next_due_time", "overdue", b"overdue", "paid", b"paid", "payment_failed", b"payment_failed", "retried", b"retried", "retries_paid", b"retries_paid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

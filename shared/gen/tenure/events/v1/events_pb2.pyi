@@ -698,6 +698,7 @@ class InvoiceSummary(_message.Message):
     BUYER_EMAIL_FIELD_NUMBER: _builtins.int
     PAYER_EMAILS_FIELD_NUMBER: _builtins.int
     PAYMENT_METHOD_TYPE_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
     invoice_id: _builtins.str
     """Invoice id."""
     invoice_number: _builtins.str
@@ -714,6 +715,8 @@ class InvoiceSummary(_message.Message):
     """Buyer e-mail of the billing profile."""
     payment_method_type: _common_pb2.PaymentMethodType.ValueType
     """Payment method type of the invoice."""
+    time_zone: _builtins.str
+    """IANA zone of the invoice's dates (the subscription's zone), for dates told to people."""
     @_builtins.property
     def total(self) -> _money_pb2.Money:
         """Total including tax."""
@@ -745,10 +748,11 @@ class InvoiceSummary(_message.Message):
         buyer_email: _builtins.str = ...,
         payer_emails: _abc.Iterable[_builtins.str] | None = ...,
         payment_method_type: _common_pb2.PaymentMethodType.ValueType = ...,
+        time_zone: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["due_date", b"due_date", "issue_time", b"issue_time", "total", b"total"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "buyer_email", b"buyer_email", "due_date", b"due_date", "invoice_id", b"invoice_id", "invoice_number", b"invoice_number", "issue_time", b"issue_time", "kind", b"kind", "order_number", b"order_number", "payer_emails", b"payer_emails", "payment_method_type", b"payment_method_type", "subscription_id", b"subscription_id", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "buyer_email", b"buyer_email", "due_date", b"due_date", "invoice_id", b"invoice_id", "invoice_number", b"invoice_number", "issue_time", b"issue_time", "kind", b"kind", "order_number", b"order_number", "payer_emails", b"payer_emails", "payment_method_type", b"payment_method_type", "subscription_id", b"subscription_id", "time_zone", b"time_zone", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -840,21 +844,39 @@ class PaymentFailed(_message.Message):
 
     INVOICE_FIELD_NUMBER: _builtins.int
     DECLINE_REASON_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    NEXT_RETRY_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
     decline_reason: _builtins.str
     """Why the gateway declined (card_declined, insufficient_funds, …)."""
+    attempt: _builtins.int
+    """Declined attempts so far, the first charge included; 0 when the invoice's charges are not retried
+    automatically (an order paid at checkout, a payment made by hand).
+    """
+    update_payment_method: _builtins.bool
+    """Only another payment method can pay now: the decline was hard (expired, lost or stolen card, wrong
+    number) or the retries are exhausted. Adding a card or PayPal account tries again at once.
+    """
     @_builtins.property
     def invoice(self) -> Global___InvoiceSummary:
         """The invoice that stays open."""
+
+    @_builtins.property
+    def next_retry_time(self) -> _timestamp_pb2.Timestamp:
+        """When the charge is tried again automatically (unset: no further automatic attempt)."""
 
     def __init__(
         self,
         *,
         invoice: Global___InvoiceSummary | None = ...,
         decline_reason: _builtins.str = ...,
+        attempt: _builtins.int = ...,
+        next_retry_time: _timestamp_pb2.Timestamp | None = ...,
+        update_payment_method: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["invoice", b"invoice"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["invoice", b"invoice", "next_retry_time", b"next_retry_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decline_reason", b"decline_reason", "invoice", b"invoice"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "decline_reason", b"decline_reason", "invoice", b"invoice", "next_retry_time", b"next_retry_time", "update_payment_method", b"update_payment_method"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
