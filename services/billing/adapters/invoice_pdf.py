@@ -40,8 +40,8 @@ FONT = "Roboto"
 
 #: date pattern per language: nb 10.06.2024, fr 10/06/2024, sv 2024-06-10, en 10 Jun 2024
 _DATE_FORMAT = {"en": "d MMM y", "nb": "short", "fr": "short", "sv": "short"}
-#: English amounts carry the currency code in front (NOK 19,035.00), as Babel's "en" would glue it on
-_MONEY_FORMAT = {"en": "¤\u00a0#,##0.00"}
+#: English amounts carry the ISO currency code in front (NOK 19,035.00, USD 1,575.00: "$" could be any dollar)
+_MONEY_FORMAT = {"en": "¤¤\u00a0#,##0.00"}
 _SPACES = str.maketrans({"\u00a0": " ", "\u202f": " ", "\u2009": " "})
 
 
@@ -267,8 +267,6 @@ def render_invoice_pdf(doc: InvoiceDocument) -> bytes:
         label = w("tax_line", name=tax_name, rate=w.percent(rt.rate), base=w.money(rt.base, cur))
         page.pair(label, w.money(rt.tax, cur))
     page.pair(w("total"), w.money(doc.total, cur), bold=True, size=11)
-    if doc.credit_applied:
-        page.pair(w("credit_applied"), w.money(-doc.credit_applied, cur))
     if doc.amount_paid:
         page.pair(w("amount_paid"), w.money(-doc.amount_paid, cur))
     if doc.amount_credited:
