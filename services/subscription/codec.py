@@ -293,3 +293,30 @@ def transition_pb(t: Transition) -> pb.LifecycleTransition:
         transition_time=ts_pb(t.at),
         reason=t.reason,
     )
+
+
+UPCOMING_KINDS = {
+    "RENEWAL": pb.UPCOMING_PAYMENT_KIND_RENEWAL,
+    "INSTALLMENT": pb.UPCOMING_PAYMENT_KIND_INSTALLMENT,
+}
+
+
+def upcoming_payment_pb(p) -> pb.UpcomingPayment:
+    """`p`: a `handlers.UpcomingPayment`."""
+    cur = p.currency
+    return pb.UpcomingPayment(
+        subscription_id=p.subscription_id,
+        product_code=p.product_code,
+        product_name=p.product_name,
+        kind=UPCOMING_KINDS[p.kind],
+        due_date=date_pb(p.due_date),
+        seats=p.seats,
+        unit_price=money_pb(p.unit_price, cur),
+        subtotal=money_pb(p.subtotal, cur),
+        tax=money_pb(p.tax, cur),
+        total=money_pb(p.total, cur),
+        installment_sequence=p.sequence,
+        installment_count=p.count,
+        applied_changes=list(p.applied),
+        term=term_pb(p.term),
+    )

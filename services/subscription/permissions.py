@@ -12,6 +12,7 @@ from shared.auth.policy import (
     ADMINS,
     BUYER,
     OPERATOR,
+    PAYER,
     PERSON,
     SERVICE,
     ChoiceTarget,
@@ -36,6 +37,8 @@ TABLE = {
     # orders: the buyer; a person's first order opens the account; an operator may open one for a buyer
     "QuoteOrder": rule(BUYER, OPERATOR, SERVICE, target="quote", opens_account=True),
     "CreateSubscription": rule(BUYER, OPERATOR, target="account", opens_account=True),
+    # coming payments carry amounts: the buyer and payers, not the admins (rules §7)
+    "ListUpcomingPayments": rule(BUYER, PAYER, OPERATOR, SERVICE, target="account"),
     # reads: the buyer and admins of the account
     "GetSubscription": rule(READERS, target="subscription"),
     "ListSubscriptions": rule(READERS, PERSON, target="account"),

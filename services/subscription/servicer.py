@@ -103,6 +103,16 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
         elif which == "convert_trial":
             c = request.convert_trial
             q = handlers.QuoteConvertTrial(c.subscription_id, codec.term_of(c.term), c.seats)
+        elif which == "change_term":
+            t = request.change_term
+            q = handlers.QuoteChangeTerm(t.subscription_id, codec.term_of(t.term))
+        elif which == "product_switch":
+            p = request.product_switch
+            q = handlers.QuoteProductSwitch(p.subscription_id, p.product_code)
+        elif which == "reinstate":
+            if not request.reinstate.auto_renew:
+                raise InvalidInput("a reinstatement turns automatic renewal on", field="reinstate.auto_renew")
+            q = handlers.QuoteReinstate(request.reinstate.subscription_id)
         else:
             raise InvalidInput("name the order to quote", field="order")
         quote = handlers.quote_order(self.db, self.peers, q)
@@ -113,6 +123,31 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
             tax=codec.money_pb(quote.tax, cur),
             total=codec.money_pb(quote.total, cur),
             credit=codec.money_pb(quote.credit, cur),
+            installments=[
+                pb.PaymentInstallment(
+                    sequence=p.sequence,
+                    count=p.count,
+                    due_date=codec.date_pb(p.due_date),
+                    subtotal=codec.money_pb(p.subtotal, cur),
+                    tax=codec.money_pb(p.tax, cur),
+                    total=codec.money_pb(p.total, cur),
+                )
+                for p in quote.installments
+            ],
+            due_date=codec.date_pb(quote.due_date),
+            due_now=codec.money_pb(quote.due_now, cur),
+            applied_changes=list(quote.applied),
+        )
+
+    def ListUpcomingPayments(self, request, context):
+        offset, size = paging.offset_page(request.page_size, request.page_token)
+        payments = handlers.list_upcoming_payments(
+            self.db, self.peers, request.account_id, request.horizon_days
+        )
+        page = payments[offset : offset + size]
+        nxt = paging.next_offset_token(offset, size, len(payments) > offset + size)
+        return pb.ListUpcomingPaymentsResponse(
+            payments=[codec.upcoming_payment_pb(p) for p in page], next_page_token=nxt
         )
 
     # -- subscriptions ------------------------------------------------------------------------------

@@ -306,6 +306,7 @@ def requests(w: World) -> dict[str, dict]:
         "ListPrices": {"product_code": "ACDLT", "currency_code": "USD"},
         "SetExchangeRate": {**rid, "currency_code": "NOK", "rate": "10.5"},
         "QuoteOrder": {"add_seats": {"subscription_id": w.sub_a, "seats": 1}},
+        "ListUpcomingPayments": {"account_id": ACC_A},
         "CreateSubscription": {
             **rid,
             "account_id": ACC_A,

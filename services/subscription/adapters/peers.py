@@ -9,15 +9,23 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from services.subscription.domain.model import OrderLine, PaymentMethodType
+from services.subscription.domain.previews import INSTALLMENT_COUNT
 from services.subscription.domain.subscription import Subscription
 from shared.errors import NotFound, RuleViolation
-from shared.grpc.codec import date_pb, time_of, timestamp
+from shared.grpc.codec import date_of, date_pb, time_of, timestamp
 from shared.money import from_proto, to_proto
 from tenure.billing.v1 import billing_pb2
 from tenure.common.v1 import clock_pb2, common_pb2
 from tenure.entitlement.v1 import entitlement_pb2
 
 _date = date_pb
+
+
+def _due(msg) -> date:
+    d = date_of(msg, "due_date")
+    if d is None:
+        raise ValueError("billing sent an installment without a due date")
+    return d
 
 
 def _lines(lines: list[OrderLine], product_code: str = "") -> list[billing_pb2.InvoiceLineInput]:
@@ -70,6 +78,18 @@ KINDS = {
     "align": billing_pb2.INVOICE_KIND_ALIGN,
     "upgrade": billing_pb2.INVOICE_KIND_UPGRADE,
 }
+
+
+@dataclass(frozen=True)
+class ScheduledInstallment:
+    """One installment billing holds for a subscription (amount before tax)."""
+
+    sequence: int
+    count: int
+    due_date: date
+    amount: Decimal
+    status: str  # SCHEDULED, INVOICED, PAID, CANCELLED
+    order_number: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +220,23 @@ class Billing:
         except NotFound:
             pass
 
+    def installments(self, subscription_id: str) -> list[ScheduledInstallment]:
+        """The installments billing holds for the subscription (each term's three)."""
+        resp = self.client.ListInstallments(
+            billing_pb2.ListInstallmentsRequest(subscription_id=subscription_id)
+        )
+        return [
+            ScheduledInstallment(
+                sequence=i.sequence,
+                count=INSTALLMENT_COUNT,
+                due_date=_due(i.due_date),
+                amount=from_proto(i.amount).amount if i.HasField("amount") else Decimal(0),
+                status=billing_pb2.InstallmentStatus.Name(i.status).removeprefix("INSTALLMENT_STATUS_"),
+                order_number=i.order_number,
+            )
+            for i in resp.installments
+        ]
+
     def check_payment_method(self, sub: Subscription, payment_method_id: str) -> None:
         """Billing's own pay-by-invoice rules (prepay-only accounts, quotes, earlier invoices)."""
         from services.subscription.codec import channel_pb
@@ -268,6 +305,7 @@ class PeerClock:
     def __init__(self, name: str, client) -> None:
         self.name = name
         self.client = client
+        self.next_due: datetime | None = None  # its own next due instant, as its last drain answered
 
     def set_time(self, to: datetime) -> None:
         self.client.SetTime(clock_pb2.SetTimeRequest(to_time=timestamp(to)))
@@ -277,4 +315,5 @@ class PeerClock:
         r = self.client.DrainOutbox(
             clock_pb2.DrainOutboxRequest(timeout_seconds=timeout), timeout=timeout + 5
         )
+        self.next_due = time_of(r.next_due_time) if r.HasField("next_due_time") else None
         return r.pending

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from services.subscription.adapters.peers import IssuedCredit, IssuedInvoice, Tax
+from services.subscription.adapters.peers import IssuedCredit, IssuedInvoice, ScheduledInstallment, Tax
 from services.subscription.adapters.repository import PaidOrder, Renewal
 from services.subscription.booking import Peers
 from services.subscription.domain import lifecycle
@@ -317,12 +317,48 @@ class FakeDatabase:
 @dataclass
 class FakeBilling:
     """Billing as the subscription service calls it: invoices are paid at once unless `decline` names
-    the payment method ids that are declined; tax is 25 % of the lines."""
+    the payment method ids that are declined; tax is 25 % of the lines. With a `clock`, an order of a
+    3-year term is split into installments by billing's own rule (`services.billing.domain.installments`):
+    its invoice charges the first, and the others are scheduled (`installments`)."""
 
     decline: set[str] = field(default_factory=set)
     pm_type: PaymentMethodType = PaymentMethodType.CARD
     invoices: dict[str, tuple[str, list[OrderLine], Decimal]] = field(default_factory=dict)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    clock: Any = None
+    scheduled: dict[str, list[ScheduledInstallment]] = field(default_factory=dict)
+
+    def _first_installment(self, kw: dict[str, Any]) -> list[OrderLine] | None:
+        """The first installment's share lines when billing splits this order, else None."""
+        from services.billing.domain import installments as inst
+        from services.billing.domain.model import InstallmentPlan, InvoiceKind
+        from services.billing.domain.model import Term as BillingTerm
+
+        sub: Subscription = kw["sub"]
+        lines: list[OrderLine] = kw["lines"]
+        if self.clock is None or sum((ln.amount for ln in lines), Decimal(0)) <= 0:
+            return None
+        kind = {"trial_converted": "new"}.get(kw["kind"], kw["kind"])
+        issue_day = sub.today(self.clock.now())
+        term = BillingTerm(sub.term.value.lower())
+        if not inst.uses_installments(InstallmentPlan.AUTO, term, InvoiceKind(kind), issue_day):
+            return None
+        schedule = inst.schedule([ln.amount for ln in lines], kw["term_start_date"], sub.currency)
+        self.scheduled[sub.subscription_id] = [
+            ScheduledInstallment(
+                s.sequence,
+                len(schedule),
+                s.due_date,
+                s.amount,
+                "INVOICED" if s.sequence == 1 else "SCHEDULED",
+                "",
+            )
+            for s in schedule
+        ]
+        return [replace(ln, amount=a) for ln, a in zip(lines, schedule[0].line_amounts, strict=True)]
+
+    def installments(self, subscription_id: str) -> list[ScheduledInstallment]:
+        return list(self.scheduled.get(subscription_id, []))
 
     def _total(self, lines: list[OrderLine], currency: str) -> Decimal:
         subtotal = sum((ln.amount for ln in lines), Decimal(0))
@@ -337,7 +373,8 @@ class FakeBilling:
         self.calls.append(("create_invoice", kw))
         sub: Subscription = kw["sub"]
         invoice_id = f"inv-{kw['request_id']}"
-        total = self._total(kw["lines"], sub.currency)
+        first = self._first_installment(kw)
+        total = self._total(first if first is not None else kw["lines"], sub.currency)
         self.invoices[invoice_id] = (sub.subscription_id, kw["lines"], total)
         declined = sub.payment_method_id in self.decline
         return IssuedInvoice(

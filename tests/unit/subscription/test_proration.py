@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from services.subscription.domain import dates
@@ -281,6 +281,7 @@ def aligned_cases(draw):
     a = bought(CATALOG, sid="a", start_date=start, time_zone=tz, term=term)
     later = draw(st.integers(1, a.term_days - 1))
     b = bought(CATALOG, sid="b", start_date=start + timedelta(days=later), time_zone=tz, term=term)
+    assume(b.renewal_date != a.renewal_date)  # 29, 30 and 31 January all renew monthly on 28 February
     align_day = start + timedelta(days=draw(st.integers(later, a.term_days - 1)))
     out = ops.align([a, b], "acct-1", CATALOG, at(align_day, tz))
     change = start + timedelta(days=draw(st.integers(0, dates.days_between(start, b.renewal_date) - 1)))

@@ -322,6 +322,30 @@ SELF_SERVICE_ACTION_REQUEST_REFUND: SelfServiceAction.ValueType  # 12
 """Return the purchase for a full refund."""
 Global___SelfServiceAction: _TypeAlias = SelfServiceAction  # noqa: Y015
 
+class _UpcomingPaymentKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _UpcomingPaymentKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_UpcomingPaymentKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    UPCOMING_PAYMENT_KIND_UNSPECIFIED: _UpcomingPaymentKind.ValueType  # 0
+    """Not set."""
+    UPCOMING_PAYMENT_KIND_RENEWAL: _UpcomingPaymentKind.ValueType  # 1
+    """An automatic renewal (or one installment of a 3-year renewal)."""
+    UPCOMING_PAYMENT_KIND_INSTALLMENT: _UpcomingPaymentKind.ValueType  # 2
+    """An installment billing has scheduled for a term already bought."""
+
+class UpcomingPaymentKind(_UpcomingPaymentKind, metaclass=_UpcomingPaymentKindEnumTypeWrapper):
+    """Kind of an upcoming payment."""
+
+UPCOMING_PAYMENT_KIND_UNSPECIFIED: UpcomingPaymentKind.ValueType  # 0
+"""Not set."""
+UPCOMING_PAYMENT_KIND_RENEWAL: UpcomingPaymentKind.ValueType  # 1
+"""An automatic renewal (or one installment of a 3-year renewal)."""
+UPCOMING_PAYMENT_KIND_INSTALLMENT: UpcomingPaymentKind.ValueType  # 2
+"""An installment billing has scheduled for a term already bought."""
+Global___UpcomingPaymentKind: _TypeAlias = UpcomingPaymentKind  # noqa: Y015
+
 @_typing.final
 class Product(_message.Message):
     """A product of the catalog."""
@@ -1016,6 +1040,9 @@ class QuoteOrderRequest(_message.Message):
     ALIGN_FIELD_NUMBER: _builtins.int
     UPGRADE_FIELD_NUMBER: _builtins.int
     CONVERT_TRIAL_FIELD_NUMBER: _builtins.int
+    CHANGE_TERM_FIELD_NUMBER: _builtins.int
+    PRODUCT_SWITCH_FIELD_NUMBER: _builtins.int
+    REINSTATE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def create(self) -> Global___CreateSubscriptionRequest:
         """A new subscription."""
@@ -1040,6 +1067,18 @@ class QuoteOrderRequest(_message.Message):
     def convert_trial(self) -> Global___ConvertTrialRequest:
         """A trial conversion."""
 
+    @_builtins.property
+    def change_term(self) -> Global___ChangeTermRequest:
+        """A term change: the automatic renewal it causes at the renewal date, with the new term's renewal price."""
+
+    @_builtins.property
+    def product_switch(self) -> Global___ScheduleProductSwitchRequest:
+        """A product switch: the automatic renewal it causes at the renewal date, with the new product."""
+
+    @_builtins.property
+    def reinstate(self) -> Global___SetAutoRenewRequest:
+        """Automatic renewal turned on while Expired or Suspended: the renewal that reinstates the subscription."""
+
     def __init__(
         self,
         *,
@@ -1049,16 +1088,69 @@ class QuoteOrderRequest(_message.Message):
         align: Global___AlignRenewalDatesRequest | None = ...,
         upgrade: Global___UpgradeSubscriptionRequest | None = ...,
         convert_trial: Global___ConvertTrialRequest | None = ...,
+        change_term: Global___ChangeTermRequest | None = ...,
+        product_switch: Global___ScheduleProductSwitchRequest | None = ...,
+        reinstate: Global___SetAutoRenewRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["add_seats", b"add_seats", "align", b"align", "convert_trial", b"convert_trial", "create", b"create", "order", b"order", "renew", b"renew", "upgrade", b"upgrade"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["add_seats", b"add_seats", "align", b"align", "change_term", b"change_term", "convert_trial", b"convert_trial", "create", b"create", "order", b"order", "product_switch", b"product_switch", "reinstate", b"reinstate", "renew", b"renew", "upgrade", b"upgrade"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["add_seats", b"add_seats", "align", b"align", "convert_trial", b"convert_trial", "create", b"create", "order", b"order", "renew", b"renew", "upgrade", b"upgrade"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["add_seats", b"add_seats", "align", b"align", "change_term", b"change_term", "convert_trial", b"convert_trial", "create", b"create", "order", b"order", "product_switch", b"product_switch", "reinstate", b"reinstate", "renew", b"renew", "upgrade", b"upgrade"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_order: _TypeAlias = _typing.Literal["create", "add_seats", "renew", "align", "upgrade", "convert_trial"]  # noqa: Y015
+    _WhichOneofReturnType_order: _TypeAlias = _typing.Literal["create", "add_seats", "renew", "align", "upgrade", "convert_trial", "change_term", "product_switch", "reinstate"]  # noqa: Y015
     _WhichOneofArgType_order: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_order) -> _WhichOneofReturnType_order | None: ...
 
 Global___QuoteOrderRequest: _TypeAlias = QuoteOrderRequest  # noqa: Y015
+
+@_typing.final
+class PaymentInstallment(_message.Message):
+    """One installment of a quoted order or of an upcoming renewal."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    DUE_DATE_FIELD_NUMBER: _builtins.int
+    SUBTOTAL_FIELD_NUMBER: _builtins.int
+    TAX_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """1, 2 or 3."""
+    count: _builtins.int
+    """How many installments the order has (3)."""
+    @_builtins.property
+    def due_date(self) -> _date_pb2.Date:
+        """Due date: the term start and its first and second anniversaries."""
+
+    @_builtins.property
+    def subtotal(self) -> _money_pb2.Money:
+        """Amount before tax."""
+
+    @_builtins.property
+    def tax(self) -> _money_pb2.Money:
+        """Tax from billing."""
+
+    @_builtins.property
+    def total(self) -> _money_pb2.Money:
+        """Subtotal plus tax."""
+
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        count: _builtins.int = ...,
+        due_date: _date_pb2.Date | None = ...,
+        subtotal: _money_pb2.Money | None = ...,
+        tax: _money_pb2.Money | None = ...,
+        total: _money_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_date", b"due_date", "subtotal", b"subtotal", "tax", b"tax", "total", b"total"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "due_date", b"due_date", "sequence", b"sequence", "subtotal", b"subtotal", "tax", b"tax", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaymentInstallment: _TypeAlias = PaymentInstallment  # noqa: Y015
 
 @_typing.final
 class QuoteOrderResponse(_message.Message):
@@ -1071,6 +1163,10 @@ class QuoteOrderResponse(_message.Message):
     TAX_FIELD_NUMBER: _builtins.int
     TOTAL_FIELD_NUMBER: _builtins.int
     CREDIT_FIELD_NUMBER: _builtins.int
+    INSTALLMENTS_FIELD_NUMBER: _builtins.int
+    DUE_DATE_FIELD_NUMBER: _builtins.int
+    DUE_NOW_FIELD_NUMBER: _builtins.int
+    APPLIED_CHANGES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderLine]:
         """The lines (credits are negative)."""
@@ -1091,6 +1187,22 @@ class QuoteOrderResponse(_message.Message):
     def credit(self) -> _money_pb2.Money:
         """Credit for unused value included in the lines (upgrades)."""
 
+    @_builtins.property
+    def installments(self) -> _containers.RepeatedCompositeFieldContainer[Global___PaymentInstallment]:
+        """The installments billing splits the order into (a 3-year term); empty when it is charged at once."""
+
+    @_builtins.property
+    def due_date(self) -> _date_pb2.Date:
+        """When the order is charged: today, or the renewal date for a term change or product switch."""
+
+    @_builtins.property
+    def due_now(self) -> _money_pb2.Money:
+        """What the order charges on due_date: the total, or the first installment's total."""
+
+    @_builtins.property
+    def applied_changes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Pending changes a renewal applies: "term", "product", "seats"."""
+
     def __init__(
         self,
         *,
@@ -1099,14 +1211,166 @@ class QuoteOrderResponse(_message.Message):
         tax: _money_pb2.Money | None = ...,
         total: _money_pb2.Money | None = ...,
         credit: _money_pb2.Money | None = ...,
+        installments: _abc.Iterable[Global___PaymentInstallment] | None = ...,
+        due_date: _date_pb2.Date | None = ...,
+        due_now: _money_pb2.Money | None = ...,
+        applied_changes: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["credit", b"credit", "subtotal", b"subtotal", "tax", b"tax", "total", b"total"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["credit", b"credit", "due_date", b"due_date", "due_now", b"due_now", "subtotal", b"subtotal", "tax", b"tax", "total", b"total"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["credit", b"credit", "lines", b"lines", "subtotal", b"subtotal", "tax", b"tax", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_changes", b"applied_changes", "credit", b"credit", "due_date", b"due_date", "due_now", b"due_now", "installments", b"installments", "lines", b"lines", "subtotal", b"subtotal", "tax", b"tax", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___QuoteOrderResponse: _TypeAlias = QuoteOrderResponse  # noqa: Y015
+
+@_typing.final
+class ListUpcomingPaymentsRequest(_message.Message):
+    """Request of ListUpcomingPayments."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    HORIZON_DAYS_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    """Account id."""
+    horizon_days: _builtins.int
+    """How many days ahead to look (default 365, at most 1098)."""
+    page_size: _builtins.int
+    """Maximum number to return (default 50, at most 500)."""
+    page_token: _builtins.str
+    """Token from a previous response."""
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        horizon_days: _builtins.int = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "horizon_days", b"horizon_days", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListUpcomingPaymentsRequest: _TypeAlias = ListUpcomingPaymentsRequest  # noqa: Y015
+
+@_typing.final
+class UpcomingPayment(_message.Message):
+    """One coming payment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    PRODUCT_CODE_FIELD_NUMBER: _builtins.int
+    PRODUCT_NAME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    DUE_DATE_FIELD_NUMBER: _builtins.int
+    SEATS_FIELD_NUMBER: _builtins.int
+    UNIT_PRICE_FIELD_NUMBER: _builtins.int
+    SUBTOTAL_FIELD_NUMBER: _builtins.int
+    TAX_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    INSTALLMENT_SEQUENCE_FIELD_NUMBER: _builtins.int
+    INSTALLMENT_COUNT_FIELD_NUMBER: _builtins.int
+    APPLIED_CHANGES_FIELD_NUMBER: _builtins.int
+    TERM_FIELD_NUMBER: _builtins.int
+    subscription_id: _builtins.str
+    """Subscription id."""
+    product_code: _builtins.str
+    """Product code the payment is for (the new product when a switch is pending)."""
+    product_name: _builtins.str
+    """Product name."""
+    kind: Global___UpcomingPaymentKind.ValueType
+    """Renewal or installment."""
+    seats: _builtins.int
+    """Seats paid for."""
+    installment_sequence: _builtins.int
+    """Installment number (1, 2 or 3); 0 when the payment is not split."""
+    installment_count: _builtins.int
+    """Installments of the term (3); 0 when the payment is not split."""
+    term: _common_pb2.Term.ValueType
+    """Term the payment is for."""
+    @_builtins.property
+    def due_date(self) -> _date_pb2.Date:
+        """Due date (local date of the subscription)."""
+
+    @_builtins.property
+    def unit_price(self) -> _money_pb2.Money:
+        """Per-seat price for the whole term."""
+
+    @_builtins.property
+    def subtotal(self) -> _money_pb2.Money:
+        """Amount before tax."""
+
+    @_builtins.property
+    def tax(self) -> _money_pb2.Money:
+        """Tax from billing."""
+
+    @_builtins.property
+    def total(self) -> _money_pb2.Money:
+        """Subtotal plus tax."""
+
+    @_builtins.property
+    def applied_changes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Pending changes the renewal applies: "term", "product", "seats"."""
+
+    def __init__(
+        self,
+        *,
+        subscription_id: _builtins.str = ...,
+        product_code: _builtins.str = ...,
+        product_name: _builtins.str = ...,
+        kind: Global___UpcomingPaymentKind.ValueType = ...,
+        due_date: _date_pb2.Date | None = ...,
+        seats: _builtins.int = ...,
+        unit_price: _money_pb2.Money | None = ...,
+        subtotal: _money_pb2.Money | None = ...,
+        tax: _money_pb2.Money | None = ...,
+        total: _money_pb2.Money | None = ...,
+        installment_sequence: _builtins.int = ...,
+        installment_count: _builtins.int = ...,
+        applied_changes: _abc.Iterable[_builtins.str] | None = ...,
+        term: _common_pb2.Term.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_date", b"due_date", "subtotal", b"subtotal", "tax", b"tax", "total", b"total", "unit_price", b"unit_price"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_changes", b"applied_changes", "due_date", b"due_date", "installment_count", b"installment_count", "installment_sequence", b"installment_sequence", "kind", b"kind", "product_code", b"product_code", "product_name", b"product_name", "seats", b"seats", "subscription_id", b"subscription_id", "subtotal", b"subtotal", "tax", b"tax", "term", b"term", "total", b"total", "unit_price", b"unit_price"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpcomingPayment: _TypeAlias = UpcomingPayment  # noqa: Y015
+
+@_typing.final
+class ListUpcomingPaymentsResponse(_message.Message):
+    """Response of ListUpcomingPayments."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last."""
+    @_builtins.property
+    def payments(self) -> _containers.RepeatedCompositeFieldContainer[Global___UpcomingPayment]:
+        """The payments, by due date."""
+
+    def __init__(
+        self,
+        *,
+        payments: _abc.Iterable[Global___UpcomingPayment] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "payments", b"payments"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListUpcomingPaymentsResponse: _TypeAlias = ListUpcomingPaymentsResponse  # noqa: Y015
 
 @_typing.final
 class CreateSubscriptionRequest(_message.Message):

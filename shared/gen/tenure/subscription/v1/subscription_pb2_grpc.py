@@ -56,6 +56,11 @@ class SubscriptionServiceStub:
                 request_serializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.QuoteOrderRequest.SerializeToString,
                 response_deserializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.QuoteOrderResponse.FromString,
                 _registered_method=True)
+        self.ListUpcomingPayments = channel.unary_unary(
+                '/tenure.subscription.v1.SubscriptionService/ListUpcomingPayments',
+                request_serializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.ListUpcomingPaymentsRequest.SerializeToString,
+                response_deserializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.ListUpcomingPaymentsResponse.FromString,
+                _registered_method=True)
         self.CreateSubscription = channel.unary_unary(
                 '/tenure.subscription.v1.SubscriptionService/CreateSubscription',
                 request_serializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.CreateSubscriptionRequest.SerializeToString,
@@ -183,6 +188,14 @@ class SubscriptionServiceServicer:
 
     def QuoteOrder(self, request, context):
         """Prices any kind of order (lines, subtotal, tax, total) without writing anything.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListUpcomingPayments(self, request, context):
+        """Lists an account's coming payments: automatic renewals (pending changes applied, a 3-year renewal as
+        its installments) and the installments billing has scheduled, with tax.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -343,6 +356,11 @@ def add_SubscriptionServiceServicer_to_server(servicer, server):
                     servicer.QuoteOrder,
                     request_deserializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.QuoteOrderRequest.FromString,
                     response_serializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.QuoteOrderResponse.SerializeToString,
+            ),
+            'ListUpcomingPayments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUpcomingPayments,
+                    request_deserializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.ListUpcomingPaymentsRequest.FromString,
+                    response_serializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.ListUpcomingPaymentsResponse.SerializeToString,
             ),
             'CreateSubscription': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateSubscription,
@@ -550,6 +568,33 @@ class SubscriptionService:
             '/tenure.subscription.v1.SubscriptionService/QuoteOrder',
             tenure_dot_subscription_dot_v1_dot_subscription__pb2.QuoteOrderRequest.SerializeToString,
             tenure_dot_subscription_dot_v1_dot_subscription__pb2.QuoteOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUpcomingPayments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tenure.subscription.v1.SubscriptionService/ListUpcomingPayments',
+            tenure_dot_subscription_dot_v1_dot_subscription__pb2.ListUpcomingPaymentsRequest.SerializeToString,
+            tenure_dot_subscription_dot_v1_dot_subscription__pb2.ListUpcomingPaymentsResponse.FromString,
             options,
             channel_credentials,
             insecure,

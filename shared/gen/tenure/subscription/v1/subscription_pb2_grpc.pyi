@@ -48,6 +48,10 @@ class SubscriptionServiceStub:
     """
     QuoteOrder: _grpc.UnaryUnaryMultiCallable[_subscription_pb2.QuoteOrderRequest, _subscription_pb2.QuoteOrderResponse]
     """Prices any kind of order (lines, subtotal, tax, total) without writing anything."""
+    ListUpcomingPayments: _grpc.UnaryUnaryMultiCallable[_subscription_pb2.ListUpcomingPaymentsRequest, _subscription_pb2.ListUpcomingPaymentsResponse]
+    """Lists an account's coming payments: automatic renewals (pending changes applied, a 3-year renewal as
+    its installments) and the installments billing has scheduled, with tax.
+    """
     CreateSubscription: _grpc.UnaryUnaryMultiCallable[_subscription_pb2.CreateSubscriptionRequest, _subscription_pb2.CreateSubscriptionResponse]
     """Orders a new subscription (or a 30-day trial) and invoices it."""
     GetSubscription: _grpc.UnaryUnaryMultiCallable[_subscription_pb2.GetSubscriptionRequest, _subscription_pb2.GetSubscriptionResponse]
@@ -105,6 +109,10 @@ class SubscriptionServiceAsyncStub(SubscriptionServiceStub):
     """
     QuoteOrder: _aio.UnaryUnaryMultiCallable[_subscription_pb2.QuoteOrderRequest, _subscription_pb2.QuoteOrderResponse]  # type: ignore[assignment]
     """Prices any kind of order (lines, subtotal, tax, total) without writing anything."""
+    ListUpcomingPayments: _aio.UnaryUnaryMultiCallable[_subscription_pb2.ListUpcomingPaymentsRequest, _subscription_pb2.ListUpcomingPaymentsResponse]  # type: ignore[assignment]
+    """Lists an account's coming payments: automatic renewals (pending changes applied, a 3-year renewal as
+    its installments) and the installments billing has scheduled, with tax.
+    """
     CreateSubscription: _aio.UnaryUnaryMultiCallable[_subscription_pb2.CreateSubscriptionRequest, _subscription_pb2.CreateSubscriptionResponse]  # type: ignore[assignment]
     """Orders a new subscription (or a 30-day trial) and invoices it."""
     GetSubscription: _aio.UnaryUnaryMultiCallable[_subscription_pb2.GetSubscriptionRequest, _subscription_pb2.GetSubscriptionResponse]  # type: ignore[assignment]
@@ -183,6 +191,16 @@ class SubscriptionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_subscription_pb2.QuoteOrderResponse, _abc.Awaitable[_subscription_pb2.QuoteOrderResponse]]:
         """Prices any kind of order (lines, subtotal, tax, total) without writing anything."""
+
+    @_abc_1.abstractmethod
+    def ListUpcomingPayments(
+        self,
+        request: _subscription_pb2.ListUpcomingPaymentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_subscription_pb2.ListUpcomingPaymentsResponse, _abc.Awaitable[_subscription_pb2.ListUpcomingPaymentsResponse]]:
+        """Lists an account's coming payments: automatic renewals (pending changes applied, a 3-year renewal as
+        its installments) and the installments billing has scheduled, with tax.
+        """
 
     @_abc_1.abstractmethod
     def CreateSubscription(
