@@ -599,6 +599,10 @@ def request_refund(
 # installments billing will schedule: the order then charges exactly `due_now` (rules §3, §5).
 
 
+#: the id of a subscription a quote prices before it exists (its lines name no subscription)
+NOT_YET_ORDERED = ""
+
+
 @dataclass(frozen=True)
 class QuotePart:
     """One installment of a quoted order."""
@@ -748,7 +752,7 @@ def quote_create(db: Database, peers: Peers, req: ops.OrderRequest) -> Quote:
     if not req.trial and not req.payment_method_id:
         req = replace(req, payment_method_id="quote")  # a quote charges nothing
     now = db.clock.now()
-    out = ops.create(req, catalog, "quote", now)
+    out = ops.create(req, catalog, NOT_YET_ORDERED, now)
     return _quote(peers, out.subscription, "new", out.lines, out.subscription.today(now))
 
 
@@ -821,7 +825,7 @@ def quote_upgrade(
 ) -> Quote:
     sub, catalog = _load(db, subscription_id)
     now = db.clock.now()
-    out = ops.upgrade(sub, catalog, now, "quote", target_product_code, target_plan)
+    out = ops.upgrade(sub, catalog, now, NOT_YET_ORDERED, target_product_code, target_plan)
     return _quote(peers, out.new, "upgrade", out.lines, sub.today(now), out.credit)
 
 
