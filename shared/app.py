@@ -9,6 +9,7 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import grpc
@@ -64,6 +65,8 @@ class ServiceApp:
     loops: list[Periodic] = field(default_factory=list)
     clients: list[ServiceClient] = field(default_factory=list)
     port: int = 0
+    #: the service's own time-driven work, run by ClockService.DrainOutbox (see shared/grpc/clock_service)
+    settle: Callable[[], datetime | None] | None = None
 
     @classmethod
     def create(
@@ -99,7 +102,7 @@ class ServiceApp:
 
         self.server.add(
             clock_pb2_grpc.add_ClockServiceServicer_to_server,
-            ClockServicer(self.clock, self.relay),
+            ClockServicer(self.clock, self.relay, lambda: self.settle() if self.settle else None),
             clock_pb2.DESCRIPTOR.services_by_name["ClockService"].full_name,
             CLOCK_PERMISSIONS,
         )

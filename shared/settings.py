@@ -169,6 +169,8 @@ class NotificationSettings(ServiceSettings):
     smtp_password: str = ""
     #: From address of every e-mail
     mail_from: str = "Tenure <no-reply@tenure.example>"
+    #: Reply-To of every e-mail: where a customer's answer goes (empty: no Reply-To)
+    mail_reply_to: str = "Tenure Customer Support <support@tenure.example>"
     #: folder of .eml files when no SMTP host is set
     mail_dir: str = "var/mail"
     #: seconds between delivery passes over pending mail

@@ -10,7 +10,7 @@ from services.notification.adapters.peers import Peers
 from services.notification.adapters.repository import NotificationUnitOfWork
 from services.notification.adapters.tables import MEMBERS, NotificationModel
 from services.notification.domain.delivery import RetryPolicy
-from services.notification.domain.routing import ROUTED_EVENT_TYPES
+from services.notification.domain.routing import CONSUMED_EVENT_TYPES
 from services.notification.permissions import permissions
 from services.notification.rendering import Renderer
 from services.notification.servicer import NotificationServicer
@@ -32,9 +32,10 @@ def make_mailer(settings: NotificationSettings):
             username=settings.smtp_username,
             password=settings.smtp_password,
             sender=settings.mail_from,
+            reply_to=settings.mail_reply_to,
             timeout=settings.client_timeout_seconds,
         )
-    return FileMailer(settings.mail_dir, sender=settings.mail_from)
+    return FileMailer(settings.mail_dir, sender=settings.mail_from, reply_to=settings.mail_reply_to)
 
 
 def retry_policy(settings: NotificationSettings) -> RetryPolicy:
@@ -64,9 +65,12 @@ def create(settings: NotificationSettings, clock: Clock) -> ServiceApp:
         notification_pb2_grpc.NotificationServiceServicer,
         permissions(app.db, directory),
     )
-    sink = {event_type: handlers.record_event for event_type in ROUTED_EVENT_TYPES}
+    sink = {event_type: handlers.record_event for event_type in CONSUMED_EVENT_TYPES}
     sink["entitlement.role_changed"] = handlers.role_changed
+    sink["billing.invoice_paid"] = handlers.invoice_paid
     app.add_event_sink(sink)
     app.every("delivery", settings.delivery_interval_seconds, lambda: handlers.run_delivery(app.db, mailing))
+    # ClockService.DrainOutbox (AdvanceClock): the mail of every event received is made before it answers
+    app.settle = lambda: handlers.settle(app.db, mailing)
     app.mailing = mailing
     return app

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from services.notification.adapters.tables import AttachmentRow, NotificationRow
 from services.notification.domain.model import EventFacts, Kind, MailFacts, Person, Role, Status
+from services.notification.domain.reminders import INVOICE_REMINDER_EVENT
 from services.notification.domain.shutoff import ShutoffPolicy
 from shared.errors import InvalidInput
 from shared.grpc.codec import timestamp
@@ -34,7 +35,7 @@ def _date(msg) -> date | None:
     return date(msg.year, msg.month, msg.day)
 
 
-def _zone(name: str) -> ZoneInfo:
+def zone_of(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name) if name else ZoneInfo("UTC")
     except (ZoneInfoNotFoundError, ValueError):
@@ -96,7 +97,10 @@ def _invoice_facts(inv: events_pb2.InvoiceSummary) -> MailFacts:
         amount=amount,
         currency_code=currency,
         due_date=_date(inv.due_date),
-        issue_date=_local_date(inv.issue_time, ZoneInfo("UTC")),
+        issue_date=_local_date(inv.issue_time, zone_of(inv.time_zone)),
+        payment_method=_enum_name(
+            common_pb2.PaymentMethodType, inv.payment_method_type, "PAYMENT_METHOD_TYPE_"
+        ),
     )
 
 
@@ -107,6 +111,7 @@ def to_facts(ev: events_pb2.Event) -> EventFacts:
         event_type=ev.event_type,
         account_id=ev.account_id,
         subscription_id=ev.subscription_id,
+        time=ev.occurred_time.ToDatetime(tzinfo=UTC) if ev.HasField("occurred_time") else None,
         facts=MailFacts(account_id=ev.account_id, subscription_id=ev.subscription_id),
     )
     which = ev.WhichOneof("payload")
@@ -120,6 +125,7 @@ def to_facts(ev: events_pb2.Event) -> EventFacts:
         "stage_changed",
         "renewal_reminder",
         "subscription_refunded",
+        "subscription_changed",
     ):
         p = getattr(ev, which)
         snap = p.subscription
@@ -146,12 +152,18 @@ def to_facts(ev: events_pb2.Event) -> EventFacts:
             event_extra["invoice_id"] = p.invoice_id
         elif which == "stage_changed":
             to_stage = _enum_name(common_pb2.Stage, p.to_stage, "STAGE_")
-            entered = _local_date(p.transition_time, _zone(snap.time_zone)) or facts.expiry_date
+            entered = _local_date(p.transition_time, zone_of(snap.time_zone)) or facts.expiry_date
             extra = dict(
                 reason=p.reason,
                 next_stage_date=SHUTOFF.next_stage_date(to_stage, facts.term, entered) if entered else None,
             )
             event_extra = dict(to_stage=to_stage, reason=p.reason)
+        elif which == "subscription_changed":
+            amount, currency = _money(p.amount)
+            extra = dict(order_number=p.order_number, amount=amount, order_kind=p.change)
+            if currency:
+                extra["currency_code"] = currency
+            event_extra = dict(invoice_id=p.invoice_id, change=p.change)
         elif which == "renewal_reminder":
             extra = dict(days_before=p.days_before)
         elif which == "subscription_refunded":
@@ -172,7 +184,7 @@ def to_facts(ev: events_pb2.Event) -> EventFacts:
         p = ev.subscription_upgraded
         new, old = p.new_subscription, p.old_subscription
         facts = _snapshot_facts(new)
-        zone = _zone(new.time_zone or old.time_zone)
+        zone = zone_of(new.time_zone or old.time_zone)
         facts = replace(
             facts,
             order_number=p.order_number,
@@ -190,12 +202,16 @@ def to_facts(ev: events_pb2.Event) -> EventFacts:
             facts=facts,
         )
 
-    if which in ("invoice_issued", "invoice_overdue", "payment_failed"):
+    if which in ("invoice_issued", "invoice_overdue", "payment_failed", "invoice_paid"):
         p = getattr(ev, which)
         inv = p.invoice
         facts = _invoice_facts(inv)
+        if ev.event_type == INVOICE_REMINDER_EVENT and base.time is not None and facts.due_date:
+            # a reminder carries its invoice's issue event; its time is when it comes due
+            day = base.time.astimezone(zone_of(inv.time_zone)).date()
+            facts = replace(facts, days_before=(facts.due_date - day).days)
         if which == "payment_failed":
-            zone = _zone(inv.time_zone)
+            zone = zone_of(inv.time_zone)
             facts = replace(
                 facts,
                 decline_reason=p.decline_reason,
@@ -228,6 +244,8 @@ def to_facts(ev: events_pb2.Event) -> EventFacts:
                 subscription_id=p.subscription_id,
                 product_code=p.product_code,
                 product_name=p.product_name or p.product_code,
+                member_name=p.user_name,
+                member_email=p.user_email.strip().lower(),
             ),
         )
 

@@ -16,17 +16,26 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from services.notification.adapters.mailer import Outgoing, OutgoingAttachment, SendFailed, message_id_for
 from services.notification.adapters.peers import Pdf, Peers
 from services.notification.adapters.repository import NotificationUnitOfWork
 from services.notification.adapters.tables import AttachmentRow, EventRow, NotificationRow
-from services.notification.codec import to_facts
+from services.notification.codec import to_facts, zone_of
+from services.notification.domain import reminders
 from services.notification.domain.delivery import RetryPolicy, after_failure
-from services.notification.domain.model import INVOICE_KINDS, Kind, Planned, Status
+from services.notification.domain.model import (
+    INVOICE_KINDS,
+    INVOICE_STATE_KINDS,
+    Kind,
+    Planned,
+    Status,
+    with_invoice,
+)
 from services.notification.domain.routing import (
     ROUTED_EVENT_TYPES,
     Audience,
@@ -41,11 +50,18 @@ from shared import paging
 from shared.auth.principal import Access
 from shared.db import Database, new_id
 from shared.errors import InvalidInput, NotFound, PeerUnavailable
+from shared.grpc.codec import timestamp
 from tenure.events.v1 import events_pb2
 
 log = logging.getLogger("tenure.notification")
 
 PDF = "application/pdf"
+
+#: When payers are reminded of an open invoice (rules §8): 7 days before its due date and on it.
+REMINDERS = reminders.ReminderPolicy()
+
+#: Stage-change reasons that mean an unpaid invoice ended the term early or stopped its renewal.
+UNPAID_INVOICE_REASONS = frozenset({"invoice_overdue", "payment_failed"})
 
 
 @dataclass
@@ -74,7 +90,10 @@ class Mailing:
 
 
 def record_event(uow: NotificationUnitOfWork, ev: events_pb2.Event) -> None:
-    """Event-sink handler: keep an event that tells someone something (runs once per event id)."""
+    """Event-sink handler: keep an event that tells someone something (runs once per event id); an
+    issued invoice also schedules its reminders."""
+    if ev.event_type == "billing.invoice_issued":
+        _schedule_reminders(uow, ev)
     if not routes_for(to_facts(ev)):
         return
     now = uow.now
@@ -92,6 +111,46 @@ def record_event(uow: NotificationUnitOfWork, ev: events_pb2.Event) -> None:
     )
 
 
+def _schedule_reminders(uow: NotificationUnitOfWork, ev: events_pb2.Event) -> None:
+    """The invoice's reminders wait as events of their own, due when the reminder is (rules §8)."""
+    inv = ev.invoice_issued.invoice
+    if not inv.invoice_id or not inv.due_date.year:
+        return
+    issued_at = ev.occurred_time.ToDatetime(tzinfo=UTC) if ev.HasField("occurred_time") else uow.now
+    due = date(inv.due_date.year, inv.due_date.month, inv.due_date.day)
+    for r in reminders.schedule(REMINDERS, inv.invoice_id, due, zone_of(inv.time_zone), issued_at):
+        if uow.events.has(r.event_id):
+            continue
+        reminder = events_pb2.Event(
+            event_id=r.event_id,
+            event_type=reminders.INVOICE_REMINDER_EVENT,
+            occurred_time=timestamp(r.due_time),
+            source="notification",
+            account_id=ev.account_id,
+            subscription_id=ev.subscription_id,
+            invoice_issued=ev.invoice_issued,
+        )
+        uow.events.add(
+            EventRow(
+                event_id=r.event_id,
+                event_type=reminders.INVOICE_REMINDER_EVENT,
+                account_id=ev.account_id,
+                subscription_id=ev.subscription_id,
+                payload=reminder.SerializeToString(),
+                status="PENDING",
+                received_time=uow.now,
+                next_attempt_time=r.due_time,
+            )
+        )
+
+
+def invoice_paid(uow: NotificationUnitOfWork, ev: events_pb2.Event) -> None:
+    """Event-sink handler of `billing.invoice_paid`: the invoice's reminders still to come are dropped."""
+    invoice_id = ev.invoice_paid.invoice.invoice_id
+    if invoice_id:
+        uow.events.cancel([reminders.reminder_event_id(invoice_id, d) for d in REMINDERS.days_before_due])
+
+
 def role_changed(uow: NotificationUnitOfWork, ev: events_pb2.Event) -> None:
     """Event-sink handler of `entitlement.role_changed`: the team projection learns it (the
     permission table reads it), and the event is kept when it tells someone something."""
@@ -102,6 +161,23 @@ def role_changed(uow: NotificationUnitOfWork, ev: events_pb2.Event) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # 2. Planning
+
+
+def settle(db: Database, mailing: Mailing, timeout: float = 20.0) -> datetime | None:
+    """Plan every event due by the clock, waiting for those another planner holds, and answer when the
+    next scheduled one comes due (ClockService.DrainOutbox on the test clock: AdvanceClock returns only
+    when the mail of every event delivered so far is made)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        plan_due_events(db, mailing, limit=500)
+        now = db.clock.now()
+        with db.reading() as uow:
+            waiting = uow.events.waiting(now)
+        if not waiting or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    with db.reading() as uow:
+        return uow.events.next_due_after(db.clock.now())
 
 
 def plan_due_events(db: Database, mailing: Mailing, limit: int = 50) -> int:
@@ -124,9 +200,24 @@ def _plan_event(db: Database, mailing: Mailing, event_row_id: int, ev: events_pb
     facts = to_facts(ev)
     if mailing.portal_url:
         facts = replace(facts, facts=replace(facts.facts, portal_url=mailing.portal_url))
-    audiences = {a for r in routes_for(facts) for a in r.audiences}
+    routes = routes_for(facts)
+    audiences = {a for r in routes for a in r.audiences}
+    kinds = {r.kind for r in routes}
     peers = mailing.peers
     try:
+        if facts.invoice_id and kinds & INVOICE_STATE_KINDS:
+            # what is true of the invoice now: paid (how, when) or open (amount due); a reminder of an
+            # invoice paid, void or already overdue (the overdue e-mail tells then) is not sent
+            invoice = peers.invoice(facts.invoice_id)
+            if invoice is not None:
+                facts = replace(facts, facts=with_invoice(facts.facts, invoice))
+            if Kind.INVOICE_REMINDER in kinds and (invoice is None or not invoice.worth_a_reminder):
+                return _store_planned(db, mailing, event_row_id, ev, [], None)
+        if Kind.SUBSCRIPTION_EXPIRED in kinds and facts.reason in UNPAID_INVOICE_REASONS:
+            # an expiry an unpaid invoice caused names that invoice and its due date
+            unpaid = peers.unpaid_invoice(facts.account_id, facts.subscription_id)
+            if unpaid is not None:
+                facts = replace(facts, facts=with_invoice(facts.facts, unpaid))
         team = peers.team(facts.account_id) if audiences & {Audience.BUYER, Audience.ADMINS} else []
         payers = peers.payers(facts.account_id) if Audience.PAYERS in audiences else []
         directory = build_directory(team, payers, event_buyer=facts.buyer, payer_emails=facts.payer_emails)
@@ -138,7 +229,10 @@ def _plan_event(db: Database, mailing: Mailing, event_row_id: int, ev: events_pb
         _retry_event(db, mailing, event_row_id, str(e))
         return 0
     rendered = [(p, mailing.renderer.render(p.kind, p.language, p.facts)) for p in planned]
-    return _store_planned(db, mailing, event_row_id, ev, rendered, pdf)
+    # On the test clock a mail is made at the instant of its event (AdvanceClock moves the clock on
+    # before a background pass would get to it); on the system clock, when it is made.
+    made_at = facts.time if db.clock.is_test and facts.time is not None else None
+    return _store_planned(db, mailing, event_row_id, ev, rendered, pdf, made_at)
 
 
 def _retry_event(db: Database, mailing: Mailing, event_row_id: int, error: str) -> None:
@@ -161,10 +255,12 @@ def _store_planned(
     ev: events_pb2.Event,
     rendered: list[tuple[Planned, Rendered]],
     pdf: Pdf | None,
+    made_at: datetime | None = None,
 ) -> int:
     created = 0
     with db.unit_of_work() as uow:
         now = uow.now
+        made = made_at or now
         existing = uow.notifications.existing_keys([p.dedupe_key for p, _ in rendered])
         for p, r in rendered:
             if p.dedupe_key in existing:
@@ -188,7 +284,7 @@ def _store_planned(
                     html_body=r.html,
                     message_id=message_id_for(nid, mailing.sender),
                     status=Status.PENDING.value,
-                    create_time=now,
+                    create_time=made,
                     next_attempt_time=now,
                 )
             )

@@ -68,6 +68,12 @@ LABELS: dict[str, dict[str, dict[str, str]]] = {
             "USER": "användare",
         },
     },
+    "method": {
+        "en": {"CARD": "card", "PAYPAL": "PayPal", "INVOICE": "bank transfer"},
+        "nb": {"CARD": "kort", "PAYPAL": "PayPal", "INVOICE": "bankoverføring"},
+        "fr": {"CARD": "carte bancaire", "PAYPAL": "PayPal", "INVOICE": "virement bancaire"},
+        "sv": {"CARD": "kort", "PAYPAL": "PayPal", "INVOICE": "banköverföring"},
+    },
     "decline": {
         "en": {
             "insufficient_funds": "insufficient funds",
@@ -177,6 +183,7 @@ def _environment(*, html: bool) -> Environment:
         plan=_label("plan"),
         role=_label("role"),
         decline=_label("decline"),
+        method=_label("method"),
     )
     return env
 

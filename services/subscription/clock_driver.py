@@ -25,8 +25,9 @@ class ClockDriver:
     drains the outboxes; it returns when every outbox is drained.
 
     The steps are the subscriptions' `next_action_time`s, the instants billing's sweep says it next has
-    work (an installment coming due, an invoice becoming overdue: each at a local midnight), and the
-    target. A year with nothing due is one step; the cost grows with what comes due, not with days."""
+    work (an installment coming due, an invoice becoming overdue: each at a local midnight), the instants
+    a peer's drain says it next has work of its own (the notification service's invoice reminders), and
+    the target. A year with nothing due is one step; the cost grows with what comes due, not with days."""
 
     db: Database
     clock: Clock
@@ -48,9 +49,10 @@ class ClockDriver:
         steps = 0
         at = now
         billing_next = self.billing.run_sweep(now).next_due  # and what is due now already
+        self._drain()  # and the peers' own next due instants (notification's invoice reminders)
         while True:
             own = self._next_due(at)
-            step = min(own, billing_next or NEVER, to)
+            step = min(own, billing_next or NEVER, self._peers_next_due(at), to)
             self.clock.set(step)
             for p in self.peers.values():
                 p.set_time(step)
@@ -60,8 +62,9 @@ class ClockDriver:
                 self._drain()  # billing's events can start or end a shutoff here
                 own = self._next_due(at)
             counts = sweep.run(self.db, self.billing, step) if own <= step else sweep.SweepCounts()
-            if counts.total or billed.done or step >= to:
-                self._drain()
+            peers_due = self._peers_next_due(at) <= step
+            if counts.total or billed.done or peers_due or step >= to:
+                self._drain()  # the notification service plans the mail of what happened at this step
             if counts.total:  # renewals and shutoffs make invoices whose dates billing now watches
                 billing_next = self.billing.run_sweep(step).next_due
             steps += 1
@@ -74,9 +77,17 @@ class ClockDriver:
             nxt = uow.subscriptions.next_action_after(after)
         return nxt if nxt is not None else NEVER
 
+    def _peers_next_due(self, after: datetime) -> datetime:
+        """The earliest instant after `after` at which a peer has work of its own (its last drain's
+        answer: the notification service's invoice reminders)."""
+        due = [p.next_due for p in self.peers.values() if p.next_due is not None and p.next_due > after]
+        return min(due, default=NEVER)
+
     def _drain(self) -> None:
         """Deliver every outbox until all are empty. One pass follows the event flow (billing -> subscription
-        -> entitlement -> notification); passes repeat while anything is still pending."""
+        -> entitlement -> notification); passes repeat while anything is still pending. Each notification
+        drain also plans the e-mail of every event it has received, so that mail is made at this step, on
+        this step's clock."""
         order = [None, "billing", None, "entitlement", "notification"]
         deadline = time.monotonic() + self.drain_timeout
         while True:

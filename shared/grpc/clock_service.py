@@ -3,6 +3,9 @@ drain the outbox. The subscription service's AdvanceClock drives these on all fo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 import grpc
 
 from shared.clock import Clock
@@ -11,11 +14,16 @@ from shared.grpc.interceptors import require_operator
 from shared.outbox import Relay
 from tenure.common.v1 import clock_pb2, clock_pb2_grpc
 
+#: A service's own time-driven work, run after its outbox is drained: does what is due by the clock and
+#: answers when it next has work (None: nothing scheduled).
+Settle = Callable[[], datetime | None]
+
 
 class ClockServicer(clock_pb2_grpc.ClockServiceServicer):
-    def __init__(self, clock: Clock, relay: Relay) -> None:
+    def __init__(self, clock: Clock, relay: Relay, settle: Settle | None = None) -> None:
         self.clock = clock
         self.relay = relay
+        self.settle = settle
 
     def GetTime(
         self, request: clock_pb2.GetTimeRequest, context: grpc.ServicerContext
@@ -34,4 +42,5 @@ class ClockServicer(clock_pb2_grpc.ClockServiceServicer):
     ) -> clock_pb2.DrainOutboxResponse:
         require_operator(context, "Draining the outbox")
         self.relay.drain(request.timeout_seconds or 30.0)
-        return clock_pb2.DrainOutboxResponse(pending=self.relay.pending())
+        next_due = self.settle() if self.settle is not None else None
+        return clock_pb2.DrainOutboxResponse(pending=self.relay.pending(), next_due_time=timestamp(next_due))

@@ -43,9 +43,11 @@ class SendFailed(Exception):
         self.permanent = permanent
 
 
-def build_message(mail: Outgoing, sender: str) -> EmailMessage:
+def build_message(mail: Outgoing, sender: str, reply_to: str = "") -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = sender
+    if reply_to:
+        msg["Reply-To"] = reply_to  # replies reach people, not the no-reply sender
     msg["To"] = formataddr((mail.to_name, mail.to_email)) if mail.to_name else mail.to_email
     msg["Subject"] = mail.subject
     msg["Date"] = format_datetime(mail.date)
@@ -79,6 +81,7 @@ class SmtpMailer:
         username: str = "",
         password: str = "",
         sender: str,
+        reply_to: str = "",
         timeout: float = 10.0,
     ) -> None:
         if tls not in ("none", "starttls", "ssl"):
@@ -86,13 +89,14 @@ class SmtpMailer:
         self.host, self.port, self.tls = host, port, tls
         self.username, self.password = username, password
         self.sender = sender
+        self.reply_to = reply_to
         self.timeout = timeout
 
     def describe(self) -> str:
         return f"smtp://{self.host}:{self.port} ({self.tls})"
 
     def send(self, mail: Outgoing) -> None:
-        msg = build_message(mail, self.sender)
+        msg = build_message(mail, self.sender, self.reply_to)
         try:
             if self.tls == "ssl":
                 client = smtplib.SMTP_SSL(
@@ -126,9 +130,10 @@ class SmtpMailer:
 class FileMailer:
     """Writes each e-mail as `<mail_dir>/<notification id>.eml` (written once, atomically)."""
 
-    def __init__(self, directory: str, *, sender: str) -> None:
+    def __init__(self, directory: str, *, sender: str, reply_to: str = "") -> None:
         self.directory = Path(directory)
         self.sender = sender
+        self.reply_to = reply_to
 
     def describe(self) -> str:
         return f"files in {self.directory}"
@@ -144,7 +149,7 @@ class FileMailer:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".eml.tmp")
-            tmp.write_bytes(bytes(build_message(mail, self.sender)))
+            tmp.write_bytes(bytes(build_message(mail, self.sender, self.reply_to)))
             os.replace(tmp, path)
         except OSError as e:
             raise SendFailed(f"cannot write {path}: {e}") from e

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, false, or_, update
+from sqlalchemy import and_, false, func, or_, update
 from sqlmodel import Session, select
 
 from services.notification.adapters.tables import MEMBERS, AttachmentRow, EventRow, NotificationRow
@@ -28,7 +28,8 @@ def _lease_free(col_lease: Any, now: datetime) -> Any:
 
 
 class EventRepository:
-    """Consumed events: PENDING until planned (leased while one planner works on it), then PLANNED."""
+    """Consumed events: PENDING until planned (leased while one planner works on it), then PLANNED; an
+    invoice's reminders wait here PENDING until they come due, or are CANCELLED when it is paid."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -53,6 +54,37 @@ class EventRepository:
                 .limit(limit)
             ).all()
         )
+
+    def has(self, event_id: str) -> bool:
+        return self.session.exec(select(EventRow.id).where(EventRow.event_id == event_id)).first() is not None
+
+    def cancel(self, event_ids: list[str]) -> int:
+        """Drop pending events (an invoice's reminders once it is paid); the number dropped."""
+        if not event_ids:
+            return 0
+        return int(
+            self.session.execute(
+                update(EventRow)
+                .where(EventRow.event_id.in_(event_ids), EventRow.status == "PENDING")
+                .values(status="CANCELLED", lease_until=None)
+            ).rowcount
+        )
+
+    def waiting(self, now: datetime) -> int:
+        """How many pending events are due by `now`, leased or not (a planner is still at work)."""
+        return len(
+            self.session.exec(
+                select(EventRow.id).where(EventRow.status == "PENDING", EventRow.next_attempt_time <= now)
+            ).all()
+        )
+
+    def next_due_after(self, now: datetime) -> datetime | None:
+        """When the next pending event comes due after `now` (a scheduled reminder, a retry)."""
+        return self.session.exec(
+            select(func.min(EventRow.next_attempt_time)).where(
+                EventRow.status == "PENDING", EventRow.next_attempt_time > now
+            )
+        ).one()
 
     def claim(self, event_row_id: int, now: datetime, lease_until: datetime) -> EventRow | None:
         """Take the lease on a pending event (None when another planner has it or it is planned)."""

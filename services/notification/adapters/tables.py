@@ -38,7 +38,7 @@ class EventRow(NotificationModel, table=True):
     account_id: str = Field(default="", max_length=80)
     subscription_id: str = Field(default="", max_length=80)
     payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    status: str = Field(default="PENDING", max_length=10)  # PENDING, PLANNED
+    status: str = Field(default="PENDING", max_length=10)  # PENDING, PLANNED, CANCELLED
     attempts: int = 0
     last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     received_time: datetime = _time()

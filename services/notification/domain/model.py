@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
@@ -26,6 +26,8 @@ class Kind(StrEnum):
     PRODUCT_ACCESS = "PRODUCT_ACCESS"
     ROLE_CHANGED = "ROLE_CHANGED"
     SEAT_ASSIGNED = "SEAT_ASSIGNED"
+    INVOICE_REMINDER = "INVOICE_REMINDER"
+    USER_ASSIGNED = "USER_ASSIGNED"
 
     @property
     def template_name(self) -> str:
@@ -47,11 +49,15 @@ BILLING_AND_RENEWAL_KINDS: frozenset[Kind] = frozenset(
         Kind.INVOICE_ISSUED,
         Kind.INVOICE_OVERDUE,
         Kind.PAYMENT_FAILED,
+        Kind.INVOICE_REMINDER,
     }
 )
 
 # Kinds whose e-mail carries the invoice PDF.
-INVOICE_KINDS: frozenset[Kind] = frozenset({Kind.INVOICE_ISSUED, Kind.INVOICE_OVERDUE})
+INVOICE_KINDS: frozenset[Kind] = frozenset({Kind.INVOICE_ISSUED, Kind.INVOICE_OVERDUE, Kind.INVOICE_REMINDER})
+
+# Kinds that tell about one invoice as billing has it when the mail is made (paid or open, amount due).
+INVOICE_STATE_KINDS: frozenset[Kind] = frozenset({Kind.INVOICE_ISSUED, Kind.INVOICE_REMINDER})
 
 
 class Role(StrEnum):
@@ -122,7 +128,12 @@ class MailFacts:
     order_number: str = ""
     amount: Decimal | None = None
     currency_code: str = ""
+    order_kind: str = ""  # order confirmation: "" (a new subscription), trial_converted, aligned
     invoice_number: str = ""
+    amount_due: Decimal | None = None  # what is still owed on the invoice (None: not known)
+    paid: bool = False  # the invoice is paid in full
+    paid_date: date | None = None  # when (the invoice's zone)
+    payment_method: str = ""  # CARD, PAYPAL, INVOICE (how the invoice is paid)
     issue_date: date | None = None
     due_date: date | None = None
     renewal_date: date | None = None
@@ -172,6 +183,8 @@ class EventFacts:
     subject: Person | None = None
     payer_emails: tuple[str, ...] = ()
     invoice_id: str = ""
+    change: str = ""  # subscription.changed only: aligned, trial_converted, auto_renew, …
+    time: datetime | None = None  # when the event happened (an invoice reminder: when it is due)
     facts: MailFacts = field(default_factory=MailFacts)
 
 
@@ -193,3 +206,43 @@ class Planned:
 
 def dedupe_key(event_id: str, email: str, kind: Kind) -> str:
     return f"{event_id}|{normalize_email(email)}|{kind.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceState:
+    """An invoice as billing has it when a mail about it is made."""
+
+    invoice_id: str
+    invoice_number: str
+    status: str  # OPEN, PAID, VOID
+    total: Decimal | None
+    amount_due: Decimal | None
+    currency_code: str
+    due_date: date | None
+    paid_date: date | None = None
+    payment_method: str = ""  # CARD, PAYPAL, INVOICE
+    overdue: bool = False  # billing holds it overdue (its overdue e-mail has told)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == "OPEN"
+
+    @property
+    def worth_a_reminder(self) -> bool:
+        """Open and not yet overdue: once overdue, the overdue e-mail tells instead."""
+        return self.is_open and not self.overdue
+
+
+def with_invoice(facts: MailFacts, invoice: InvoiceState) -> MailFacts:
+    """The facts of a mail about `invoice`: paid (how, when) or open (amount due, due date)."""
+    return replace(
+        facts,
+        invoice_number=invoice.invoice_number or facts.invoice_number,
+        amount=invoice.total if invoice.total is not None else facts.amount,
+        currency_code=invoice.currency_code or facts.currency_code,
+        due_date=invoice.due_date or facts.due_date,
+        amount_due=invoice.amount_due if invoice.is_open else None,
+        paid=invoice.status == "PAID",
+        paid_date=invoice.paid_date if invoice.status == "PAID" else None,
+        payment_method=invoice.payment_method or facts.payment_method,
+    )

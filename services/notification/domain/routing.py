@@ -3,8 +3,9 @@
 | recipient | receives |
 | buyer  | order confirmation, renewal done, renewal reminders, expiry and each shutoff stage,
 |        | co-term seat additions, invoices due, refunds |
-| admins | user management, product access (and downloads, activation, training) |
-| payers | invoices and invoice reminders |
+| admins | user management (a user given a seat), product access (a new subscription, an upgrade, |
+|        | seats added) (and downloads, activation, training) |
+| payers | invoices and invoice reminders (7 days before the due date and on it, while unpaid) |
 | users  | you have been given access to a product: sign in and download |
 
 Admins get no billing or renewal e-mail unless they are also the buyer; someone who is both buyer
@@ -29,6 +30,7 @@ from services.notification.domain.model import (
     Role,
     normalize_email,
 )
+from services.notification.domain.reminders import INVOICE_REMINDER_EVENT
 
 
 class Audience(StrEnum):
@@ -71,6 +73,15 @@ def _team_change_made_by_someone(event: EventFacts) -> bool:
     return bool(event.facts.actor_email) and event.facts.role in _TEAM_ROLES
 
 
+def _change_is(*changes: str) -> Condition:
+    wanted = frozenset(changes)
+
+    def check(event: EventFacts) -> bool:
+        return event.change in wanted
+
+    return check
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     event_type: str
@@ -99,18 +110,33 @@ ROUTES: tuple[Route, ...] = (
         B,
         when=_stage_is("CANCELLED", unless_reason=("refunded", "upgraded")),
     ),
+    # Every order is confirmed with its number: a trial converted and an alignment are orders too
+    # (an alignment of several subscriptions: one mail per subscription extended, each with the order).
+    _route(
+        "subscription.changed",
+        Kind.ORDER_CONFIRMATION,
+        B,
+        when=_change_is("trial_converted", "aligned"),
+    ),
     _route("subscription.seats_added", Kind.SEATS_ADDED, B),
+    _route("subscription.seats_added", Kind.PRODUCT_ACCESS, A),
     _route("subscription.upgraded", Kind.UPGRADE_CONFIRMATION, B),
     _route("subscription.upgraded", Kind.PRODUCT_ACCESS, A),
     _route("subscription.refunded", Kind.REFUND_CONFIRMATION, B),
     _route("billing.invoice_issued", Kind.INVOICE_ISSUED, B, P),
     _route("billing.invoice_overdue", Kind.INVOICE_OVERDUE, B, P),
     _route("billing.payment_failed", Kind.PAYMENT_FAILED, B, P),  # dunning: the buyer and the payers
+    # scheduled by this service from billing.invoice_issued (domain/reminders.py), dropped when paid
+    _route(INVOICE_REMINDER_EVENT, Kind.INVOICE_REMINDER, B, P),
     _route("entitlement.role_changed", Kind.ROLE_CHANGED, A, S, when=_team_change_made_by_someone),
     _route("entitlement.seat_assigned", Kind.SEAT_ASSIGNED, S),
+    _route("entitlement.seat_assigned", Kind.USER_ASSIGNED, A),  # user management
 )
 
 ROUTED_EVENT_TYPES: frozenset[str] = frozenset(r.event_type for r in ROUTES)
+
+#: The routed events other services send (the rest this service makes itself: invoice reminders).
+CONSUMED_EVENT_TYPES: frozenset[str] = frozenset(t for t in ROUTED_EVENT_TYPES if t != INVOICE_REMINDER_EVENT)
 
 
 def routes_for(event: EventFacts) -> list[Route]:

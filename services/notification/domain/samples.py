@@ -65,8 +65,10 @@ SAMPLES: dict[Kind, MailFacts] = {
         _BASE,
         invoice_number="INV-2025-000042",
         amount=Decimal("2625.00"),
+        amount_due=Decimal("2625.00"),
         issue_date=date(2025, 6, 10),
         due_date=date(2025, 7, 10),
+        payment_method="INVOICE",
     ),
     Kind.INVOICE_OVERDUE: replace(
         _BASE,
@@ -95,6 +97,19 @@ SAMPLES: dict[Kind, MailFacts] = {
         actor_email="kari@example.com",
     ),
     Kind.SEAT_ASSIGNED: replace(_BASE, order_number="", amount=None),
+    Kind.INVOICE_REMINDER: replace(
+        _BASE,
+        invoice_number="INV-2025-000042",
+        amount=Decimal("2625.00"),
+        amount_due=Decimal("2625.00"),
+        issue_date=date(2025, 6, 10),
+        due_date=date(2025, 7, 10),
+        days_before=7,
+        payment_method="INVOICE",
+    ),
+    Kind.USER_ASSIGNED: replace(
+        _BASE, order_number="", amount=None, member_name="Ola Hansen", member_email="ola@example.com"
+    ),
 }
 
 # Facts each kind's e-mail must state (checked by the template tests and shown in previews).
@@ -114,6 +129,8 @@ KEY_FACTS: dict[Kind, tuple[str, ...]] = {
     Kind.PRODUCT_ACCESS: ("product_name",),
     Kind.ROLE_CHANGED: ("member_name",),
     Kind.SEAT_ASSIGNED: ("product_name",),
+    Kind.INVOICE_REMINDER: ("invoice_number", "amount_due", "due_date", "days_before"),
+    Kind.USER_ASSIGNED: ("member_name", "product_name"),
 }
 
 

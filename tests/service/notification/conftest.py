@@ -84,12 +84,13 @@ def smtp():
 
 
 class FakePeers(entitlement_pb2_grpc.EntitlementServiceServicer, billing_pb2_grpc.BillingServiceServicer):
-    """What the entitlement and billing services answer: teams, payers and invoice PDFs."""
+    """What the entitlement and billing services answer: teams, payers, invoices and their PDFs."""
 
     def __init__(self) -> None:
         self.members: dict[str, list[entitlement_pb2.Member]] = {}
         self.payer_list: dict[str, list[billing_pb2.Payer]] = {}
         self.pdfs: dict[str, bytes] = {}
+        self.invoices: dict[str, billing_pb2.Invoice] = {}  # GetInvoice, ListInvoices
         self.calls: list[str] = []
         self.down = False  # answer UNAVAILABLE to everything, as a service that is down
 
@@ -117,6 +118,23 @@ class FakePeers(entitlement_pb2_grpc.EntitlementServiceServicer, billing_pb2_grp
     def ListPayers(self, request, context):
         self.calls.append("ListPayers")
         return billing_pb2.ListPayersResponse(payers=self.payer_list.get(request.account_id, []))
+
+    def GetInvoice(self, request, context):
+        self.calls.append("GetInvoice")
+        if request.invoice_id not in self.invoices:
+            context.abort(grpc.StatusCode.NOT_FOUND, "no such invoice")
+        return billing_pb2.GetInvoiceResponse(invoice=self.invoices[request.invoice_id])
+
+    def ListInvoices(self, request, context):
+        self.calls.append("ListInvoices")
+        found = [
+            i
+            for i in self.invoices.values()
+            if i.account_id == request.account_id
+            and (not request.subscription_id or i.subscription_id == request.subscription_id)
+            and (not request.status or i.status == request.status)
+        ]
+        return billing_pb2.ListInvoicesResponse(invoices=found)
 
     def GetInvoicePdf(self, request, context):
         self.calls.append("GetInvoicePdf")

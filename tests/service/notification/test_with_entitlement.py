@@ -56,14 +56,20 @@ def test_team_roles_and_seats_reach_the_right_people(start_service, peers, smtp)
     )
     assert ent.relay.drain(10)
 
-    anne = wait_for(lambda: smtp.inbox.to("anne@example.com"))
-    assert [m["Subject"] for m in anne] == ["Anne Admin est désormais administrateur secondaire"]
+    # the admins (Anne, and the buyer as primary admin) are told of the user given a seat (§8: user
+    # management), Per of the access itself
+    anne = wait_for(lambda: len(smtp.inbox.to("anne@example.com")) == 2 and smtp.inbox.to("anne@example.com"))
+    assert sorted(m["Subject"] for m in anne) == [
+        "Anne Admin est désormais administrateur secondaire",
+        "Per a désormais accès à AutoCAD LT",
+    ]
     per = wait_for(lambda: smtp.inbox.to("per@example.com"))
     assert [m["Subject"] for m in per] == ["Du har nu åtkomst till AutoCAD LT"]
-    assert wait_for(lambda: len(smtp.inbox.to(BUYER)) == 3), [m["Subject"] for m in smtp.inbox.to(BUYER)]
+    assert wait_for(lambda: len(smtp.inbox.to(BUYER)) == 4), [m["Subject"] for m in smtp.inbox.to(BUYER)]
     assert "Anne Admin er nå sekundæradministrator" in [m["Subject"] for m in smtp.inbox.to(BUYER)]
+    assert "Per har nå tilgang til AutoCAD LT" in [m["Subject"] for m in smtp.inbox.to(BUYER)]
     logged = notif.api.ListNotifications(pb.ListNotificationsRequest(account_id=ACCOUNT, page_size=50))
-    assert len(logged.notifications) == 5
+    assert len(logged.notifications) == 7
 
     # the team entitlement published is who reads the log: the buyer all of the account's mail, the
     # admin the mail routed to admins (product access, team changes), not the order confirmation
@@ -78,6 +84,8 @@ def test_team_roles_and_seats_reach_the_right_people(start_service, peers, smtp)
     )
     assert kinds_seen_by("anne@example.com") == [
         ("anne@example.com", "NOTIFICATION_KIND_ROLE_CHANGED"),
+        ("anne@example.com", "NOTIFICATION_KIND_USER_ASSIGNED"),
         (BUYER, "NOTIFICATION_KIND_PRODUCT_ACCESS"),
         (BUYER, "NOTIFICATION_KIND_ROLE_CHANGED"),
+        (BUYER, "NOTIFICATION_KIND_USER_ASSIGNED"),
     ]

@@ -17,7 +17,7 @@ from typing import Any
 from services.notification.adapters.mailer import Outgoing, SendFailed
 from services.notification.adapters.peers import Pdf
 from services.notification.adapters.tables import AttachmentRow, EventRow, NotificationRow
-from services.notification.domain.model import Person, Status, normalize_email
+from services.notification.domain.model import InvoiceState, Person, Status, normalize_email
 from services.notification.domain.visibility import Reader
 from shared.clock import TestClock
 from shared.errors import PeerUnavailable
@@ -51,6 +51,28 @@ class FakeEvents:
             if r.status == "PENDING" and r.next_attempt_time <= now and _free(r.lease_until, now)
         ]
         return due[:limit]
+
+    def has(self, event_id: str) -> bool:
+        return any(r.event_id == event_id for r in self.rows.values())
+
+    def cancel(self, event_ids: list[str]) -> int:
+        dropped = 0
+        for r in self.rows.values():
+            if r.event_id in event_ids and r.status == "PENDING":
+                r.status, r.lease_until = "CANCELLED", None
+                dropped += 1
+        return dropped
+
+    def waiting(self, now: datetime) -> int:
+        return sum(1 for r in self.rows.values() if r.status == "PENDING" and r.next_attempt_time <= now)
+
+    def next_due_after(self, now: datetime) -> datetime | None:
+        later = [
+            r.next_attempt_time
+            for r in self.rows.values()
+            if r.status == "PENDING" and r.next_attempt_time > now
+        ]
+        return min(later, default=None)
 
     def claim(self, event_row_id: int, now: datetime, lease_until: datetime) -> EventRow | None:
         row = self.rows.get(event_row_id)
@@ -216,13 +238,15 @@ class FakeDatabase:
 
 
 class FakePeers:
-    """Entitlement's teams and billing's payers and PDFs; `down` makes every call fail as a peer
+    """Entitlement's teams and billing's payers, invoices and PDFs; `down` makes every call fail as a peer
     that does not answer."""
 
     def __init__(self) -> None:
         self.teams: dict[str, list[Person]] = {}
         self.payer_lists: dict[str, list[Person]] = {}
         self.pdfs: dict[str, bytes] = {}
+        self.invoices: dict[str, InvoiceState] = {}  # billing's GetInvoice
+        self.unpaid: dict[tuple[str, str], InvoiceState] = {}  # (account, subscription) → open invoice
         self.down = False
         self.calls: list[str] = []
 
@@ -243,6 +267,14 @@ class FakePeers:
         self._call("invoice_pdf")
         content = self.pdfs.get(invoice_id)
         return Pdf(f"{invoice_id}.pdf", content) if content is not None else None
+
+    def invoice(self, invoice_id: str) -> InvoiceState | None:
+        self._call("invoice")
+        return self.invoices.get(invoice_id)
+
+    def unpaid_invoice(self, account_id: str, subscription_id: str) -> InvoiceState | None:
+        self._call("unpaid_invoice")
+        return self.unpaid.get((account_id, subscription_id))
 
 
 class FakeMailer:

@@ -238,7 +238,9 @@ def test_get_and_resend_show_no_mail_that_is_not_the_callers_to_see(log):
 
 def test_the_log_pages_newest_first_and_refuses_a_token_it_did_not_give(log):
     log.db.clock.advance(timedelta(minutes=1))
-    log.receive(order_event(OTHER, STRANGER, "en", "ORD-9"))
+    later = order_event(OTHER, STRANGER, "en", "ORD-9")
+    later.occurred_time.FromDatetime(log.db.clock.now())  # a mail is dated by its event
+    log.receive(later)
     log.peers.teams[OTHER] = [Person(STRANGER, "Eve", "en", frozenset({Role.BUYER}))]
     log.run()
     everything = handlers.list_notifications(log.db, handlers.ListFilter(), 0, "", OPERATOR).notifications

@@ -15,7 +15,7 @@ A, B = "acct_a", "acct_b"
 
 
 def test_the_kinds_routed_to_admins_are_product_access_and_team_changes_and_no_billing() -> None:
-    assert ADMIN_ROUTED_KINDS == {Kind.PRODUCT_ACCESS, Kind.ROLE_CHANGED}
+    assert ADMIN_ROUTED_KINDS == {Kind.PRODUCT_ACCESS, Kind.ROLE_CHANGED, Kind.USER_ASSIGNED}
     assert not ADMIN_ROUTED_KINDS & BILLING_AND_RENEWAL_KINDS
 
 

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ctenure/common/v1/clock.proto\x12\x10tenure.common.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x10\n\x0eGetTimeRequest\"S\n\x0fGetTimeResponse\x12,\n\x08now_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ntest_clock\x18\x02 \x01(\x08\"=\n\x0eSetTimeRequest\x12+\n\x07to_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"?\n\x0fSetTimeResponse\x12,\n\x08now_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"-\n\x12\x44rainOutboxRequest\x12\x17\n\x0ftimeout_seconds\x18\x01 \x01(\x01\"&\n\x13\x44rainOutboxResponse\x12\x0f\n\x07pending\x18\x01 \x01(\x03*\xf4\x02\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12$\n ERROR_REASON_TEST_CLOCK_DISABLED\x10\x01\x12!\n\x1d\x45RROR_REASON_EVENT_INCOMPLETE\x10\x02\x12\"\n\x1e\x45RROR_REASON_REQUEST_ID_REUSED\x10\x03\x12(\n$ERROR_REASON_CONCURRENT_MODIFICATION\x10\x04\x12!\n\x1d\x45RROR_REASON_PEER_UNAVAILABLE\x10\x05\x12\"\n\x1e\x45RROR_REASON_PERMISSION_DENIED\x10\x06\x12!\n\x1d\x45RROR_REASON_INVALID_ARGUMENT\x10\x07\x12 \n\x1c\x45RROR_REASON_UNAUTHENTICATED\x10\x08\x12$\n ERROR_REASON_REQUEST_ID_TOO_LONG\x10\t2\x8a\x02\n\x0c\x43lockService\x12N\n\x07GetTime\x12 .tenure.common.v1.GetTimeRequest\x1a!.tenure.common.v1.GetTimeResponse\x12N\n\x07SetTime\x12 .tenure.common.v1.SetTimeRequest\x1a!.tenure.common.v1.SetTimeResponse\x12Z\n\x0b\x44rainOutbox\x12$.tenure.common.v1.DrainOutboxRequest\x1a%.tenure.common.v1.DrainOutboxResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ctenure/common/v1/clock.proto\x12\x10tenure.common.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x10\n\x0eGetTimeRequest\"S\n\x0fGetTimeResponse\x12,\n\x08now_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ntest_clock\x18\x02 \x01(\x08\"=\n\x0eSetTimeRequest\x12+\n\x07to_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"?\n\x0fSetTimeResponse\x12,\n\x08now_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"-\n\x12\x44rainOutboxRequest\x12\x17\n\x0ftimeout_seconds\x18\x01 \x01(\x01\"Y\n\x13\x44rainOutboxResponse\x12\x0f\n\x07pending\x18\x01 \x01(\x03\x12\x31\n\rnext_due_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xf4\x02\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12$\n ERROR_REASON_TEST_CLOCK_DISABLED\x10\x01\x12!\n\x1d\x45RROR_REASON_EVENT_INCOMPLETE\x10\x02\x12\"\n\x1e\x45RROR_REASON_REQUEST_ID_REUSED\x10\x03\x12(\n$ERROR_REASON_CONCURRENT_MODIFICATION\x10\x04\x12!\n\x1d\x45RROR_REASON_PEER_UNAVAILABLE\x10\x05\x12\"\n\x1e\x45RROR_REASON_PERMISSION_DENIED\x10\x06\x12!\n\x1d\x45RROR_REASON_INVALID_ARGUMENT\x10\x07\x12 \n\x1c\x45RROR_REASON_UNAUTHENTICATED\x10\x08\x12$\n ERROR_REASON_REQUEST_ID_TOO_LONG\x10\t2\x8a\x02\n\x0c\x43lockService\x12N\n\x07GetTime\x12 .tenure.common.v1.GetTimeRequest\x1a!.tenure.common.v1.GetTimeResponse\x12N\n\x07SetTime\x12 .tenure.common.v1.SetTimeRequest\x1a!.tenure.common.v1.SetTimeResponse\x12Z\n\x0b\x44rainOutbox\x12$.tenure.common.v1.DrainOutboxRequest\x1a%.tenure.common.v1.DrainOutboxResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tenure.common.v1.clock_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ERRORREASON']._serialized_start=402
-  _globals['_ERRORREASON']._serialized_end=774
+  _globals['_ERRORREASON']._serialized_start=453
+  _globals['_ERRORREASON']._serialized_end=825
   _globals['_GETTIMEREQUEST']._serialized_start=83
   _globals['_GETTIMEREQUEST']._serialized_end=99
   _globals['_GETTIMERESPONSE']._serialized_start=101
@@ -45,7 +45,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DRAINOUTBOXREQUEST']._serialized_start=314
   _globals['_DRAINOUTBOXREQUEST']._serialized_end=359
   _globals['_DRAINOUTBOXRESPONSE']._serialized_start=361
-  _globals['_DRAINOUTBOXRESPONSE']._serialized_end=399
-  _globals['_CLOCKSERVICE']._serialized_start=777
-  _globals['_CLOCKSERVICE']._serialized_end=1043
+  _globals['_DRAINOUTBOXRESPONSE']._serialized_end=450
+  _globals['_CLOCKSERVICE']._serialized_start=828
+  _globals['_CLOCKSERVICE']._serialized_end=1094
 # @@protoc_insertion_point(module_scope)

@@ -192,16 +192,26 @@ class DrainOutboxResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     PENDING_FIELD_NUMBER: _builtins.int
+    NEXT_DUE_TIME_FIELD_NUMBER: _builtins.int
     pending: _builtins.int
     """Events not yet acknowledged by every subscriber (0 when drained)."""
+    @_builtins.property
+    def next_due_time(self) -> _timestamp_pb2.Timestamp:
+        """The next instant at which this service has time-driven work of its own that no other service's
+        sweep announces (the notification service's invoice reminders); unset when it has none. The
+        service has finished the work due by its clock before it answers (the notification service has
+        planned the e-mail of every event it received).
+        """
+
     def __init__(
         self,
         *,
         pending: _builtins.int = ...,
+        next_due_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["next_due_time", b"next_due_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["pending", b"pending"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_due_time", b"next_due_time", "pending", b"pending"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -73,7 +73,8 @@ class ClockServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DrainOutbox(self, request, context):
-        """Delivers every event waiting in this service's outbox, then answers how many are still pending.
+        """Delivers every event waiting in this service's outbox, finishes the work due by the service's clock
+        (see DrainOutboxResponse.next_due_time), then answers how many events are still pending.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -40,7 +40,9 @@ class ClockServiceStub:
     SetTime: _grpc.UnaryUnaryMultiCallable[_clock_pb2.SetTimeRequest, _clock_pb2.SetTimeResponse]
     """Moves the test clock forward to `to_time`. FAILED_PRECONDITION on the system clock."""
     DrainOutbox: _grpc.UnaryUnaryMultiCallable[_clock_pb2.DrainOutboxRequest, _clock_pb2.DrainOutboxResponse]
-    """Delivers every event waiting in this service's outbox, then answers how many are still pending."""
+    """Delivers every event waiting in this service's outbox, finishes the work due by the service's clock
+    (see DrainOutboxResponse.next_due_time), then answers how many events are still pending.
+    """
 
 @_typing.type_check_only
 class ClockServiceAsyncStub(ClockServiceStub):
@@ -54,7 +56,9 @@ class ClockServiceAsyncStub(ClockServiceStub):
     SetTime: _aio.UnaryUnaryMultiCallable[_clock_pb2.SetTimeRequest, _clock_pb2.SetTimeResponse]  # type: ignore[assignment]
     """Moves the test clock forward to `to_time`. FAILED_PRECONDITION on the system clock."""
     DrainOutbox: _aio.UnaryUnaryMultiCallable[_clock_pb2.DrainOutboxRequest, _clock_pb2.DrainOutboxResponse]  # type: ignore[assignment]
-    """Delivers every event waiting in this service's outbox, then answers how many are still pending."""
+    """Delivers every event waiting in this service's outbox, finishes the work due by the service's clock
+    (see DrainOutboxResponse.next_due_time), then answers how many events are still pending.
+    """
 
 class ClockServiceServicer(metaclass=_abc_1.ABCMeta):
     """Served by every Tenure service. Moving the clock is refused unless the service runs on the test
@@ -83,6 +87,8 @@ class ClockServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _clock_pb2.DrainOutboxRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_clock_pb2.DrainOutboxResponse, _abc.Awaitable[_clock_pb2.DrainOutboxResponse]]:
-        """Delivers every event waiting in this service's outbox, then answers how many are still pending."""
+        """Delivers every event waiting in this service's outbox, finishes the work due by the service's clock
+        (see DrainOutboxResponse.next_due_time), then answers how many events are still pending.
+        """
 
 def add_ClockServiceServicer_to_server(servicer: ClockServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

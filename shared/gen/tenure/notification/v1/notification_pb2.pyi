@@ -32,7 +32,9 @@ class _NotificationKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Noti
     NOTIFICATION_KIND_UNSPECIFIED: _NotificationKind.ValueType  # 0
     """Not set."""
     NOTIFICATION_KIND_ORDER_CONFIRMATION: _NotificationKind.ValueType  # 1
-    """To the buyer: a new subscription (or trial) was ordered; carries the order number."""
+    """To the buyer: an order was placed (a new subscription or trial, a trial converted, an alignment);
+    carries the order number.
+    """
     NOTIFICATION_KIND_RENEWAL_CONFIRMATION: _NotificationKind.ValueType  # 2
     """To the buyer: the subscription was renewed (automatically, manually or by reinstatement)."""
     NOTIFICATION_KIND_RENEWAL_REMINDER: _NotificationKind.ValueType  # 3
@@ -50,17 +52,23 @@ class _NotificationKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Noti
     NOTIFICATION_KIND_REFUND_CONFIRMATION: _NotificationKind.ValueType  # 9
     """To the buyer: a subscription was returned and refunded."""
     NOTIFICATION_KIND_INVOICE_ISSUED: _NotificationKind.ValueType  # 10
-    """To the buyer and the payers: an invoice was issued (the PDF is attached)."""
+    """To the buyer and the payers: an invoice was issued (the PDF is attached); says paid (how, when) or
+    the amount due and the due date.
+    """
     NOTIFICATION_KIND_INVOICE_OVERDUE: _NotificationKind.ValueType  # 11
     """To the buyer and the payers: an invoice is past its due date (the PDF is attached)."""
     NOTIFICATION_KIND_PAYMENT_FAILED: _NotificationKind.ValueType  # 12
     """To the buyer: a charge was declined and the invoice is still open."""
     NOTIFICATION_KIND_PRODUCT_ACCESS: _NotificationKind.ValueType  # 13
-    """To the admins: a product is ready to be assigned to users (new order or upgrade)."""
+    """To the admins: a product is ready to be assigned to users (new order, upgrade, seats added)."""
     NOTIFICATION_KIND_ROLE_CHANGED: _NotificationKind.ValueType  # 14
     """To the admins and the member concerned: a role on the account team was granted or revoked."""
     NOTIFICATION_KIND_SEAT_ASSIGNED: _NotificationKind.ValueType  # 15
     """To a newly assigned user: you have access to a product; sign in and download it."""
+    NOTIFICATION_KIND_INVOICE_REMINDER: _NotificationKind.ValueType  # 16
+    """To the buyer and the payers: an open invoice falls due in 7 days, or today (the PDF is attached)."""
+    NOTIFICATION_KIND_USER_ASSIGNED: _NotificationKind.ValueType  # 17
+    """To the admins: a user was given a seat of a product (user management)."""
 
 class NotificationKind(_NotificationKind, metaclass=_NotificationKindEnumTypeWrapper):
     """What an e-mail is about. Each kind has a subject, a plain-text body and an HTML body in every
@@ -70,7 +78,9 @@ class NotificationKind(_NotificationKind, metaclass=_NotificationKindEnumTypeWra
 NOTIFICATION_KIND_UNSPECIFIED: NotificationKind.ValueType  # 0
 """Not set."""
 NOTIFICATION_KIND_ORDER_CONFIRMATION: NotificationKind.ValueType  # 1
-"""To the buyer: a new subscription (or trial) was ordered; carries the order number."""
+"""To the buyer: an order was placed (a new subscription or trial, a trial converted, an alignment);
+carries the order number.
+"""
 NOTIFICATION_KIND_RENEWAL_CONFIRMATION: NotificationKind.ValueType  # 2
 """To the buyer: the subscription was renewed (automatically, manually or by reinstatement)."""
 NOTIFICATION_KIND_RENEWAL_REMINDER: NotificationKind.ValueType  # 3
@@ -88,17 +98,23 @@ NOTIFICATION_KIND_UPGRADE_CONFIRMATION: NotificationKind.ValueType  # 8
 NOTIFICATION_KIND_REFUND_CONFIRMATION: NotificationKind.ValueType  # 9
 """To the buyer: a subscription was returned and refunded."""
 NOTIFICATION_KIND_INVOICE_ISSUED: NotificationKind.ValueType  # 10
-"""To the buyer and the payers: an invoice was issued (the PDF is attached)."""
+"""To the buyer and the payers: an invoice was issued (the PDF is attached); says paid (how, when) or
+the amount due and the due date.
+"""
 NOTIFICATION_KIND_INVOICE_OVERDUE: NotificationKind.ValueType  # 11
 """To the buyer and the payers: an invoice is past its due date (the PDF is attached)."""
 NOTIFICATION_KIND_PAYMENT_FAILED: NotificationKind.ValueType  # 12
 """To the buyer: a charge was declined and the invoice is still open."""
 NOTIFICATION_KIND_PRODUCT_ACCESS: NotificationKind.ValueType  # 13
-"""To the admins: a product is ready to be assigned to users (new order or upgrade)."""
+"""To the admins: a product is ready to be assigned to users (new order, upgrade, seats added)."""
 NOTIFICATION_KIND_ROLE_CHANGED: NotificationKind.ValueType  # 14
 """To the admins and the member concerned: a role on the account team was granted or revoked."""
 NOTIFICATION_KIND_SEAT_ASSIGNED: NotificationKind.ValueType  # 15
 """To a newly assigned user: you have access to a product; sign in and download it."""
+NOTIFICATION_KIND_INVOICE_REMINDER: NotificationKind.ValueType  # 16
+"""To the buyer and the payers: an open invoice falls due in 7 days, or today (the PDF is attached)."""
+NOTIFICATION_KIND_USER_ASSIGNED: NotificationKind.ValueType  # 17
+"""To the admins: a user was given a seat of a product (user management)."""
 Global___NotificationKind: _TypeAlias = NotificationKind  # noqa: Y015
 
 class _NotificationStatus:
