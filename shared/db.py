@@ -39,7 +39,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Connection, Dialect, Engine, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql import Select
 from sqlalchemy.types import TypeDecorator
@@ -446,3 +447,12 @@ def _unscoped(key: str) -> str:
 def new_id(prefix: str) -> str:
     """Opaque ids such as `sub_3f2a…`."""
     return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached or used for a moment (refused or dropped connections, an
+    exhausted pool, a lock not granted in time): the call may be retried, so it is UNAVAILABLE rather
+    than INTERNAL."""
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout)):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)

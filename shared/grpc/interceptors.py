@@ -11,11 +11,14 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
 from shared import errors
 from shared.auth.principal import Access, acting, current
+from shared.db import is_unavailable
 from shared.grpc.auth import PUBLIC_PREFIXES, Auth, Permissions
 from shared.grpc.errors import internal_status, status_code_of, to_status
+from shared.grpc.limits import violations
 
 log = logging.getLogger("tenure.rpc")
 REQUEST_ID = "x-request-id"
@@ -38,6 +41,15 @@ def metadata_value(context: grpc.ServicerContext, key: str) -> str:
         if k == key:
             return v.decode() if isinstance(v, bytes) else v
     return ""
+
+
+def _check_limits(request: Any) -> None:
+    """Refuse a request that breaks a field limit (shared/grpc/limits.py) before any work."""
+    bad = violations(request) if isinstance(request, Message) else []
+    if bad:
+        first = f"{bad[0][0]}: {bad[0][1]}"
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise errors.InvalidInput(f"invalid request field {first}{more}", field_violations=bad)
 
 
 def _check_request_id(request: Any, access: Access) -> None:
@@ -92,6 +104,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
                     raise errors.NotAllowed(f"{method} has no permission table", reason="PERMISSION_DENIED")
                 principal = auth.authenticate(context.invocation_metadata())
                 who = principal.label if principal is not None else "anonymous"
+                _check_limits(request)
                 access = table.check(rpc, request, principal)
                 _check_request_id(request, access)
                 with acting(access):
@@ -105,6 +118,15 @@ class ServerInterceptor(grpc.ServerInterceptor):
                 if set_code not in (None, grpc.StatusCode.OK):
                     code = set_code
                     raise
+                if is_unavailable(exc):  # the database, for a moment: the caller may retry
+                    log.warning("database unavailable in %s (request %s): %s", method, request_id, exc)
+                    unavailable = errors.PeerUnavailable(
+                        "the service's database is unavailable for a moment; retry with the same request_id",
+                        reason="PEER_UNAVAILABLE",
+                        metadata={"peer": "database"},
+                    )
+                    code = grpc.StatusCode.UNAVAILABLE
+                    context.abort_with_status(to_status(unavailable, domain))
                 code = grpc.StatusCode.INTERNAL
                 log.exception("unhandled error in %s (request %s)", method, request_id)
                 context.abort_with_status(internal_status(request_id))

@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 
 from shared.grpc.auth import Auth, Permissions
 from shared.grpc.interceptors import ServerInterceptor
+from shared.grpc.limits import MAX_MESSAGE_BYTES
 from shared.grpc.tls import server_credentials
 
 log = logging.getLogger("tenure.server")
@@ -44,7 +45,9 @@ class GrpcServer:
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{service}-rpc"),
             interceptors=[ServerInterceptor(service, auth, self.permissions)],
-            options=[("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", 32 * 1024 * 1024)],
+            # a request is at most 8 MiB (shared/grpc/limits.py); anything larger is refused by gRPC with
+            # RESOURCE_EXHAUSTED before it is read
+            options=[("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
         )
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
