@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BUF := node_modules/.bin/buf
 
-.PHONY: run test protos lint typecheck buf-lint drift pytest bench clean
+.PHONY: run test protos lint typecheck buf-lint drift pytest bench soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ test: lint typecheck buf-lint drift pytest
 
 bench: $(STAMP)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest tests/bench -q -s -p no:cacheprovider --override-ini addopts=
+
+# 50 clients for 30 s against the four services as processes on PostgreSQL (SOAK_SECONDS, SOAK_CLIENTS)
+soak: $(STAMP)
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) tests/soak/run_soak.py
 
 clean:
 	rm -rf $(VENV) node_modules build var
