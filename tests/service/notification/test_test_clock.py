@@ -22,7 +22,7 @@ from tenure.notification.v1 import notification_pb2 as npb
 from tenure.notification.v1 import notification_pb2_grpc
 from tenure.subscription.v1 import subscription_pb2 as pb
 from tests.auth import channel, operator
-from tests.service.subscription.conftest import KARI, Stack, rid
+from tests.service.subscription.conftest import KARI, Stack, day, rid
 
 from .conftest import wait_for
 
@@ -186,3 +186,40 @@ def test_an_open_invoice_is_recalled_7_days_before_its_due_date_and_a_paid_one_i
     )
     assert "Å betale" not in card_body and "Betalt:" in card_body
     assert "den 5. juli 2024 med kort" in card_body
+
+
+def test_a_trial_conversion_and_an_alignment_are_confirmed_with_their_order_numbers(four):
+    """Every order gets its confirmation with its number: the trial converted, and the alignment (one
+    mail per subscription it extends, each naming the one order)."""
+    trial = four.buy(trial=True, pm="", seats=1).subscription
+    conv = four.sub.ConvertTrial(
+        pb.ConvertTrialRequest(
+            request_id=rid(),
+            subscription_id=trial.subscription_id,
+            term=c.TERM_ANNUAL,
+            seats=2,
+            payment_method_id=four.card("acct-1"),
+        )
+    )
+    four.clock.set(datetime(2024, 10, 1, 9, 0, tzinfo=UTC))
+    pm = four.card("acct-2")
+    a = four.buy(account_id="acct-2", pm=pm, seats=2, start_date=day(2024, 6, 10)).subscription
+    b = four.buy(account_id="acct-2", pm=pm, start_date=day(2024, 9, 1)).subscription
+    aligned = four.sub.AlignRenewalDates(
+        pb.AlignRenewalDatesRequest(
+            request_id=rid(), account_id="acct-2", subscription_ids=[a.subscription_id, b.subscription_id]
+        )
+    )
+    four.advance(datetime(2024, 10, 1, 9, 5, tzinfo=UTC))
+    confirmations = four.mail(npb.NOTIFICATION_KIND_ORDER_CONFIRMATION)
+    by_subject = {n.subject: n for n in confirmations}
+    converted = [s for s in by_subject if conv.order_number in s]
+    assert len(converted) == 1
+    body = four.notification.GetNotification(
+        npb.GetNotificationRequest(notification_id=by_subject[converted[0]].notification_id)
+    ).notification.text_body
+    assert "er nå et betalt abonnement" in body and conv.order_number in body
+    alignment = [n for n in confirmations if aligned.order_number in n.subject]
+    assert len(alignment) == 1  # only the subscription whose renewal date moved was extended
+    assert {n.subscription_id for n in alignment} <= {a.subscription_id, b.subscription_id}
+    assert all(n.recipient_email == KARI for n in alignment)
