@@ -16,7 +16,7 @@ import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from sqlalchemy import MetaData
 
-from shared.clock import Clock, make_clock
+from shared.clock import Clock, TestClock, make_clock
 from shared.db import Database, UnitOfWork
 from shared.grpc.auth import CLOCK_PERMISSIONS, Auth, Permissions, event_sink_permissions
 from shared.grpc.clients import ServiceClient
@@ -152,6 +152,10 @@ class ServiceApp:
 
     def start(self) -> int:
         self.migrate()
+        if isinstance(self.clock, TestClock):
+            # the test clock resumes where it was stored (a restart mid-way keeps up with the other services)
+            self.clock.resume(self.db.stored_clock())
+            self.clock.listen(self.db.store_clock)
         self.port = self.server.start()
         self.relay.start()
         for loop in self.loops:

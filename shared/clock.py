@@ -9,6 +9,7 @@ told to.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from shared.errors import InvalidInput, RuleViolation
@@ -42,9 +43,21 @@ class TestClock(Clock):
     def __init__(self, start: datetime | None = None) -> None:
         self._lock = threading.Lock()
         self._now = _aware(start) if start else datetime.now(UTC).replace(microsecond=0)
+        #: told each new time (a service stores it, so a restart resumes there)
+        self._listeners: list[Callable[[datetime], None]] = []
 
     def now(self) -> datetime:
         with self._lock:
+            return self._now
+
+    def listen(self, fn: Callable[[datetime], None]) -> None:
+        self._listeners.append(fn)
+
+    def resume(self, stored: datetime | None) -> datetime:
+        """Move to a stored time if it is later than this clock's (a restart after the clock moved)."""
+        with self._lock:
+            if stored is not None and _aware(stored) > self._now:
+                self._now = _aware(stored)
             return self._now
 
     def set(self, when: datetime) -> datetime:
@@ -55,14 +68,21 @@ class TestClock(Clock):
                     f"the test clock only moves forward (now {self._now.isoformat()})", field="to_time"
                 )
             self._now = when
-            return self._now
+        self._told(when)
+        return when
 
     def advance(self, delta: timedelta) -> datetime:
         if delta < timedelta(0):
             raise InvalidInput("the test clock only moves forward", field="duration")
         with self._lock:
             self._now = self._now + delta
-            return self._now
+            now = self._now
+        self._told(now)
+        return now
+
+    def _told(self, now: datetime) -> None:
+        for fn in self._listeners:
+            fn(now)
 
 
 def _aware(value: datetime) -> datetime:

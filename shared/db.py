@@ -37,6 +37,7 @@ from sqlalchemy import (
     insert,
     select,
     text,
+    update,
 )
 from sqlalchemy.engine import Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
@@ -87,7 +88,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 def add_infra_tables(metadata: MetaData) -> dict[str, Table]:
     """Add the outbox, inbox and idempotency tables to a service's metadata (once)."""
     if "outbox" in metadata.tables:
-        return {n: metadata.tables[n] for n in ("outbox", "outbox_cursor", "inbox", "idempotency")}
+        return {
+            n: metadata.tables[n] for n in ("outbox", "outbox_cursor", "inbox", "idempotency", "test_clock")
+        }
     outbox = Table(
         "outbox",
         metadata,
@@ -131,7 +134,19 @@ def add_infra_tables(metadata: MetaData) -> dict[str, Table]:
         Column("response", LargeBinary, nullable=False),
         Column("create_time", UTCDateTime(), nullable=False),
     )
-    return {"outbox": outbox, "outbox_cursor": cursor, "inbox": inbox, "idempotency": idem}
+    clock = Table(
+        "test_clock",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=False),  # one row, id 1
+        Column("now_time", UTCDateTime(), nullable=False),
+    )
+    return {
+        "outbox": outbox,
+        "outbox_cursor": cursor,
+        "inbox": inbox,
+        "idempotency": idem,
+        "test_clock": clock,
+    }
 
 
 def normalize_url(url: str) -> str:
@@ -186,6 +201,24 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def stored_clock(self) -> datetime | None:
+        """The test clock's time as last stored (None: never moved)."""
+        t = self.tables["test_clock"]
+        with self.read() as s:
+            return s.execute(select(t.c.now_time).where(t.c.id == 1)).scalar_one_or_none()
+
+    def store_clock(self, now: datetime) -> None:
+        """Keep the test clock's time, so a restarted service resumes there (never moves it back)."""
+        t = self.tables["test_clock"]
+        with self.engine.begin() as c:
+            moved = c.execute(update(t).where(t.c.id == 1, t.c.now_time <= now).values(now_time=now)).rowcount
+            if not moved and c.execute(select(t.c.id).where(t.c.id == 1)).first() is None:
+                try:
+                    with c.begin_nested():
+                        c.execute(insert(t).values(id=1, now_time=now))
+                except IntegrityError:
+                    pass  # stored by a replica at the same moment
 
     def on_commit(self, fn: Callable[[], None]) -> None:
         """Call `fn` after every committed unit of work that published events (wakes the relay)."""

@@ -111,6 +111,7 @@ def start_service(new_db_url, clock) -> Iterator[Callable[..., object]]:
     started = []
 
     def start(name: str, create: Callable | None = None, **overrides):
+        own_clock = overrides.pop("clock_override", clock)  # a process of its own (a restart): its own clock
         if create is None:
             module = __import__(f"services.{name}.app", fromlist=["create"])
             create = module.create
@@ -120,7 +121,7 @@ def start_service(new_db_url, clock) -> Iterator[Callable[..., object]]:
         overrides.setdefault("relay_interval_seconds", 0.05)
         overrides.setdefault("relay_max_backoff_seconds", 0.5)
         settings = SETTINGS[name](**overrides) if name in SETTINGS else overrides["settings"]
-        app = create(settings, clock)
+        app = create(settings, own_clock)
         app.start()
         app.addr = f"127.0.0.1:{app.port}"
         started.append(app)

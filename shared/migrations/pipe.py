@@ -109,3 +109,17 @@ def drop_account_members() -> None:
     with op.batch_alter_table("account_members", schema=None) as batch_op:
         batch_op.drop_index("ix_account_members_email")
     op.drop_table("account_members")
+
+
+def create_test_clock() -> None:
+    """The test clock's stored time (one row), so a restarted service resumes at it."""
+    op.create_table(
+        "test_clock",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("now_time", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+
+
+def drop_test_clock() -> None:
+    op.drop_table("test_clock")

@@ -8,11 +8,12 @@ import grpc
 import pytest
 from google.protobuf import timestamp_pb2
 
-from shared.clock import SystemClock
+from shared.clock import SystemClock, TestClock
 from tenure.common.v1 import clock_pb2, clock_pb2_grpc
 from tests.auth import operator, person
 
 OPERATOR = operator()
+START = datetime(2024, 6, 10, 8, 0, tzinfo=UTC)
 ADA = person("ada@example.com")
 
 
@@ -42,6 +43,20 @@ def test_operator_moves_the_test_clock_forward_only(start_service, clock):
         s.SetTime(clock_pb2.SetTimeRequest(to_time=ts(datetime(2025, 1, 1, tzinfo=UTC))), metadata=OPERATOR)
     assert back.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert clock.now() == target
+
+
+def test_a_restarted_service_resumes_its_test_clock_where_it_was(start_service, clock, new_db_url):
+    url = new_db_url("clock")
+    first = start_service("entitlement", database_url=url)
+    target = datetime(2025, 6, 10, 0, 0, tzinfo=UTC)
+    stub(first).SetTime(clock_pb2.SetTimeRequest(to_time=ts(target)), metadata=OPERATOR, timeout=5)
+    first.stop(grace=0)
+    # a new process: its clock starts at TENURE_CLOCK_START again, the stored time moves it on
+    again = start_service("entitlement", create=None, database_url=url, clock_override=TestClock(START))
+    assert time_of(again).now_time.ToDatetime(tzinfo=UTC) == target
+    later = datetime(2025, 7, 1, tzinfo=UTC)
+    stub(again).SetTime(clock_pb2.SetTimeRequest(to_time=ts(later)), metadata=OPERATOR, timeout=5)
+    assert first.db.stored_clock() == later  # stored as it moves (the same database)
 
 
 def test_moving_the_clock_needs_an_operator_token(start_service, clock):
