@@ -13,6 +13,7 @@ from typing import cast
 
 from sqlmodel import Session
 
+from services.subscription.adapters.quotes import QuoteRepository
 from services.subscription.adapters.repository import CatalogRepository, MemberRepository, Repository
 from shared.db import Database, UnitOfWork
 
@@ -27,6 +28,8 @@ class SubscriptionUnitOfWork(UnitOfWork):
         self.catalog = CatalogRepository(session, postgres=postgres)
         #: the account teams (this service's projection)
         self.members = MemberRepository(session)
+        #: partner quotes (rules §9)
+        self.quotes = QuoteRepository(session, postgres=postgres)
 
 
 def subscription_db(db: Database) -> Database:
