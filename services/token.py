@@ -1,4 +1,5 @@
-"""`python -m services.token --email ada@example.com` prints a person's token; `--operator` an operator's.
+"""`python -m services.token --email ada@example.com` prints a person's token; `--operator` an operator's;
+`--email sam@reseller.example --partner ACME` the token of partner ACME's staff member Sam (rules §9).
 
 Tokens are signed with the vendor's key (TENURE_AUTH_SIGNING_KEY_FILE, or the embedded default under
 TENURE_AUTH_KEY_DIR, made here when it does not exist yet), so the services accept them:
@@ -26,9 +27,17 @@ def main(argv: list[str] | None = None) -> int:
     who.add_argument(
         "--service", metavar="NAME", help="a Tenure service (internal RPCs); for tests and tooling"
     )
+    parser.add_argument(
+        "--partner",
+        metavar="ORG",
+        default="",
+        help="with --email: a partner's staff member acting for partner ORG (claim tenure_partner, rules §9)",
+    )
     parser.add_argument("--name", default="operator", help="the operator's name or e-mail (with --operator)")
     parser.add_argument("--ttl", type=float, default=3600.0, help="lifetime in seconds (default 3600)")
     args = parser.parse_args(argv)
+    if args.partner and not args.email:
+        parser.error("--partner goes with --email (a partner's staff member)")
 
     settings = AuthSettings()
     path = signing_key_path(settings)
@@ -41,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.email:
         if "@" not in args.email:
             parser.error("--email needs an e-mail address")
-        token = issuer.person(args.email, ttl_seconds=args.ttl)
+        token = issuer.person(args.email, ttl_seconds=args.ttl, partner=args.partner)
     elif args.operator:
         token = issuer.operator(args.name, ttl_seconds=args.ttl)
     else:

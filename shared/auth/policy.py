@@ -10,6 +10,10 @@ account the request is about (its *target*). The decision, for a verified princi
   gets `NOT_FOUND`, exactly as if the object did not exist; a member whose roles the rule does not
   name gets `PERMISSION_DENIED`. `MEMBER` admits any role.
 - `opens_account`: a person may name an account that has no team yet (the call makes them its buyer).
+- `PARTNER` (rules §9): a partner's staff member (a person whose token names a partner) holds it on an
+  account their partner has quoted or sold to (the directory's `partner_knows`); a rule that admits
+  only partners refuses other people, and a partner may name an account that has no team yet when the
+  rule `opens_account` (a quote for a new customer).
 """
 
 from __future__ import annotations
@@ -36,9 +40,10 @@ SERVICE = "service"
 PERSON = "person"  # any signed-in person, on a request that names no account
 SELF = "self"  # the person the request is about (its `self_field`)
 MEMBER = "member"  # any role on the account
+PARTNER = "partner"  # staff of a partner that has quoted (or sold to) the account (rules §9)
 
-_KNOWN = ACCOUNT_ROLES | {OPERATOR, SERVICE, PERSON, SELF, MEMBER}
-_PERSON_GRANTS = ACCOUNT_ROLES | {PERSON, SELF, MEMBER}
+_KNOWN = ACCOUNT_ROLES | {OPERATOR, SERVICE, PERSON, SELF, MEMBER, PARTNER}
+_PERSON_GRANTS = ACCOUNT_ROLES | {PERSON, SELF, MEMBER, PARTNER}
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +127,8 @@ def decide(
     if not rule.for_people:
         raise denied(f"call {method}: it is for {' and '.join(sorted(rule.allow))} callers only")
     email = principal.email
+    if rule.allow & _PERSON_GRANTS == {PARTNER} and not principal.partner:
+        raise denied(f"call {method}: it is for partners' staff (a token naming a partner)")
     about_self = SELF in rule.allow and field_value(request, rule.self_field).strip().lower() == email
     if not rule.target:
         if PERSON in rule.allow or about_self:
@@ -138,6 +145,10 @@ def decide(
     if directory is None:
         raise RuntimeError(f"call {method}: the permission table has no directory of account teams")
     roles = directory.roles(account, email)
+    if PARTNER in rule.allow and principal.partner:
+        knows = getattr(directory, "partner_knows", None)
+        if knows is not None and knows(account, principal.partner):
+            roles = roles | {PARTNER}
     if about_self:
         return Access(principal, account, roles)
     if not roles:

@@ -26,6 +26,7 @@ class Principal:
     subject: str
     email: str = ""
     on_behalf_of: str = ""
+    partner: str = ""  # a partner's staff member: the partner organisation they act for (rules §9)
 
     @property
     def is_person(self) -> bool:
@@ -43,7 +44,7 @@ class Principal:
     def label(self) -> str:
         """How the audit log names the caller."""
         if self.kind is Kind.PERSON:
-            return self.email
+            return f"{self.email} of partner {self.partner}" if self.partner else self.email
         who = self.subject if self.kind is Kind.SERVICE else f"operator:{self.email or self.subject}"
         return f"{who} for {self.on_behalf_of}" if self.on_behalf_of else who
 
@@ -51,6 +52,8 @@ class Principal:
     def scope(self) -> str:
         """The namespace of this caller's request ids: two callers never share a stored response."""
         raw = f"{self.kind.value}|{self.subject}|{self.email}|{self.on_behalf_of}"
+        if self.partner:
+            raw += f"|{self.partner}"
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 

@@ -32,6 +32,7 @@ from shared.auth.principal import Kind, Principal
 from shared.errors import Unauthenticated
 
 ROLE_CLAIM = "tenure_role"
+PARTNER_CLAIM = "tenure_partner"  # a person's token: the partner organisation they are staff of (rules §9)
 SIGNING_KEY_NAME = "signing-key.pem"
 ALGORITHMS = ("EdDSA", "RS256")
 
@@ -114,9 +115,11 @@ class TokenIssuer:
         headers = {"kid": self.key_id} if self.key_id else None
         return jwt.encode(claims, self.key, algorithm=self.algorithm, headers=headers)
 
-    def person(self, email: str, ttl_seconds: float = 3600) -> str:
+    def person(self, email: str, ttl_seconds: float = 3600, *, partner: str = "") -> str:
+        """A person's token; `partner`: the partner organisation they act for (claim `tenure_partner`)."""
         e = email.strip().lower()
-        return self.mint(e, email=e, ttl_seconds=ttl_seconds)
+        extra = {PARTNER_CLAIM: partner.strip()} if partner.strip() else None
+        return self.mint(e, email=e, ttl_seconds=ttl_seconds, extra=extra)
 
     def operator(self, name: str = "operator", ttl_seconds: float = 3600) -> str:
         return self.mint(name, email=name if "@" in name else "", role="operator", ttl_seconds=ttl_seconds)
@@ -257,7 +260,10 @@ def principal_of(claims: Claims) -> Principal:
         if "@" not in sub:
             raise Unauthenticated("a person's token must name their e-mail (email or sub claim)")
         email = sub.strip().lower()
-    return Principal(Kind.PERSON, sub, email=email)
+    partner = claims.get(PARTNER_CLAIM) or ""
+    if not isinstance(partner, str):
+        raise Unauthenticated(f"the token's {PARTNER_CLAIM} is not a string")
+    return Principal(Kind.PERSON, sub, email=email, partner=partner.strip())
 
 
 class ServiceToken:

@@ -207,14 +207,20 @@ class QuoteRepository:
         sees only those accounts)."""
         if not account_id or not partner:
             return False
-        quoted = select(func.count()).select_from(QuoteRow).where(
-            QuoteRow.account_id == account_id, QuoteRow.partner == partner
+        quoted = (
+            select(func.count())
+            .select_from(QuoteRow)
+            .where(QuoteRow.account_id == account_id, QuoteRow.partner == partner)
         )
         if self.session.execute(quoted).scalar_one():
             return True
-        sold = select(func.count()).select_from(SubscriptionRow).where(
-            SubscriptionRow.account_id == account_id,
-            SubscriptionRow.partner_name == partner,
-            SubscriptionRow.channel.in_([Channel.PARTNER_QUOTE.value, Channel.RESELLER.value]),
+        sold = (
+            select(func.count())
+            .select_from(SubscriptionRow)
+            .where(
+                SubscriptionRow.account_id == account_id,
+                SubscriptionRow.partner_name == partner,
+                SubscriptionRow.channel.in_([Channel.PARTNER_QUOTE.value, Channel.RESELLER.value]),
+            )
         )
         return bool(self.session.execute(sold).scalar_one())

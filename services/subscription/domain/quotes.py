@@ -142,7 +142,9 @@ def valid_lines(lines: list[LineSpec]) -> list[LineSpec]:
                     f"a {ln.kind.value.lower()} line names its subscription", field="lines.subscription_id"
                 )
             if ln.kind is LineKind.PRODUCT_SWITCH and not ln.product_code:
-                raise InvalidInput("a product switch names the product to switch to", field="lines.product_code")
+                raise InvalidInput(
+                    "a product switch names the product to switch to", field="lines.product_code"
+                )
             if ln.kind is LineKind.ADDED_SEATS or ln.seats:
                 valid_seats(ln.seats, "lines.seats")
     return lines
@@ -191,7 +193,9 @@ def require_partner(q: Quote, partner: str, action: str) -> None:
         )
 
 
-def issue(q: Quote, priced: list[OrderLine], subtotal: Decimal, tax: Decimal, total: Decimal, today: date) -> Quote:
+def issue(
+    q: Quote, priced: list[OrderLine], subtotal: Decimal, tax: Decimal, total: Decimal, today: date
+) -> Quote:
     """Issued today, valid for `VALIDITY_DAYS` days (the last valid day is today + 30)."""
     if q.status is not QuoteStatus.DRAFT:
         raise RuleViolation(
@@ -285,7 +289,9 @@ def check_renewal(sub: Subscription, now: datetime, action: str = "quote a renew
     require_no_unpaid_invoice(sub, action)
     if sub.stage is Stage.ACTIVE:
         if sub.access_until is not None:
-            raise RuleViolation(f"cannot {action}: the subscription's access is ending", reason="STAGE_NOT_ALLOWED")
+            raise RuleViolation(
+                f"cannot {action}: the subscription's access is ending", reason="STAGE_NOT_ALLOWED"
+            )
         opens = dates.renewal_window_opens(sub.renewal_date)
         if sub.today(now) < opens:
             raise RuleViolation(

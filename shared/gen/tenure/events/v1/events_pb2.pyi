@@ -89,6 +89,7 @@ class Event(_message.Message):
     RENEWAL_REMINDER_FIELD_NUMBER: _builtins.int
     SUBSCRIPTION_UPGRADED_FIELD_NUMBER: _builtins.int
     SUBSCRIPTION_REFUNDED_FIELD_NUMBER: _builtins.int
+    QUOTE_ACCEPTED_FIELD_NUMBER: _builtins.int
     INVOICE_ISSUED_FIELD_NUMBER: _builtins.int
     INVOICE_PAID_FIELD_NUMBER: _builtins.int
     INVOICE_OVERDUE_FIELD_NUMBER: _builtins.int
@@ -148,6 +149,10 @@ class Event(_message.Message):
         """subscription.refunded"""
 
     @_builtins.property
+    def quote_accepted(self) -> Global___QuoteAccepted:
+        """subscription.quote_accepted"""
+
+    @_builtins.property
     def invoice_issued(self) -> Global___InvoiceIssued:
         """billing.invoice_issued"""
 
@@ -205,6 +210,7 @@ class Event(_message.Message):
         renewal_reminder: Global___RenewalReminder | None = ...,
         subscription_upgraded: Global___SubscriptionUpgraded | None = ...,
         subscription_refunded: Global___SubscriptionRefunded | None = ...,
+        quote_accepted: Global___QuoteAccepted | None = ...,
         invoice_issued: Global___InvoiceIssued | None = ...,
         invoice_paid: Global___InvoicePaid | None = ...,
         invoice_overdue: Global___InvoiceOverdue | None = ...,
@@ -216,11 +222,11 @@ class Event(_message.Message):
         seat_unassigned: Global___SeatUnassigned | None = ...,
         role_changed: Global___RoleChanged | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["account_opened", b"account_opened", "credit_note_issued", b"credit_note_issued", "invoice_issued", b"invoice_issued", "invoice_overdue", b"invoice_overdue", "invoice_paid", b"invoice_paid", "occurred_time", b"occurred_time", "payer_changed", b"payer_changed", "payload", b"payload", "payment_failed", b"payment_failed", "renewal_reminder", b"renewal_reminder", "role_changed", b"role_changed", "seat_assigned", b"seat_assigned", "seat_unassigned", b"seat_unassigned", "seats_added", b"seats_added", "stage_changed", b"stage_changed", "subscription_changed", b"subscription_changed", "subscription_created", b"subscription_created", "subscription_refunded", b"subscription_refunded", "subscription_renewed", b"subscription_renewed", "subscription_upgraded", b"subscription_upgraded"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account_opened", b"account_opened", "credit_note_issued", b"credit_note_issued", "invoice_issued", b"invoice_issued", "invoice_overdue", b"invoice_overdue", "invoice_paid", b"invoice_paid", "occurred_time", b"occurred_time", "payer_changed", b"payer_changed", "payload", b"payload", "payment_failed", b"payment_failed", "quote_accepted", b"quote_accepted", "renewal_reminder", b"renewal_reminder", "role_changed", b"role_changed", "seat_assigned", b"seat_assigned", "seat_unassigned", b"seat_unassigned", "seats_added", b"seats_added", "stage_changed", b"stage_changed", "subscription_changed", b"subscription_changed", "subscription_created", b"subscription_created", "subscription_refunded", b"subscription_refunded", "subscription_renewed", b"subscription_renewed", "subscription_upgraded", b"subscription_upgraded"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "account_opened", b"account_opened", "credit_note_issued", b"credit_note_issued", "event_id", b"event_id", "event_type", b"event_type", "invoice_issued", b"invoice_issued", "invoice_overdue", b"invoice_overdue", "invoice_paid", b"invoice_paid", "occurred_time", b"occurred_time", "payer_changed", b"payer_changed", "payload", b"payload", "payment_failed", b"payment_failed", "renewal_reminder", b"renewal_reminder", "role_changed", b"role_changed", "seat_assigned", b"seat_assigned", "seat_unassigned", b"seat_unassigned", "seats_added", b"seats_added", "sequence", b"sequence", "source", b"source", "stage_changed", b"stage_changed", "subscription_changed", b"subscription_changed", "subscription_created", b"subscription_created", "subscription_id", b"subscription_id", "subscription_refunded", b"subscription_refunded", "subscription_renewed", b"subscription_renewed", "subscription_upgraded", b"subscription_upgraded"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "account_opened", b"account_opened", "credit_note_issued", b"credit_note_issued", "event_id", b"event_id", "event_type", b"event_type", "invoice_issued", b"invoice_issued", "invoice_overdue", b"invoice_overdue", "invoice_paid", b"invoice_paid", "occurred_time", b"occurred_time", "payer_changed", b"payer_changed", "payload", b"payload", "payment_failed", b"payment_failed", "quote_accepted", b"quote_accepted", "renewal_reminder", b"renewal_reminder", "role_changed", b"role_changed", "seat_assigned", b"seat_assigned", "seat_unassigned", b"seat_unassigned", "seats_added", b"seats_added", "sequence", b"sequence", "source", b"source", "stage_changed", b"stage_changed", "subscription_changed", b"subscription_changed", "subscription_created", b"subscription_created", "subscription_id", b"subscription_id", "subscription_refunded", b"subscription_refunded", "subscription_renewed", b"subscription_renewed", "subscription_upgraded", b"subscription_upgraded"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["subscription_created", "subscription_renewed", "seats_added", "subscription_changed", "stage_changed", "renewal_reminder", "subscription_upgraded", "subscription_refunded", "invoice_issued", "invoice_paid", "invoice_overdue", "payment_failed", "credit_note_issued", "payer_changed", "account_opened", "seat_assigned", "seat_unassigned", "role_changed"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["subscription_created", "subscription_renewed", "seats_added", "subscription_changed", "stage_changed", "renewal_reminder", "subscription_upgraded", "subscription_refunded", "quote_accepted", "invoice_issued", "invoice_paid", "invoice_overdue", "payment_failed", "credit_note_issued", "payer_changed", "account_opened", "seat_assigned", "seat_unassigned", "role_changed"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -1131,3 +1137,57 @@ class AccountOpened(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AccountOpened: _TypeAlias = AccountOpened  # noqa: Y015
+
+@_typing.final
+class QuoteAccepted(_message.Message):
+    """A partner's quote was accepted by its buyer and its order booked (rules §9): the partner is told."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUOTE_NUMBER_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    PARTNER_FIELD_NUMBER: _builtins.int
+    BUYER_EMAIL_FIELD_NUMBER: _builtins.int
+    ORDER_NUMBER_FIELD_NUMBER: _builtins.int
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_FIELD_NUMBER: _builtins.int
+    quote_number: _builtins.str
+    """Quote number."""
+    version: _builtins.int
+    """Version accepted."""
+    partner: _builtins.str
+    """The partner that made it."""
+    buyer_email: _builtins.str
+    """The buyer who accepted."""
+    order_number: _builtins.str
+    """The order booked."""
+    invoice_id: _builtins.str
+    """Its invoice."""
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """What the order charged now (tax included)."""
+
+    @_builtins.property
+    def subscription(self) -> Global___SubscriptionSnapshot:
+        """The subscription as the order left it."""
+
+    def __init__(
+        self,
+        *,
+        quote_number: _builtins.str = ...,
+        version: _builtins.int = ...,
+        partner: _builtins.str = ...,
+        buyer_email: _builtins.str = ...,
+        order_number: _builtins.str = ...,
+        invoice_id: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        subscription: Global___SubscriptionSnapshot | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "subscription", b"subscription"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "buyer_email", b"buyer_email", "invoice_id", b"invoice_id", "order_number", b"order_number", "partner", b"partner", "quote_number", b"quote_number", "subscription", b"subscription", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuoteAccepted: _TypeAlias = QuoteAccepted  # noqa: Y015

@@ -1,0 +1,238 @@
+"""Use cases of partner quotes (rules §9): create, issue, revise, read and accept.
+
+Issuing prices the quote's line with the domain function its order will book (on the subscription, the
+catalog and the clock of the moment) and asks billing for the tax. Accepting books the order through
+`booking.book_order`, the path of every direct order (the invoice with its tax and installments, the
+saved subscription, the order row, the history and the events), on channel `PARTNER_QUOTE` with the
+quote's number on every line, then marks the quote accepted and tells the partner
+(`subscription.quote_accepted`). The quote row is locked and its status checked in the same transaction,
+and billing's request id derives from the quote number, so a quote books one order however often it is
+accepted.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC
+
+from services.subscription import codec
+from services.subscription.adapters.unit_of_work import SubscriptionUnitOfWork, reading
+from services.subscription.booking import Booked, Order, Peers, book_order, money, new_order_number, renewed
+from services.subscription.domain import quotes as rules
+from services.subscription.domain.quotes import LineKind, Quote
+from services.subscription.domain.subscription import Subscription
+from shared.db import Database, new_id
+from shared.errors import NotFound
+from tenure.events.v1 import events_pb2
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: an operator, or a person (their e-mail) who may be a partner's staff member."""
+
+    email: str = ""
+    partner: str = ""
+    operator: bool = False
+
+
+def new_quote_number(uow: SubscriptionUnitOfWork) -> str:
+    return f"Q-{uow.now.astimezone(UTC):%Y%m%d}-{uuid.uuid4().hex[:8].upper()}"
+
+
+def _hidden(number: str) -> NotFound:
+    return NotFound(f"quote {number} not found", reason=rules.QUOTE_NOT_FOUND)
+
+
+def create_quote(
+    uow: SubscriptionUnitOfWork,
+    partner: str,
+    account_id: str,
+    contacts: rules.Contacts,
+    currency: str,
+    country_code: str,
+    time_zone: str,
+    lines: list[rules.LineSpec],
+) -> Quote:
+    q = rules.draft(
+        new_quote_number(uow),
+        partner,
+        account_id,
+        contacts,
+        currency,
+        country_code,
+        time_zone,
+        lines,
+        uow.now,
+    )
+    for ln in q.lines:  # a partner quotes only the subscriptions of the account it names
+        if ln.subscription_id:
+            sub = uow.subscriptions.get(ln.subscription_id)
+            if sub.account_id != q.account_id:
+                raise NotFound(
+                    f"subscription {ln.subscription_id} not found", reason="SUBSCRIPTION_NOT_FOUND"
+                )
+    return uow.quotes.add(q, uow.now)
+
+
+def _subscription_of(uow: SubscriptionUnitOfWork, q: Quote, *, lock: bool = False) -> Subscription | None:
+    (ln,) = q.lines
+    return uow.subscriptions.get(ln.subscription_id, lock=lock) if ln.subscription_id else None
+
+
+def _issue(uow: SubscriptionUnitOfWork, peers: Peers, q: Quote) -> Quote:
+    sub = _subscription_of(uow, q)
+    out = rules.order_of(q, sub, uow.catalog.load(), uow.now, subscription_id="")
+    tax = peers.billing.preview_tax(out.subscription, out.lines)
+    issued = rules.issue(q, out.lines, tax.subtotal, tax.tax, tax.total, q.today(uow.now))
+    return uow.quotes.save(issued, uow.now)
+
+
+def issue_quote(uow: SubscriptionUnitOfWork, peers: Peers, partner: str, quote_number: str) -> Quote:
+    q = uow.quotes.get(quote_number, lock=True)
+    rules.require_partner(q, partner, "issue the quote")
+    return _issue(uow, peers, q)
+
+
+def revise_quote(
+    uow: SubscriptionUnitOfWork,
+    peers: Peers,
+    partner: str,
+    quote_number: str,
+    contacts: rules.Contacts | None,
+    lines: list[rules.LineSpec] | None,
+) -> tuple[Quote, int]:
+    """(the new version, the version it superseded or 0). An issued quote is re-issued at once."""
+    q = uow.quotes.get(quote_number, lock=True)
+    rules.require_partner(q, partner, "change the quote")
+    was_issued = q.status_on(q.today(uow.now)) is not rules.QuoteStatus.DRAFT
+    old, nxt = rules.revise(q, contacts, lines)
+    if old.version == nxt.version:
+        return uow.quotes.save(nxt, uow.now), 0
+    uow.quotes.save(old, uow.now)
+    nxt = replace(nxt, create_time=uow.now)
+    uow.quotes.add(nxt, uow.now)
+    return (_issue(uow, peers, nxt) if was_issued else nxt), old.version
+
+
+def get_quote(db: Database, caller: Caller, quote_number: str, version: int = 0) -> Quote:
+    with reading(db) as uow:
+        q = uow.quotes.get(quote_number, version)
+    if not rules.visible_to(q, operator=caller.operator, partner=caller.partner, email=caller.email):
+        raise _hidden(quote_number)
+    return q
+
+
+@dataclass
+class Accepted:
+    quote: Quote
+    booked: Booked
+
+
+def accept_quote(
+    uow: SubscriptionUnitOfWork,
+    peers: Peers,
+    caller: Caller,
+    quote_number: str,
+    version: int,
+    payment_method_id: str,
+    request_id: str,
+) -> Accepted:
+    now = uow.now
+    q = uow.quotes.get(quote_number, lock=True)
+    if not rules.visible_to(q, operator=False, partner=caller.partner, email=caller.email):
+        raise _hidden(quote_number)
+    rules.check_accept(q, version, caller.email, q.today(now))
+    if not payment_method_id:
+        from shared.errors import InvalidInput
+
+        raise InvalidInput("payment_method_id is required", field="payment_method_id")
+    (ln,) = q.lines
+    if ln.kind is LineKind.NEW_SUBSCRIPTION:
+        uow.lock_key(f"account:{q.account_id}")
+        uow.members.open_account(q.account_id, q.contacts.buyer_email)
+    before = _subscription_of(uow, q, lock=True)
+    sub_id = before.subscription_id if before is not None else new_id("sub")
+    out = rules.order_of(
+        q, before, uow.catalog.load(), now, subscription_id=sub_id, payment_method_id=payment_method_id
+    )
+    number = new_order_number(now)
+    kind = {LineKind.NEW_SUBSCRIPTION: "new", LineKind.ADDED_SEATS: "add_seats"}.get(ln.kind, "renewal")
+    order = Order(
+        kind,
+        out.subscription,
+        out.lines,
+        request_id,
+        number,
+        new=before is None,
+        transitions=out.transitions,
+        bill_key=f"quote:{q.quote_number}:{q.version}",
+        period_start_date=out.lines[0].period_start_date,
+    )
+
+    def announce(b: Booked) -> None:
+        if kind == "renewal":
+            renewed(uow)(b)
+            return
+        if kind == "new":
+            uow.publish(
+                "subscription.created",
+                account_id=b.sub.account_id,
+                subscription_id=b.sub.subscription_id,
+                subscription_created=events_pb2.SubscriptionCreated(
+                    subscription=codec.snapshot_pb(b.sub),
+                    order_number=b.number,
+                    amount=money(b.total, b.sub.currency),
+                    invoice_id=b.invoice_id,
+                ),
+            )
+            return
+        uow.publish(
+            "subscription.seats_added",
+            account_id=b.sub.account_id,
+            subscription_id=b.sub.subscription_id,
+            seats_added=events_pb2.SeatsAdded(
+                subscription=codec.snapshot_pb(b.sub),
+                order_number=b.number,
+                seats_added=ln.seats,
+                prorated_amount=money(b.subtotal, b.sub.currency),
+                invoice_id=b.invoice_id,
+            ),
+        )
+
+    b = book_order(uow, peers, order, announce)
+    if kind == "renewal" and b.invoice is not None:
+        uow.subscriptions.record_renewal(
+            subscription_id=b.sub.subscription_id,
+            period_start_date=b.sub.current_period_start_date,
+            invoice_id=b.invoice_id,
+            order_number=b.number,
+            status="OPEN" if b.invoice.payment_status == "PENDING" else "PAID",
+            now=now,
+        )
+    accepted = uow.quotes.save(
+        replace(
+            q,
+            status=rules.QuoteStatus.ACCEPTED,
+            order_number=b.number,
+            invoice_id=b.invoice_id,
+            subscription_id=b.sub.subscription_id,
+        ),
+        now,
+    )
+    uow.publish(
+        "subscription.quote_accepted",
+        account_id=b.sub.account_id,
+        subscription_id=b.sub.subscription_id,
+        quote_accepted=events_pb2.QuoteAccepted(
+            quote_number=q.quote_number,
+            version=q.version,
+            partner=q.partner,
+            buyer_email=q.contacts.buyer_email,
+            order_number=b.number,
+            invoice_id=b.invoice_id,
+            amount=money(b.total, b.sub.currency),
+            subscription=codec.snapshot_pb(b.sub),
+        ),
+    )
+    return Accepted(accepted, b)
