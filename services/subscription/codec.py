@@ -320,3 +320,102 @@ def upcoming_payment_pb(p) -> pb.UpcomingPayment:
         applied_changes=list(p.applied),
         term=term_pb(p.term),
     )
+
+
+# -- partner quotes (rules §9) --------------------------------------------------------------------------
+
+
+def quote_line_spec_of(m: pb.QuoteLineSpec):
+    from services.subscription.domain.quotes import LineKind, LineSpec
+
+    kind = _enum_from_pb(pb.QuoteLineKind, "QUOTE_LINE_KIND_", m.kind, LineKind, "lines.kind")
+    return LineSpec(
+        kind,
+        m.subscription_id.strip(),
+        m.product_code.strip(),
+        plan_of(m.plan, "lines.plan", default=Plan.STANDARD),
+        term_of(m.term, "lines.term") if m.term else None,
+        m.seats,
+    )
+
+
+def quote_contacts_of(buyer: pb.Buyer, payer_emails):
+    from services.subscription.domain.quotes import Contacts
+
+    return Contacts(buyer.email, buyer.name, buyer.language or "en", tuple(payer_emails))
+
+
+def quote_pb(q, today) -> pb.Quote:
+    cur = q.currency
+    return pb.Quote(
+        quote_number=q.quote_number,
+        version=q.version,
+        partner=q.partner,
+        account_id=q.account_id,
+        buyer=pb.Buyer(
+            email=q.contacts.buyer_email, name=q.contacts.buyer_name, language=q.contacts.buyer_language
+        ),
+        payer_emails=list(q.contacts.payer_emails),
+        currency_code=cur,
+        country_code=q.country_code,
+        time_zone=q.time_zone,
+        lines=[
+            pb.QuoteLineSpec(
+                kind=pb.QuoteLineKind.Value(f"QUOTE_LINE_KIND_{ln.kind.value}"),
+                subscription_id=ln.subscription_id,
+                product_code=ln.product_code,
+                plan=plan_pb(ln.plan),
+                term=term_pb(ln.term),
+                seats=ln.seats,
+            )
+            for ln in q.lines
+        ],
+        status=pb.QuoteStatus.Value(f"QUOTE_STATUS_{q.status_on(today).value}"),
+        priced_lines=[line_pb(ln) for ln in q.priced],
+        subtotal=money_pb(q.subtotal, cur),
+        tax=money_pb(q.tax, cur),
+        total=money_pb(q.total, cur),
+        issue_date=date_pb(q.issue_date) if q.issue_date else None,
+        valid_until_date=date_pb(q.valid_until) if q.valid_until else None,
+        order_number=q.order_number,
+        invoice_id=q.invoice_id,
+        subscription_id=q.subscription_id,
+    )
+
+
+# -- the managed catalog (rules §10) --------------------------------------------------------------------
+
+
+def product_spec_of(m: pb.ProductSpec, *, new: bool) -> Product:
+    """A product as an operator writes it; a new product is always sold (`supported`)."""
+    kind = _enum_from_pb(common_pb2.ProductKind, "PRODUCT_KIND_", m.kind, ProductKind, "product.kind")
+    policy = _enum_from_pb(
+        common_pb2.ShutoffPolicy,
+        "SHUTOFF_POLICY_",
+        m.shutoff_policy,
+        ShutoffPolicy,
+        "product.shutoff_policy",
+        default=ShutoffPolicy.STANDARD,
+    )
+    return Product(
+        code=m.product_code.strip().upper(),
+        name=m.name.strip(),
+        kind=kind,
+        shutoff_policy=policy,
+        release_year=m.release_year,
+        supported=True if new else m.supported,
+        full_product=m.full_product_code.strip().upper(),
+        contains=tuple(c.strip().upper() for c in m.contains),
+        upgrade_paths=tuple(c.strip().upper() for c in m.upgrade_paths),
+    )
+
+
+def money_of(m, field: str) -> tuple[Decimal, str]:
+    """(amount, currency) of a google.type.Money that must be set."""
+    if not m.currency_code and not m.units and not m.nanos:
+        raise InvalidInput(f"{field} is required", field=field)
+    try:
+        money = from_proto(m)
+    except InvalidInput as e:
+        raise InvalidInput(f"{field}: {e}", field=field) from None
+    return money.amount, money.currency

@@ -12,6 +12,7 @@ from shared.auth.policy import (
     ADMINS,
     BUYER,
     OPERATOR,
+    PARTNER,
     PAYER,
     PERSON,
     SERVICE,
@@ -40,8 +41,8 @@ TABLE = {
     # coming payments carry amounts: the buyer and payers, not the admins (rules §7)
     "ListUpcomingPayments": rule(BUYER, PAYER, OPERATOR, SERVICE, target="account"),
     # reads: the buyer and admins of the account
-    "GetSubscription": rule(READERS, target="subscription"),
-    "ListSubscriptions": rule(READERS, PERSON, target="account"),
+    "GetSubscription": rule(READERS, PARTNER, target="subscription"),
+    "ListSubscriptions": rule(READERS, PERSON, PARTNER, target="account"),
     "GetSelfServiceOptions": rule(READERS, target="subscription"),
     "GetLifecycleHistory": rule(READERS, target="subscription"),
     # changes, renewals and refunds: the buyer only
@@ -60,6 +61,14 @@ TABLE = {
     "RunLifecycle": rule(OPERATOR, SERVICE),
     "GetClock": rule(PERSON, OPERATOR, SERVICE),
     "AdvanceClock": rule(OPERATOR),
+    # partner quotes (rules §9): a partner quotes an account it has quoted or sold to, or a new one; the
+    # quote's own partner changes it (the handler hides it from other partners); the buyer named on the
+    # quote reads and accepts it (the handler checks the e-mail: to anyone else it does not exist)
+    "CreateQuote": rule(PARTNER, target="account", opens_account=True),
+    "IssueQuote": rule(PARTNER, target="quote_number"),
+    "ReviseQuote": rule(PARTNER, target="quote_number"),
+    "GetQuote": rule(PERSON, OPERATOR),
+    "AcceptQuote": rule(PERSON),
 }
 
 #: The roles whose holders see an account's subscriptions in a ListSubscriptions that names no account.
@@ -84,6 +93,24 @@ def order_buyer(access: Access | None, buyer_email: str) -> str:
     return email
 
 
+class PartnerDirectory:
+    """The account teams, and which partners have quoted (or sold to) each account (rules §9)."""
+
+    def __init__(self, db, teams: ProjectionDirectory) -> None:
+        self.db = db
+        self.teams = teams
+
+    def roles(self, account_id: str, email: str) -> frozenset[str]:
+        return self.teams.roles(account_id, email)
+
+    def known(self, account_id: str) -> bool:
+        return self.teams.known(account_id)
+
+    def partner_knows(self, account_id: str, partner: str) -> bool:
+        with self.db.reading() as uow:
+            return bool(uow.quotes.partner_knows(account_id, partner))
+
+
 def permissions(db, directory: ProjectionDirectory) -> Permissions:
     def accounts_of(subscription_ids: list[str]) -> dict[str, str]:
         with db.reading() as uow:
@@ -93,6 +120,13 @@ def permissions(db, directory: ProjectionDirectory) -> Permissions:
         return accounts_of([subscription_id]).get(subscription_id)
 
     subscription = LookupTarget("subscription_id", "subscription", NOT_FOUND, account_of)
+
+    def quote_account_of(quote_number: str) -> str | None:
+        with db.reading() as uow:
+            found: str | None = uow.quotes.account_of(quote_number)
+            return found
+
+    quote_number = LookupTarget("quote_number", "quote", "QUOTE_NOT_FOUND", quote_account_of)
     account = FieldTarget("account_id")
 
     class Align:
@@ -130,6 +164,12 @@ def permissions(db, directory: ProjectionDirectory) -> Permissions:
     return Permissions(
         SERVICE_NAME,
         TABLE,
-        {"account": account, "subscription": subscription, "align": align, "quote": ChoiceTarget(quoted)},
-        directory,
+        {
+            "account": account,
+            "subscription": subscription,
+            "align": align,
+            "quote": ChoiceTarget(quoted),
+            "quote_number": quote_number,
+        },
+        PartnerDirectory(db, directory),
     )

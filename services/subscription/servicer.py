@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, timedelta
 
-from services.subscription import codec, handlers, sweep
+from services.subscription import codec, handlers, quotes, sweep
 from services.subscription.booking import Peers
 from services.subscription.domain.model import Channel
 from services.subscription.permissions import order_buyer
@@ -383,3 +383,86 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
             return pb.AdvanceClockResponse(now_time=codec.ts_pb(now), steps=steps)
 
         return run_once(self.db, "AdvanceClock", request, pb.AdvanceClockResponse, work)
+
+    # -- partner quotes (rules §9) ------------------------------------------------------------------
+    def _caller(self) -> quotes.Caller:
+        access = current()
+        p = access.principal if access is not None else None
+        if p is None:
+            return quotes.Caller()
+        return quotes.Caller(email=p.email if p.is_person else "", partner=p.partner, operator=p.is_operator)
+
+    def _today(self, q):
+        return q.today(self.clock.now())
+
+    def CreateQuote(self, request, context):
+        caller = self._caller()
+        lines = [codec.quote_line_spec_of(m) for m in request.lines]
+        contacts = codec.quote_contacts_of(request.buyer, request.payer_emails)
+
+        def work(uow):
+            q = quotes.create_quote(
+                uow,
+                caller.partner,
+                request.account_id,
+                contacts,
+                request.currency_code,
+                request.country_code,
+                request.time_zone,
+                lines,
+            )
+            return pb.CreateQuoteResponse(quote=codec.quote_pb(q, self._today(q)))
+
+        return self.db.run_idempotent("CreateQuote", request, pb.CreateQuoteResponse, work)
+
+    def IssueQuote(self, request, context):
+        caller = self._caller()
+
+        def work(uow):
+            q = quotes.issue_quote(uow, self.peers, caller.partner, request.quote_number)
+            return pb.IssueQuoteResponse(quote=codec.quote_pb(q, self._today(q)))
+
+        return self.db.run_idempotent("IssueQuote", request, pb.IssueQuoteResponse, work)
+
+    def ReviseQuote(self, request, context):
+        caller = self._caller()
+        contacts = (
+            codec.quote_contacts_of(request.buyer, request.payer_emails)
+            if request.HasField("buyer")
+            else None
+        )
+        lines = [codec.quote_line_spec_of(m) for m in request.lines] or None
+
+        def work(uow):
+            q, old = quotes.revise_quote(
+                uow, self.peers, caller.partner, request.quote_number, contacts, lines
+            )
+            return pb.ReviseQuoteResponse(quote=codec.quote_pb(q, self._today(q)), superseded_version=old)
+
+        return self.db.run_idempotent("ReviseQuote", request, pb.ReviseQuoteResponse, work)
+
+    def GetQuote(self, request, context):
+        q = quotes.get_quote(self.db, self._caller(), request.quote_number, request.version)
+        return pb.GetQuoteResponse(quote=codec.quote_pb(q, self._today(q)))
+
+    def AcceptQuote(self, request, context):
+        caller = self._caller()
+
+        def work(uow):
+            a = quotes.accept_quote(
+                uow,
+                self.peers,
+                caller,
+                request.quote_number,
+                request.version,
+                request.payment_method_id.strip(),
+                _key(request),
+            )
+            return pb.AcceptQuoteResponse(
+                quote=codec.quote_pb(a.quote, self._today(a.quote)),
+                order_number=a.booked.number,
+                invoice_id=a.booked.invoice_id,
+                subscription=codec.subscription_pb(a.booked.sub),
+            )
+
+        return self.db.run_idempotent("AcceptQuote", request, pb.AcceptQuoteResponse, work)

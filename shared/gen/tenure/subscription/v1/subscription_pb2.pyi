@@ -142,6 +142,16 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The call carries no valid token: missing, expired, not yet valid, or not signed by a trusted key."""
     ERROR_REASON_REQUEST_ID_TOO_LONG: _ErrorReason.ValueType  # 53
     """The request_id is longer than 128 characters."""
+    ERROR_REASON_QUOTE_NOT_FOUND: _ErrorReason.ValueType  # 54
+    """No such quote (or not one the caller may see)."""
+    ERROR_REASON_QUOTE_NOT_OPEN: _ErrorReason.ValueType  # 55
+    """The quote version is accepted, superseded or not issued."""
+    ERROR_REASON_QUOTE_SUPERSEDED: _ErrorReason.ValueType  # 56
+    """The version named was superseded by a later one."""
+    ERROR_REASON_QUOTE_EXPIRED: _ErrorReason.ValueType  # 57
+    """The quote is past its validity date."""
+    ERROR_REASON_QUOTE_NOT_YOUR_QUOTE: _ErrorReason.ValueType  # 58
+    """Only the buyer named on the quote accepts it."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Reasons carried in google.rpc.ErrorInfo.reason (domain `subscription.tenure`)."""
@@ -256,6 +266,16 @@ ERROR_REASON_UNAUTHENTICATED: ErrorReason.ValueType  # 52
 """The call carries no valid token: missing, expired, not yet valid, or not signed by a trusted key."""
 ERROR_REASON_REQUEST_ID_TOO_LONG: ErrorReason.ValueType  # 53
 """The request_id is longer than 128 characters."""
+ERROR_REASON_QUOTE_NOT_FOUND: ErrorReason.ValueType  # 54
+"""No such quote (or not one the caller may see)."""
+ERROR_REASON_QUOTE_NOT_OPEN: ErrorReason.ValueType  # 55
+"""The quote version is accepted, superseded or not issued."""
+ERROR_REASON_QUOTE_SUPERSEDED: ErrorReason.ValueType  # 56
+"""The version named was superseded by a later one."""
+ERROR_REASON_QUOTE_EXPIRED: ErrorReason.ValueType  # 57
+"""The quote is past its validity date."""
+ERROR_REASON_QUOTE_NOT_YOUR_QUOTE: ErrorReason.ValueType  # 58
+"""Only the buyer named on the quote accepts it."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _SelfServiceAction:
@@ -345,6 +365,78 @@ UPCOMING_PAYMENT_KIND_RENEWAL: UpcomingPaymentKind.ValueType  # 1
 UPCOMING_PAYMENT_KIND_INSTALLMENT: UpcomingPaymentKind.ValueType  # 2
 """An installment billing has scheduled for a term already bought."""
 Global___UpcomingPaymentKind: _TypeAlias = UpcomingPaymentKind  # noqa: Y015
+
+class _QuoteStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _QuoteStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_QuoteStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    QUOTE_STATUS_UNSPECIFIED: _QuoteStatus.ValueType  # 0
+    """Not set."""
+    QUOTE_STATUS_DRAFT: _QuoteStatus.ValueType  # 1
+    """Being prepared by the partner."""
+    QUOTE_STATUS_ISSUED: _QuoteStatus.ValueType  # 2
+    """Issued to the buyer; can be accepted until its validity date."""
+    QUOTE_STATUS_ACCEPTED: _QuoteStatus.ValueType  # 3
+    """Accepted: its order is booked."""
+    QUOTE_STATUS_EXPIRED: _QuoteStatus.ValueType  # 4
+    """Past its validity date without being accepted."""
+    QUOTE_STATUS_SUPERSEDED: _QuoteStatus.ValueType  # 5
+    """Replaced by a later version."""
+
+class QuoteStatus(_QuoteStatus, metaclass=_QuoteStatusEnumTypeWrapper):
+    """The status of a quote version (rules §9)."""
+
+QUOTE_STATUS_UNSPECIFIED: QuoteStatus.ValueType  # 0
+"""Not set."""
+QUOTE_STATUS_DRAFT: QuoteStatus.ValueType  # 1
+"""Being prepared by the partner."""
+QUOTE_STATUS_ISSUED: QuoteStatus.ValueType  # 2
+"""Issued to the buyer; can be accepted until its validity date."""
+QUOTE_STATUS_ACCEPTED: QuoteStatus.ValueType  # 3
+"""Accepted: its order is booked."""
+QUOTE_STATUS_EXPIRED: QuoteStatus.ValueType  # 4
+"""Past its validity date without being accepted."""
+QUOTE_STATUS_SUPERSEDED: QuoteStatus.ValueType  # 5
+"""Replaced by a later version."""
+Global___QuoteStatus: _TypeAlias = QuoteStatus  # noqa: Y015
+
+class _QuoteLineKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _QuoteLineKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_QuoteLineKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    QUOTE_LINE_KIND_UNSPECIFIED: _QuoteLineKind.ValueType  # 0
+    """Not set."""
+    QUOTE_LINE_KIND_NEW_SUBSCRIPTION: _QuoteLineKind.ValueType  # 1
+    """A new subscription at the list price."""
+    QUOTE_LINE_KIND_RENEWAL: _QuoteLineKind.ValueType  # 2
+    """A renewal at the renewal price from the renewal instant (optionally another term or seat count);
+    reinstates an Expired or Suspended subscription.
+    """
+    QUOTE_LINE_KIND_PRODUCT_SWITCH: _QuoteLineKind.ValueType  # 3
+    """A switch to another product, effective at renewal."""
+    QUOTE_LINE_KIND_ADDED_SEATS: _QuoteLineKind.ValueType  # 4
+    """Seats added, co-termed and prorated."""
+
+class QuoteLineKind(_QuoteLineKind, metaclass=_QuoteLineKindEnumTypeWrapper):
+    """What a quote line orders."""
+
+QUOTE_LINE_KIND_UNSPECIFIED: QuoteLineKind.ValueType  # 0
+"""Not set."""
+QUOTE_LINE_KIND_NEW_SUBSCRIPTION: QuoteLineKind.ValueType  # 1
+"""A new subscription at the list price."""
+QUOTE_LINE_KIND_RENEWAL: QuoteLineKind.ValueType  # 2
+"""A renewal at the renewal price from the renewal instant (optionally another term or seat count);
+reinstates an Expired or Suspended subscription.
+"""
+QUOTE_LINE_KIND_PRODUCT_SWITCH: QuoteLineKind.ValueType  # 3
+"""A switch to another product, effective at renewal."""
+QUOTE_LINE_KIND_ADDED_SEATS: QuoteLineKind.ValueType  # 4
+"""Seats added, co-termed and prorated."""
+Global___QuoteLineKind: _TypeAlias = QuoteLineKind  # noqa: Y015
 
 @_typing.final
 class Product(_message.Message):
@@ -2660,3 +2752,485 @@ class AdvanceClockResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AdvanceClockResponse: _TypeAlias = AdvanceClockResponse  # noqa: Y015
+
+@_typing.final
+class QuoteLineSpec(_message.Message):
+    """One line of a quote, as the partner writes it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    PRODUCT_CODE_FIELD_NUMBER: _builtins.int
+    PLAN_FIELD_NUMBER: _builtins.int
+    TERM_FIELD_NUMBER: _builtins.int
+    SEATS_FIELD_NUMBER: _builtins.int
+    kind: Global___QuoteLineKind.ValueType
+    """What the line orders."""
+    subscription_id: _builtins.str
+    """The subscription (every kind but a new subscription)."""
+    product_code: _builtins.str
+    """A new subscription's product, or the product to switch to."""
+    plan: _common_pb2.Plan.ValueType
+    """A new subscription's plan (default Standard)."""
+    term: _common_pb2.Term.ValueType
+    """A new subscription's term, or a renewal's new term (unset: as it renews)."""
+    seats: _builtins.int
+    """A new subscription's seats, the seats added, or a renewal's seat count (0: as it renews)."""
+    def __init__(
+        self,
+        *,
+        kind: Global___QuoteLineKind.ValueType = ...,
+        subscription_id: _builtins.str = ...,
+        product_code: _builtins.str = ...,
+        plan: _common_pb2.Plan.ValueType = ...,
+        term: _common_pb2.Term.ValueType = ...,
+        seats: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "plan", b"plan", "product_code", b"product_code", "seats", b"seats", "subscription_id", b"subscription_id", "term", b"term"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuoteLineSpec: _TypeAlias = QuoteLineSpec  # noqa: Y015
+
+@_typing.final
+class Quote(_message.Message):
+    """One version of a quote."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUOTE_NUMBER_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    PARTNER_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    BUYER_FIELD_NUMBER: _builtins.int
+    PAYER_EMAILS_FIELD_NUMBER: _builtins.int
+    CURRENCY_CODE_FIELD_NUMBER: _builtins.int
+    COUNTRY_CODE_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    PRICED_LINES_FIELD_NUMBER: _builtins.int
+    SUBTOTAL_FIELD_NUMBER: _builtins.int
+    TAX_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    ISSUE_DATE_FIELD_NUMBER: _builtins.int
+    VALID_UNTIL_DATE_FIELD_NUMBER: _builtins.int
+    ORDER_NUMBER_FIELD_NUMBER: _builtins.int
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    quote_number: _builtins.str
+    """Quote number."""
+    version: _builtins.int
+    """Version (1 for the first)."""
+    partner: _builtins.str
+    """The partner that made it."""
+    account_id: _builtins.str
+    """The customer's account."""
+    currency_code: _builtins.str
+    """ISO 4217 currency code."""
+    country_code: _builtins.str
+    """ISO 3166-1 alpha-2 country of the customer."""
+    time_zone: _builtins.str
+    """IANA time zone of the customer."""
+    status: Global___QuoteStatus.ValueType
+    """Status on the service's clock."""
+    order_number: _builtins.str
+    """The order it booked (once accepted)."""
+    invoice_id: _builtins.str
+    """The invoice of that order."""
+    subscription_id: _builtins.str
+    """The subscription the order made or changed."""
+    @_builtins.property
+    def buyer(self) -> Global___Buyer:
+        """The buyer who may accept it."""
+
+    @_builtins.property
+    def payer_emails(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Payers to name on the account."""
+
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___QuoteLineSpec]:
+        """The lines as written."""
+
+    @_builtins.property
+    def priced_lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderLine]:
+        """The priced lines (once issued)."""
+
+    @_builtins.property
+    def subtotal(self) -> _money_pb2.Money:
+        """Before tax."""
+
+    @_builtins.property
+    def tax(self) -> _money_pb2.Money:
+        """Tax."""
+
+    @_builtins.property
+    def total(self) -> _money_pb2.Money:
+        """Total with tax."""
+
+    @_builtins.property
+    def issue_date(self) -> _date_pb2.Date:
+        """Date issued (customer's zone)."""
+
+    @_builtins.property
+    def valid_until_date(self) -> _date_pb2.Date:
+        """Last day it can be accepted."""
+
+    def __init__(
+        self,
+        *,
+        quote_number: _builtins.str = ...,
+        version: _builtins.int = ...,
+        partner: _builtins.str = ...,
+        account_id: _builtins.str = ...,
+        buyer: Global___Buyer | None = ...,
+        payer_emails: _abc.Iterable[_builtins.str] | None = ...,
+        currency_code: _builtins.str = ...,
+        country_code: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
+        lines: _abc.Iterable[Global___QuoteLineSpec] | None = ...,
+        status: Global___QuoteStatus.ValueType = ...,
+        priced_lines: _abc.Iterable[Global___OrderLine] | None = ...,
+        subtotal: _money_pb2.Money | None = ...,
+        tax: _money_pb2.Money | None = ...,
+        total: _money_pb2.Money | None = ...,
+        issue_date: _date_pb2.Date | None = ...,
+        valid_until_date: _date_pb2.Date | None = ...,
+        order_number: _builtins.str = ...,
+        invoice_id: _builtins.str = ...,
+        subscription_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "issue_date", b"issue_date", "subtotal", b"subtotal", "tax", b"tax", "total", b"total", "valid_until_date", b"valid_until_date"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "buyer", b"buyer", "country_code", b"country_code", "currency_code", b"currency_code", "invoice_id", b"invoice_id", "issue_date", b"issue_date", "lines", b"lines", "order_number", b"order_number", "partner", b"partner", "payer_emails", b"payer_emails", "priced_lines", b"priced_lines", "quote_number", b"quote_number", "status", b"status", "subscription_id", b"subscription_id", "subtotal", b"subtotal", "tax", b"tax", "time_zone", b"time_zone", "total", b"total", "valid_until_date", b"valid_until_date", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Quote: _TypeAlias = Quote  # noqa: Y015
+
+@_typing.final
+class CreateQuoteRequest(_message.Message):
+    """Request of CreateQuote."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    BUYER_FIELD_NUMBER: _builtins.int
+    PAYER_EMAILS_FIELD_NUMBER: _builtins.int
+    CURRENCY_CODE_FIELD_NUMBER: _builtins.int
+    COUNTRY_CODE_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key."""
+    account_id: _builtins.str
+    """The customer's account (a new account id for a new customer)."""
+    currency_code: _builtins.str
+    """ISO 4217 currency code."""
+    country_code: _builtins.str
+    """ISO 3166-1 alpha-2 country."""
+    time_zone: _builtins.str
+    """IANA time zone."""
+    @_builtins.property
+    def buyer(self) -> Global___Buyer:
+        """The buyer who may accept it."""
+
+    @_builtins.property
+    def payer_emails(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Payers to name on the account."""
+
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___QuoteLineSpec]:
+        """The lines (one)."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        account_id: _builtins.str = ...,
+        buyer: Global___Buyer | None = ...,
+        payer_emails: _abc.Iterable[_builtins.str] | None = ...,
+        currency_code: _builtins.str = ...,
+        country_code: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
+        lines: _abc.Iterable[Global___QuoteLineSpec] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "buyer", b"buyer", "country_code", b"country_code", "currency_code", b"currency_code", "lines", b"lines", "payer_emails", b"payer_emails", "request_id", b"request_id", "time_zone", b"time_zone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateQuoteRequest: _TypeAlias = CreateQuoteRequest  # noqa: Y015
+
+@_typing.final
+class CreateQuoteResponse(_message.Message):
+    """Response of CreateQuote."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUOTE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def quote(self) -> Global___Quote:
+        """The draft."""
+
+    def __init__(
+        self,
+        *,
+        quote: Global___Quote | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["quote", b"quote"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["quote", b"quote"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateQuoteResponse: _TypeAlias = CreateQuoteResponse  # noqa: Y015
+
+@_typing.final
+class IssueQuoteRequest(_message.Message):
+    """Request of IssueQuote."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    QUOTE_NUMBER_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key."""
+    quote_number: _builtins.str
+    """Quote number."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        quote_number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["quote_number", b"quote_number", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IssueQuoteRequest: _TypeAlias = IssueQuoteRequest  # noqa: Y015
+
+@_typing.final
+class IssueQuoteResponse(_message.Message):
+    """Response of IssueQuote."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUOTE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def quote(self) -> Global___Quote:
+        """The issued quote."""
+
+    def __init__(
+        self,
+        *,
+        quote: Global___Quote | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["quote", b"quote"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["quote", b"quote"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IssueQuoteResponse: _TypeAlias = IssueQuoteResponse  # noqa: Y015
+
+@_typing.final
+class ReviseQuoteRequest(_message.Message):
+    """Request of ReviseQuote."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    QUOTE_NUMBER_FIELD_NUMBER: _builtins.int
+    BUYER_FIELD_NUMBER: _builtins.int
+    PAYER_EMAILS_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key."""
+    quote_number: _builtins.str
+    """Quote number."""
+    @_builtins.property
+    def buyer(self) -> Global___Buyer:
+        """New contacts (unset: unchanged)."""
+
+    @_builtins.property
+    def payer_emails(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """New payer e-mails (with buyer)."""
+
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___QuoteLineSpec]:
+        """New lines (empty: unchanged)."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        quote_number: _builtins.str = ...,
+        buyer: Global___Buyer | None = ...,
+        payer_emails: _abc.Iterable[_builtins.str] | None = ...,
+        lines: _abc.Iterable[Global___QuoteLineSpec] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "lines", b"lines", "payer_emails", b"payer_emails", "quote_number", b"quote_number", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReviseQuoteRequest: _TypeAlias = ReviseQuoteRequest  # noqa: Y015
+
+@_typing.final
+class ReviseQuoteResponse(_message.Message):
+    """Response of ReviseQuote."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUOTE_FIELD_NUMBER: _builtins.int
+    SUPERSEDED_VERSION_FIELD_NUMBER: _builtins.int
+    superseded_version: _builtins.int
+    """The version it superseded (0 when a draft was changed in place)."""
+    @_builtins.property
+    def quote(self) -> Global___Quote:
+        """The new version (issued when the earlier one was)."""
+
+    def __init__(
+        self,
+        *,
+        quote: Global___Quote | None = ...,
+        superseded_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["quote", b"quote"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["quote", b"quote", "superseded_version", b"superseded_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReviseQuoteResponse: _TypeAlias = ReviseQuoteResponse  # noqa: Y015
+
+@_typing.final
+class GetQuoteRequest(_message.Message):
+    """Request of GetQuote."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUOTE_NUMBER_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    quote_number: _builtins.str
+    """Quote number."""
+    version: _builtins.int
+    """Version (0: the newest)."""
+    def __init__(
+        self,
+        *,
+        quote_number: _builtins.str = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["quote_number", b"quote_number", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetQuoteRequest: _TypeAlias = GetQuoteRequest  # noqa: Y015
+
+@_typing.final
+class GetQuoteResponse(_message.Message):
+    """Response of GetQuote."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUOTE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def quote(self) -> Global___Quote:
+        """The quote."""
+
+    def __init__(
+        self,
+        *,
+        quote: Global___Quote | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["quote", b"quote"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["quote", b"quote"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetQuoteResponse: _TypeAlias = GetQuoteResponse  # noqa: Y015
+
+@_typing.final
+class AcceptQuoteRequest(_message.Message):
+    """Request of AcceptQuote."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    QUOTE_NUMBER_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    PAYMENT_METHOD_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key."""
+    quote_number: _builtins.str
+    """Quote number."""
+    version: _builtins.int
+    """The version accepted (0: the newest); a superseded version is refused."""
+    payment_method_id: _builtins.str
+    """Card, PayPal or pay-by-invoice payment method of the account (billing)."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        quote_number: _builtins.str = ...,
+        version: _builtins.int = ...,
+        payment_method_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["payment_method_id", b"payment_method_id", "quote_number", b"quote_number", "request_id", b"request_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptQuoteRequest: _TypeAlias = AcceptQuoteRequest  # noqa: Y015
+
+@_typing.final
+class AcceptQuoteResponse(_message.Message):
+    """Response of AcceptQuote."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUOTE_FIELD_NUMBER: _builtins.int
+    ORDER_NUMBER_FIELD_NUMBER: _builtins.int
+    INVOICE_ID_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_FIELD_NUMBER: _builtins.int
+    order_number: _builtins.str
+    """The order booked."""
+    invoice_id: _builtins.str
+    """Its invoice."""
+    @_builtins.property
+    def quote(self) -> Global___Quote:
+        """The accepted quote."""
+
+    @_builtins.property
+    def subscription(self) -> Global___Subscription:
+        """The subscription made or changed."""
+
+    def __init__(
+        self,
+        *,
+        quote: Global___Quote | None = ...,
+        order_number: _builtins.str = ...,
+        invoice_id: _builtins.str = ...,
+        subscription: Global___Subscription | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["quote", b"quote", "subscription", b"subscription"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["invoice_id", b"invoice_id", "order_number", b"order_number", "quote", b"quote", "subscription", b"subscription"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptQuoteResponse: _TypeAlias = AcceptQuoteResponse  # noqa: Y015

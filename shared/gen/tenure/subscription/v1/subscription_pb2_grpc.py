@@ -156,6 +156,31 @@ class SubscriptionServiceStub:
                 request_serializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.AdvanceClockRequest.SerializeToString,
                 response_deserializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.AdvanceClockResponse.FromString,
                 _registered_method=True)
+        self.CreateQuote = channel.unary_unary(
+                '/tenure.subscription.v1.SubscriptionService/CreateQuote',
+                request_serializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.CreateQuoteRequest.SerializeToString,
+                response_deserializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.CreateQuoteResponse.FromString,
+                _registered_method=True)
+        self.IssueQuote = channel.unary_unary(
+                '/tenure.subscription.v1.SubscriptionService/IssueQuote',
+                request_serializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.IssueQuoteRequest.SerializeToString,
+                response_deserializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.IssueQuoteResponse.FromString,
+                _registered_method=True)
+        self.ReviseQuote = channel.unary_unary(
+                '/tenure.subscription.v1.SubscriptionService/ReviseQuote',
+                request_serializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.ReviseQuoteRequest.SerializeToString,
+                response_deserializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.ReviseQuoteResponse.FromString,
+                _registered_method=True)
+        self.GetQuote = channel.unary_unary(
+                '/tenure.subscription.v1.SubscriptionService/GetQuote',
+                request_serializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.GetQuoteRequest.SerializeToString,
+                response_deserializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.GetQuoteResponse.FromString,
+                _registered_method=True)
+        self.AcceptQuote = channel.unary_unary(
+                '/tenure.subscription.v1.SubscriptionService/AcceptQuote',
+                request_serializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.AcceptQuoteRequest.SerializeToString,
+                response_deserializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.AcceptQuoteResponse.FromString,
+                _registered_method=True)
 
 
 class SubscriptionServiceServicer:
@@ -334,6 +359,42 @@ class SubscriptionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateQuote(self, request, context):
+        """(Partner) Creates a draft quote for an account (rules §9).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IssueQuote(self, request, context):
+        """(Partner) Prices and issues a draft quote; it is valid for 30 days.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReviseQuote(self, request, context):
+        """(Partner) Changes a quote's contacts or lines: an issued quote is re-issued as its next version and
+        the earlier version is superseded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetQuote(self, request, context):
+        """Returns a version of a quote (to its partner, the buyer it names and operators).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcceptQuote(self, request, context):
+        """(The buyer named on the quote) Accepts an issued, unexpired quote: books its order exactly once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SubscriptionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -456,6 +517,31 @@ def add_SubscriptionServiceServicer_to_server(servicer, server):
                     servicer.AdvanceClock,
                     request_deserializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.AdvanceClockRequest.FromString,
                     response_serializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.AdvanceClockResponse.SerializeToString,
+            ),
+            'CreateQuote': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateQuote,
+                    request_deserializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.CreateQuoteRequest.FromString,
+                    response_serializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.CreateQuoteResponse.SerializeToString,
+            ),
+            'IssueQuote': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueQuote,
+                    request_deserializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.IssueQuoteRequest.FromString,
+                    response_serializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.IssueQuoteResponse.SerializeToString,
+            ),
+            'ReviseQuote': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReviseQuote,
+                    request_deserializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.ReviseQuoteRequest.FromString,
+                    response_serializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.ReviseQuoteResponse.SerializeToString,
+            ),
+            'GetQuote': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQuote,
+                    request_deserializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.GetQuoteRequest.FromString,
+                    response_serializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.GetQuoteResponse.SerializeToString,
+            ),
+            'AcceptQuote': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcceptQuote,
+                    request_deserializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.AcceptQuoteRequest.FromString,
+                    response_serializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.AcceptQuoteResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1108,6 +1194,141 @@ class SubscriptionService:
             '/tenure.subscription.v1.SubscriptionService/AdvanceClock',
             tenure_dot_subscription_dot_v1_dot_subscription__pb2.AdvanceClockRequest.SerializeToString,
             tenure_dot_subscription_dot_v1_dot_subscription__pb2.AdvanceClockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateQuote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tenure.subscription.v1.SubscriptionService/CreateQuote',
+            tenure_dot_subscription_dot_v1_dot_subscription__pb2.CreateQuoteRequest.SerializeToString,
+            tenure_dot_subscription_dot_v1_dot_subscription__pb2.CreateQuoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueQuote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tenure.subscription.v1.SubscriptionService/IssueQuote',
+            tenure_dot_subscription_dot_v1_dot_subscription__pb2.IssueQuoteRequest.SerializeToString,
+            tenure_dot_subscription_dot_v1_dot_subscription__pb2.IssueQuoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReviseQuote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tenure.subscription.v1.SubscriptionService/ReviseQuote',
+            tenure_dot_subscription_dot_v1_dot_subscription__pb2.ReviseQuoteRequest.SerializeToString,
+            tenure_dot_subscription_dot_v1_dot_subscription__pb2.ReviseQuoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetQuote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tenure.subscription.v1.SubscriptionService/GetQuote',
+            tenure_dot_subscription_dot_v1_dot_subscription__pb2.GetQuoteRequest.SerializeToString,
+            tenure_dot_subscription_dot_v1_dot_subscription__pb2.GetQuoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcceptQuote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tenure.subscription.v1.SubscriptionService/AcceptQuote',
+            tenure_dot_subscription_dot_v1_dot_subscription__pb2.AcceptQuoteRequest.SerializeToString,
+            tenure_dot_subscription_dot_v1_dot_subscription__pb2.AcceptQuoteResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -90,6 +90,18 @@ class SubscriptionServiceStub:
     """(Operator) Returns the service clock."""
     AdvanceClock: _grpc.UnaryUnaryMultiCallable[_subscription_pb2.AdvanceClockRequest, _subscription_pb2.AdvanceClockResponse]
     """(Operator, test clock only) Moves the test clock forward."""
+    CreateQuote: _grpc.UnaryUnaryMultiCallable[_subscription_pb2.CreateQuoteRequest, _subscription_pb2.CreateQuoteResponse]
+    """(Partner) Creates a draft quote for an account (rules §9)."""
+    IssueQuote: _grpc.UnaryUnaryMultiCallable[_subscription_pb2.IssueQuoteRequest, _subscription_pb2.IssueQuoteResponse]
+    """(Partner) Prices and issues a draft quote; it is valid for 30 days."""
+    ReviseQuote: _grpc.UnaryUnaryMultiCallable[_subscription_pb2.ReviseQuoteRequest, _subscription_pb2.ReviseQuoteResponse]
+    """(Partner) Changes a quote's contacts or lines: an issued quote is re-issued as its next version and
+    the earlier version is superseded.
+    """
+    GetQuote: _grpc.UnaryUnaryMultiCallable[_subscription_pb2.GetQuoteRequest, _subscription_pb2.GetQuoteResponse]
+    """Returns a version of a quote (to its partner, the buyer it names and operators)."""
+    AcceptQuote: _grpc.UnaryUnaryMultiCallable[_subscription_pb2.AcceptQuoteRequest, _subscription_pb2.AcceptQuoteResponse]
+    """(The buyer named on the quote) Accepts an issued, unexpired quote: books its order exactly once."""
 
 @_typing.type_check_only
 class SubscriptionServiceAsyncStub(SubscriptionServiceStub):
@@ -151,6 +163,18 @@ class SubscriptionServiceAsyncStub(SubscriptionServiceStub):
     """(Operator) Returns the service clock."""
     AdvanceClock: _aio.UnaryUnaryMultiCallable[_subscription_pb2.AdvanceClockRequest, _subscription_pb2.AdvanceClockResponse]  # type: ignore[assignment]
     """(Operator, test clock only) Moves the test clock forward."""
+    CreateQuote: _aio.UnaryUnaryMultiCallable[_subscription_pb2.CreateQuoteRequest, _subscription_pb2.CreateQuoteResponse]  # type: ignore[assignment]
+    """(Partner) Creates a draft quote for an account (rules §9)."""
+    IssueQuote: _aio.UnaryUnaryMultiCallable[_subscription_pb2.IssueQuoteRequest, _subscription_pb2.IssueQuoteResponse]  # type: ignore[assignment]
+    """(Partner) Prices and issues a draft quote; it is valid for 30 days."""
+    ReviseQuote: _aio.UnaryUnaryMultiCallable[_subscription_pb2.ReviseQuoteRequest, _subscription_pb2.ReviseQuoteResponse]  # type: ignore[assignment]
+    """(Partner) Changes a quote's contacts or lines: an issued quote is re-issued as its next version and
+    the earlier version is superseded.
+    """
+    GetQuote: _aio.UnaryUnaryMultiCallable[_subscription_pb2.GetQuoteRequest, _subscription_pb2.GetQuoteResponse]  # type: ignore[assignment]
+    """Returns a version of a quote (to its partner, the buyer it names and operators)."""
+    AcceptQuote: _aio.UnaryUnaryMultiCallable[_subscription_pb2.AcceptQuoteRequest, _subscription_pb2.AcceptQuoteResponse]  # type: ignore[assignment]
+    """(The buyer named on the quote) Accepts an issued, unexpired quote: books its order exactly once."""
 
 class SubscriptionServiceServicer(metaclass=_abc_1.ABCMeta):
     """Subscriptions and everything that changes them. Every mutating RPC takes a `request_id`; repeating a
@@ -353,5 +377,47 @@ class SubscriptionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_subscription_pb2.AdvanceClockResponse, _abc.Awaitable[_subscription_pb2.AdvanceClockResponse]]:
         """(Operator, test clock only) Moves the test clock forward."""
+
+    @_abc_1.abstractmethod
+    def CreateQuote(
+        self,
+        request: _subscription_pb2.CreateQuoteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_subscription_pb2.CreateQuoteResponse, _abc.Awaitable[_subscription_pb2.CreateQuoteResponse]]:
+        """(Partner) Creates a draft quote for an account (rules §9)."""
+
+    @_abc_1.abstractmethod
+    def IssueQuote(
+        self,
+        request: _subscription_pb2.IssueQuoteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_subscription_pb2.IssueQuoteResponse, _abc.Awaitable[_subscription_pb2.IssueQuoteResponse]]:
+        """(Partner) Prices and issues a draft quote; it is valid for 30 days."""
+
+    @_abc_1.abstractmethod
+    def ReviseQuote(
+        self,
+        request: _subscription_pb2.ReviseQuoteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_subscription_pb2.ReviseQuoteResponse, _abc.Awaitable[_subscription_pb2.ReviseQuoteResponse]]:
+        """(Partner) Changes a quote's contacts or lines: an issued quote is re-issued as its next version and
+        the earlier version is superseded.
+        """
+
+    @_abc_1.abstractmethod
+    def GetQuote(
+        self,
+        request: _subscription_pb2.GetQuoteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_subscription_pb2.GetQuoteResponse, _abc.Awaitable[_subscription_pb2.GetQuoteResponse]]:
+        """Returns a version of a quote (to its partner, the buyer it names and operators)."""
+
+    @_abc_1.abstractmethod
+    def AcceptQuote(
+        self,
+        request: _subscription_pb2.AcceptQuoteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_subscription_pb2.AcceptQuoteResponse, _abc.Awaitable[_subscription_pb2.AcceptQuoteResponse]]:
+        """(The buyer named on the quote) Accepts an issued, unexpired quote: books its order exactly once."""
 
 def add_SubscriptionServiceServicer_to_server(servicer: SubscriptionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
