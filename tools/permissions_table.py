@@ -18,6 +18,7 @@ ORDER = [
     "self",
     "member",
     "person",
+    "partner",
     "service",
     "operator",
 ]
@@ -30,6 +31,7 @@ SHOWN = {
     "self": "the person named",
     "member": "any member",
     "person": "any signed-in person",
+    "partner": "a partner's staff (on accounts their partner quoted or sold to)",
     "service": "service",
     "operator": "operator",
 }

@@ -111,6 +111,9 @@ FINER = {
     ("AssignRole", "buyer"): DENIED,  # Ada is a secondary admin since she handed the primary role on
     ("RevokeRole", "secondary admin"): DENIED,
     ("RevokeRole", "buyer"): DENIED,
+    # an RPC for partners' staff only refuses a person whose token names no partner before looking at the
+    # account (rules §9), so a stranger is refused, not told it does not exist
+    **{(rpc, "stranger"): DENIED for rpc in ("CreateQuote", "IssueQuote", "ReviseQuote")},
     # the order confirmation is the buyer's mail: other members are told it does not exist (rules §7, §8)
     **{
         (rpc, who): HIDDEN
@@ -305,7 +308,49 @@ def requests(w: World) -> dict[str, dict]:
         "ListProducts": {},
         "ListPrices": {"product_code": "ACDLT", "currency_code": "USD"},
         "SetExchangeRate": {**rid, "currency_code": "NOK", "rate": "10.5"},
+        "CreateProduct": {
+            **rid,
+            "product": {
+                "product_code": "MATRIX",
+                "name": "Matrix",
+                "kind": "PRODUCT_KIND_FULL",
+                "release_year": 2024,
+            },
+        },
+        "UpdateProduct": {
+            **rid,
+            "product": {
+                "product_code": "DOCS",
+                "name": "Autodesk Docs",
+                "kind": "PRODUCT_KIND_FULL",
+                "shutoff_policy": "SHUTOFF_POLICY_IMMEDIATE",
+                "release_year": 2022,
+                "supported": True,
+            },
+        },
+        "SetPrice": {
+            **rid,
+            "product_code": "ACDLT",
+            "plan": "PLAN_STANDARD",
+            "term": "TERM_ANNUAL",
+            "list_price": {"currency_code": "USD", "units": "500"},
+            "renewal_price": {"currency_code": "USD", "units": "450"},
+            "effective_date": {"year": 2099, "month": 1, "day": 1},
+        },
         "QuoteOrder": {"add_seats": {"subscription_id": w.sub_a, "seats": 1}},
+        "CreateQuote": {
+            **rid,
+            "account_id": ACC_A,
+            "buyer": {"email": ADA},
+            "currency_code": "USD",
+            "country_code": "NO",
+            "time_zone": "Europe/Oslo",
+            "lines": [{"kind": "QUOTE_LINE_KIND_RENEWAL", "subscription_id": w.sub_a}],
+        },
+        "IssueQuote": {**rid, "quote_number": "Q-none"},
+        "ReviseQuote": {**rid, "quote_number": "Q-none", "buyer": {"email": ADA}},
+        "GetQuote": {"quote_number": "Q-none"},
+        "AcceptQuote": {**rid, "quote_number": "Q-none", "payment_method_id": w.pm_a},
         "ListUpcomingPayments": {"account_id": ACC_A},
         "CreateSubscription": {
             **rid,
