@@ -167,6 +167,7 @@ def book_order(
         lines=order.lines,
         request_id=order.request_id,
         now=now,
+        price_book_version=uow.catalog.version(),  # rules §10: the version the order was priced from
     )
     if order.transitions:
         repo.add_transitions(saved.subscription_id, list(order.transitions))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -14,6 +14,8 @@ from services.subscription.adapters.tables import (
     MEMBERS,
     ExchangeRateRow,
     OrderRow,
+    PriceBookVersionRow,
+    PriceChangeRow,
     ProductRow,
     ReminderRow,
     RenewalRow,
@@ -24,13 +26,12 @@ from services.subscription.adapters.tables import (
 from services.subscription.codec import event_profile
 from services.subscription.domain import lifecycle
 from services.subscription.domain.catalog import (
-    DEMO_PRODUCTS,
     Catalog,
+    CatalogData,
     ExchangeRate,
     Product,
     UsdPrice,
-    _usd_table,
-    demo_rates,
+    demo_data,
 )
 from services.subscription.domain.model import (
     Channel,
@@ -52,37 +53,71 @@ from shared.money import round_money
 # -- catalog ------------------------------------------------------------------------------------------
 
 
-def seed_catalog(session: Session) -> bool:
-    """Load the demo catalog when the catalog is empty (first start). True when it loaded it."""
-    if session.execute(select(func.count()).select_from(ProductRow)).scalar_one():
+def _product_row(p: Product, position: int) -> ProductRow:
+    return ProductRow(
+        product_code=p.code,
+        name=p.name,
+        kind=p.kind.value,
+        shutoff_policy=p.shutoff_policy.value,
+        release_year=p.release_year,
+        supported=p.supported,
+        full_product=p.full_product,
+        contains=",".join(p.contains),
+        upgrade_paths=",".join(p.upgrade_paths),
+        position=position,
+    )
+
+
+def _price_rows(data: CatalogData, codes: set[str]) -> list[UsdPriceRow]:
+    return [
+        UsdPriceRow(
+            product_code=code,
+            plan=plan.value,
+            term=term.value,
+            list_price=price.list_price,
+            renewal_price=price.renewal_price,
+        )
+        for (code, plan, term), price in data.usd_prices.items()
+        if code in codes
+    ]
+
+
+def price_book_version(session: Session) -> int:
+    """The newest price-book version (0 before anything was loaded)."""
+    return int(session.execute(select(func.max(PriceBookVersionRow.version))).scalar_one() or 0)
+
+
+def new_version(session: Session, change: str, now: datetime) -> int:
+    """Number the change one above the newest version (callers hold the catalog lock, `lock_key`)."""
+    version = price_book_version(session) + 1
+    session.add(PriceBookVersionRow(version=version, change=change[:400], create_time=now))
+    session.flush()
+    return version
+
+
+def seed_catalog(session: Session, now: datetime | None = None, data: CatalogData | None = None) -> bool:
+    """Load the demo catalog file (rules §10): all of it when the catalog is empty (first start); later, the
+    products it lists that the catalog lacks, with their prices (products already there are the operators'
+    and stay as they are). True when it added anything; each load is a new price-book version."""
+    data = data or demo_data()
+    now = now or datetime.now(UTC)
+    have = set(session.execute(select(ProductRow.product_code)).scalars())
+    missing = [p for p in data.products if p.code not in have]
+    if not missing:
         return False
-    for i, p in enumerate(DEMO_PRODUCTS):
-        session.add(
-            ProductRow(
-                product_code=p.code,
-                name=p.name,
-                kind=p.kind.value,
-                shutoff_policy=p.shutoff_policy.value,
-                release_year=p.release_year,
-                supported=p.supported,
-                full_product=p.full_product,
-                contains=",".join(p.contains),
-                upgrade_paths=",".join(p.upgrade_paths),
-                position=i,
+    start = int(session.execute(select(func.max(ProductRow.position))).scalar_one() or 0) + 1 if have else 0
+    for i, p in enumerate(missing):
+        session.add(_product_row(p, start + i))
+    session.add_all(_price_rows(data, {p.code for p in missing}))
+    if not have:
+        for r in data.rates:
+            session.add(
+                ExchangeRateRow(currency=r.currency, channel_group=r.group, rate=r.rate, period=r.period)
             )
-        )
-    for (code, plan, term), price in _usd_table().items():
-        session.add(
-            UsdPriceRow(
-                product_code=code,
-                plan=plan.value,
-                term=term.value,
-                list_price=price.list_price,
-                renewal_price=price.renewal_price,
-            )
-        )
-    for r in demo_rates():
-        session.add(ExchangeRateRow(currency=r.currency, channel_group=r.group, rate=r.rate, period=r.period))
+    change = (
+        "demo catalog loaded" if not have else "demo catalog: added " + ", ".join(p.code for p in missing)
+    )
+    new_version(session, change, now)
     return True
 
 
@@ -106,13 +141,27 @@ def load_catalog(session: Session) -> Catalog:
         )
         for row in session.execute(select(UsdPriceRow)).scalars()
     }
+    changes: dict[tuple[str, Plan, Term], list[UsdPrice]] = {}
+    stmt = select(PriceChangeRow).order_by(PriceChangeRow.effective_date)
+    for ch in session.execute(stmt).scalars():
+        changes.setdefault((ch.product_code, Plan(ch.plan), Term(ch.term)), []).append(
+            UsdPrice(
+                round_money(ch.list_price, "USD"), round_money(ch.renewal_price, "USD"), ch.effective_date
+            )
+        )
     rates = {
         (row.currency, row.channel_group): ExchangeRate(
             row.currency, row.channel_group, Decimal(row.rate).quantize(Decimal("0.000001")), row.period
         )
         for row in session.execute(select(ExchangeRateRow)).scalars()
     }
-    return Catalog(products, prices, rates)
+    return Catalog(
+        products,
+        prices,
+        rates,
+        price_changes={k: tuple(v) for k, v in changes.items()},
+        version=price_book_version(session),
+    )
 
 
 def rate_row(session: Session, currency: str, group: str, *, lock: bool) -> ExchangeRateRow | None:
@@ -125,18 +174,62 @@ def rate_row(session: Session, currency: str, group: str, *, lock: bool) -> Exch
 
 
 class CatalogRepository:
-    """The price book of one unit of work: products, USD prices and exchange rates."""
+    """The price book of one unit of work: products, USD prices (and their changes from a date), exchange
+    rates and the price-book version."""
 
     def __init__(self, session: Session, *, postgres: bool = False) -> None:
         self.session = session
         self.postgres = postgres
+        self.loaded_version: int | None = None  # the version of the catalog this unit of work loaded
 
-    def seed(self) -> bool:
-        """Load the demo catalog when the catalog is empty (first start). True when it loaded it."""
-        return seed_catalog(self.session)
+    def seed(self, now: datetime | None = None) -> bool:
+        """Load the demo catalog file: all of it on first start, later the products it adds."""
+        return seed_catalog(self.session, now)
 
     def load(self) -> Catalog:
-        return load_catalog(self.session)
+        catalog = load_catalog(self.session)
+        if self.loaded_version is None:
+            self.loaded_version = catalog.version
+        return catalog
+
+    def version(self) -> int:
+        """The price-book version the orders of this unit of work were priced from: that of the catalog it
+        loaded first, else the newest."""
+        return self.loaded_version if self.loaded_version is not None else price_book_version(self.session)
+
+    def add_product(self, p: Product, change: str, now: datetime) -> int:
+        position = int(self.session.execute(select(func.max(ProductRow.position))).scalar_one() or 0) + 1
+        self.session.add(_product_row(p, position))
+        return new_version(self.session, change, now)
+
+    def save_product(self, p: Product, change: str, now: datetime) -> int:
+        row = self.session.get(ProductRow, p.code)
+        if row is None:
+            raise NotFound(f"product {p.code!r} is not in the catalog", reason="PRODUCT_NOT_FOUND")
+        fresh = _product_row(p, row.position)
+        for name in ProductRow.model_fields:
+            setattr(row, name, getattr(fresh, name))
+        self.session.add(row)
+        return new_version(self.session, change, now)
+
+    def add_price(self, key: tuple[str, Plan, Term], price: UsdPrice, change: str, now: datetime) -> int:
+        assert price.effective_date is not None, "a price change has an effective date"
+        version = new_version(self.session, change, now)
+        code, plan, term = key
+        self.session.add(
+            PriceChangeRow(
+                product_code=code,
+                plan=plan.value,
+                term=term.value,
+                effective_date=price.effective_date,
+                list_price=price.list_price,
+                renewal_price=price.renewal_price,
+                price_book_version=version,
+                create_time=now,
+            )
+        )
+        self.session.flush()
+        return version
 
     def rate(self, currency: str, group: str, *, lock: bool = False) -> ExchangeRate | None:
         """One exchange rate; `lock` holds its row until the unit of work ends (PostgreSQL)."""
@@ -416,6 +509,7 @@ class Repository:
         lines: list[OrderLine],
         request_id: str,
         now: datetime,
+        price_book_version: int = 0,
     ) -> None:
         self.session.add(
             OrderRow(
@@ -447,6 +541,7 @@ class Repository:
                         for ln in lines
                     ]
                 ),
+                price_book_version=price_book_version,
                 create_time=now,
             )
         )

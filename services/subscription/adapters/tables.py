@@ -1,7 +1,9 @@
 """Tables of the subscription service's own database.
 
-- `products`, `usd_prices`, `exchange_rates`: the catalog and price book (the demo catalog is loaded on
-  first start; exchange rates change through SetExchangeRate).
+- `products`, `usd_prices`, `exchange_rates`: the catalog and price book (the demo catalog file is loaded on
+  first start; exchange rates change through SetExchangeRate). `price_changes`: prices from an effective
+  date (SetPrice, rules §10); `price_book_versions`: one row per change of the catalog, whose number every
+  order records (`orders.price_book_version`).
 - `subscriptions`: one row per subscription, with a `version` column for optimistic concurrency (a
   concurrent change of the same row fails with ABORTED instead of losing an update).
 - `orders`: every order and the invoice that billed it (refunds credit the invoices of the current term).
@@ -66,6 +68,31 @@ class UsdPriceRow(SubscriptionModel, table=True):
     term: str = Field(primary_key=True, max_length=20)
     list_price: Decimal = _money()
     renewal_price: Decimal = _money()
+
+
+class PriceChangeRow(SubscriptionModel, table=True):
+    """A USD price of (product, plan, term) from its effective date on (rules §10); one per key and day."""
+
+    __tablename__ = "price_changes"
+
+    product_code: str = Field(primary_key=True, max_length=40)
+    plan: str = Field(primary_key=True, max_length=20)
+    term: str = Field(primary_key=True, max_length=20)
+    effective_date: date = Field(primary_key=True)
+    list_price: Decimal = _money()
+    renewal_price: Decimal = _money()
+    price_book_version: int
+    create_time: datetime = _time()
+
+
+class PriceBookVersionRow(SubscriptionModel, table=True):
+    """Each change of the catalog, numbered: the newest number is the price book's version."""
+
+    __tablename__ = "price_book_versions"
+
+    version: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    change: str = Field(default="", max_length=400)
+    create_time: datetime = _time()
 
 
 class ExchangeRateRow(SubscriptionModel, table=True):
@@ -161,6 +188,10 @@ class OrderRow(SubscriptionModel, table=True):
     period_start_date: date
     request_id: str = Field(default="", max_length=200)
     lines_json: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+    # the price-book version the order was priced from (rules §10); 0 for orders placed before versions
+    price_book_version: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, default=0, server_default="0")
+    )
     create_time: datetime = _time()
 
 

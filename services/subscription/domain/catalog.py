@@ -1,20 +1,32 @@
-"""Catalog and price book (rules §1).
+"""Catalog and price book (rules §1, §10).
 
 Prices are kept per seat per term in USD (the reference currency) for each (product, plan, term); a
 local-currency price is the USD price times the exchange rate of the currency for the sale's channel
 group, rounded half up to the currency's minor unit. Exchange rates move by at most 1 % per month for
 direct sales and 3 % per quarter for partner sales (see `adjust_rate`).
+
+Operators manage the catalog (rules §10): products are added and changed, and a price is set from an
+**effective date**. A price key (product, plan, term) has a base price (in effect since the catalog began)
+and any number of changes, each from its own date; the price on a day is the latest one in effect on it.
+A new purchase is priced on its order date, a renewal on its renewal date, so a change never reaches a
+term already running. Every change raises the price-book version (`Catalog.version`), which every order
+records.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
+from importlib import resources
+from typing import Any
 
 from services.subscription.domain.model import Channel, Plan, ProductKind, ShutoffPolicy, Term
-from shared.errors import InvalidInput, NotFound, RuleViolation
+from shared.errors import AlreadyExists, InvalidInput, NotFound, RuleViolation
 from shared.money import round_money, to_decimal
 
 REFERENCE_CURRENCY = "USD"
@@ -36,10 +48,15 @@ class Product:
 
 @dataclass(frozen=True, slots=True)
 class UsdPrice:
-    """List and renewal price per seat per term, in USD."""
+    """List and renewal price per seat per term, in USD, in effect from `effective_date` (None: since the
+    catalog began) until the next change of the same key."""
 
     list_price: Decimal
     renewal_price: Decimal
+    effective_date: date | None = None
+
+
+PriceKey = tuple[str, Plan, Term]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +68,7 @@ class Price:
     channel: Channel
     list_price: Decimal
     renewal_price: Decimal
+    effective_date: date | None = None  # when the USD price it comes from took effect (None: always)
 
 
 class ChannelGroup:
@@ -76,8 +94,11 @@ class ExchangeRate:
 @dataclass
 class Catalog:
     products: dict[str, Product]
-    usd_prices: dict[tuple[str, Plan, Term], UsdPrice]
+    usd_prices: dict[PriceKey, UsdPrice]  # the base prices, in effect since the catalog began
     rates: dict[tuple[str, str], ExchangeRate] = field(default_factory=dict)
+    # price changes from an effective date, per key, oldest first (rules §10)
+    price_changes: dict[PriceKey, tuple[UsdPrice, ...]] = field(default_factory=dict)
+    version: int = 0  # the price-book version: raised by every change of products or prices
 
     # -- products -------------------------------------------------------------------------------------
     def product(self, code: str) -> Product:
@@ -118,32 +139,67 @@ class Catalog:
         except KeyError:
             raise NotFound(f"the price book has no prices in {currency}", reason="PRICE_NOT_FOUND") from None
 
-    def price(self, product_code: str, plan: Plan, term: Term, currency: str, channel: Channel) -> Price:
+    def history(self, key: PriceKey) -> tuple[UsdPrice, ...]:
+        """Every USD price of a key, oldest first: the base price (if any), then its changes."""
+        base = self.usd_prices.get(key)
+        return ((base,) if base is not None else ()) + self.price_changes.get(key, ())
+
+    def usd_price(self, product_code: str, plan: Plan, term: Term, on: date | None = None) -> UsdPrice:
+        """The USD price of a key in effect on `on` (a purchase's order date, a renewal's renewal date);
+        without a day, the newest price the book holds."""
         self.product(product_code)
-        try:
-            usd = self.usd_prices[(product_code, plan, term)]
-        except KeyError:
+        history = self.history((product_code, plan, term))
+        if on is not None:
+            history = tuple(p for p in history if p.effective_date is None or p.effective_date <= on)
+        if not history:
+            when = "" if on is None else f" on {on.isoformat()}"
             raise NotFound(
-                f"the price book has no {plan.value} {term.value} price for {product_code}",
+                f"the price book has no {plan.value} {term.value} price for {product_code}{when}",
                 reason="PRICE_NOT_FOUND",
-            ) from None
+            )
+        return history[-1]
+
+    def price(
+        self,
+        product_code: str,
+        plan: Plan,
+        term: Term,
+        currency: str,
+        channel: Channel,
+        on: date | None = None,
+    ) -> Price:
+        """The price per seat per term in `currency` on the day `on` (rules §10; see `usd_price`)."""
+        usd = self.usd_price(product_code, plan, term, on)
         rate = self.rate(currency, channel)
         list_price = round_money(usd.list_price * rate, currency)
         renewal = list_price if term is Term.MONTHLY else round_money(usd.renewal_price * rate, currency)
-        return Price(product_code, plan, term, currency, channel, list_price, renewal)
+        return Price(product_code, plan, term, currency, channel, list_price, renewal, usd.effective_date)
+
+    def price_keys(self) -> list[PriceKey]:
+        keys = set(self.usd_prices) | set(self.price_changes)
+        return sorted(keys, key=lambda k: (k[0], k[1].value, k[2].months))
 
     def prices(
-        self, product_code: str = "", currency: str = "", channel: Channel = Channel.DIRECT_ONLINE
+        self,
+        product_code: str = "",
+        currency: str = "",
+        channel: Channel = Channel.DIRECT_ONLINE,
+        on: date | None = None,
     ) -> list[Price]:
+        """The price book on the day `on` (keys without a price yet on that day are left out)."""
         if product_code:
             self.product(product_code)
         currencies = [currency] if currency else self.currencies()
         out = []
-        for code, plan, term in sorted(self.usd_prices, key=lambda k: (k[0], k[1].value, k[2].months)):
+        for code, plan, term in self.price_keys():
             if product_code and code != product_code:
                 continue
+            if on is not None and not any(
+                p.effective_date is None or p.effective_date <= on for p in self.history((code, plan, term))
+            ):
+                continue
             for cur in currencies:
-                out.append(self.price(code, plan, term, cur, channel))
+                out.append(self.price(code, plan, term, cur, channel, on))
         return out
 
 
@@ -198,73 +254,226 @@ def adjust_rate(current: ExchangeRate, requested: Decimal | str, today: date) ->
     return RateAdjustment(current, replace(current, rate=applied, period=period), req, capped)
 
 
-# -- the demo catalog ---------------------------------------------------------------------------------
+# -- managing the catalog (rules §10) ------------------------------------------------------------------
 
-PREMIUM_FACTOR = Decimal("1.25")
-
-DEMO_PRODUCTS: tuple[Product, ...] = (
-    Product("ACDLT", "AutoCAD LT", ProductKind.LT, release_year=2021, full_product="ACD"),
-    Product("ACD", "AutoCAD", ProductKind.FULL, release_year=2019),
-    Product(
-        "AEC_COLLECTION",
-        "Architecture, Engineering & Construction Collection",
-        ProductKind.COLLECTION,
-        release_year=2020,
-        contains=("ACD", "DOCS"),
-    ),
-    Product("DOCS", "Docs", ProductKind.FULL, ShutoffPolicy.IMMEDIATE, release_year=2022),
-    Product(
-        "DC_SUITE",
-        "Design & Creation Suite",
-        ProductKind.SUITE,
-        release_year=2017,
-        contains=("ACD",),
-        upgrade_paths=("AEC_COLLECTION",),
-    ),
-)
-
-# USD per seat per term, Standard plan: (monthly, annual list, annual renewal, 3-year list, 3-year renewal).
-DEMO_USD: dict[str, tuple[str, str, str, str, str]] = {
-    "ACDLT": ("60.00", "470.00", "420.00", "1310.00", "1179.00"),
-    "ACD": ("245.00", "1975.00", "1780.00", "5925.00", "5330.00"),
-    "AEC_COLLECTION": ("415.00", "3330.00", "3000.00", "9990.00", "8990.00"),
-    "DOCS": ("30.00", "250.00", "225.00", "750.00", "675.00"),
-    "DC_SUITE": ("300.00", "2400.00", "2160.00", "7200.00", "6480.00"),
-}
-
-# Units of currency per USD at the start, the same for both channel groups.
-DEMO_RATES: dict[str, str] = {"EUR": "0.92", "NOK": "10.80", "SEK": "10.60"}
+PRODUCT_CODE = re.compile(r"^[A-Z][A-Z0-9_]{1,39}$")
+FIRST_RELEASE_YEAR = 1982  # the first AutoCAD release: no licensed version is older
 
 
-def _usd_table() -> dict[tuple[str, Plan, Term], UsdPrice]:
-    table: dict[tuple[str, Plan, Term], UsdPrice] = {}
-    for code, (monthly, a_list, a_renew, t_list, t_renew) in DEMO_USD.items():
+def _check_product(catalog: Catalog, p: Product) -> None:
+    """The fields of a product to add or change, and the products it names (which must exist)."""
+    if not PRODUCT_CODE.match(p.code):
+        raise InvalidInput(
+            "a product code is 2 to 40 capital letters, digits or _ starting with a letter, such as ACDLT",
+            field="product_code",
+        )
+    if not p.name.strip():
+        raise InvalidInput("the product needs a name", field="name")
+    if len(p.name) > 200:
+        raise InvalidInput("a product name has at most 200 characters", field="name")
+    if not FIRST_RELEASE_YEAR <= p.release_year <= 9999:
+        raise InvalidInput(
+            f"release_year is a year from {FIRST_RELEASE_YEAR}, such as 2021", field="release_year"
+        )
+    named = [("full_product_code", c) for c in ([p.full_product] if p.full_product else [])]
+    named += [("contains", c) for c in p.contains] + [("upgrade_paths", c) for c in p.upgrade_paths]
+    for fld, code in named:
+        if code == p.code:
+            raise InvalidInput(f"{p.code} cannot name itself in {fld}", field=fld)
+        if code not in catalog.products:
+            raise NotFound(
+                f"{fld} names {code!r}, which is not in the catalog",
+                reason="PRODUCT_NOT_FOUND",
+                field_violations=[(fld, f"{code!r} is not in the catalog")],
+            )
+    if p.full_product and p.kind is not ProductKind.LT:
+        raise InvalidInput(
+            "only an LT product names the FULL product it upgrades to", field="full_product_code"
+        )
+    if p.full_product and catalog.products[p.full_product].kind is not ProductKind.FULL:
+        raise InvalidInput(f"{p.full_product} is not a FULL product", field="full_product_code")
+    if p.contains and p.kind not in (ProductKind.COLLECTION, ProductKind.SUITE):
+        raise InvalidInput("only a collection or a suite contains other products", field="contains")
+    if p.upgrade_paths and p.kind is not ProductKind.SUITE:
+        raise InvalidInput("only a suite names the collections it upgrades to", field="upgrade_paths")
+    for code in p.upgrade_paths:
+        if catalog.products[code].kind is not ProductKind.COLLECTION:
+            raise InvalidInput(f"{code} is not a collection", field="upgrade_paths")
+
+
+def add_product(catalog: Catalog, p: Product) -> Product:
+    """A new product (rules §10): a code not yet in the catalog, and only existing products named."""
+    if p.code in catalog.products:
+        raise AlreadyExists(f"the catalog already has a product {p.code}", reason="PRODUCT_ALREADY_EXISTS")
+    _check_product(catalog, p)
+    return p
+
+
+def change_product(catalog: Catalog, p: Product) -> Product:
+    """A product's new fields (rules §10). Its kind is fixed: subscriptions and upgrade paths rest on it."""
+    old = catalog.product(p.code)
+    if p.kind is not old.kind:
+        raise RuleViolation(
+            f"{p.code} is {old.kind.value}; a product's kind never changes (add a new product instead)",
+            reason="PRODUCT_KIND_FIXED",
+        )
+    _check_product(catalog, p)
+    if p == old:
+        raise RuleViolation(f"{p.code} already has these fields", reason="NOTHING_TO_CHANGE")
+    return p
+
+
+def schedule_price(
+    catalog: Catalog,
+    key: PriceKey,
+    list_price: Decimal,
+    renewal_price: Decimal,
+    effective_date: date,
+    today: date,
+) -> UsdPrice:
+    """A USD price of (product, plan, term) from `effective_date` on (rules §10). It applies to purchases
+    ordered on or after that day and to renewals whose renewal date is on or after it; terms already running
+    keep their price. The day is today or later (a past day would reprice orders already placed), one
+    price per key and day, list and renewal price not negative, and an on-time renewal never pays more than
+    a new purchase (a monthly renewal pays the list price)."""
+    code, plan, term = key
+    catalog.product(code)
+    for fld, amount in (("list_price", list_price), ("renewal_price", renewal_price)):
+        if amount < 0:
+            raise InvalidInput(
+                f"a price is never negative ({fld} {amount})", field=fld, reason="PRICE_NEGATIVE"
+            )
+    if term is Term.MONTHLY:
+        renewal_price = list_price  # rules §1: monthly terms have no renewal discount
+    elif renewal_price > list_price:
+        raise InvalidInput(
+            f"the renewal price {renewal_price} is above the list price {list_price}", field="renewal_price"
+        )
+    if effective_date < today:
+        raise RuleViolation(
+            f"a price takes effect today ({today.isoformat()}) or later, not on {effective_date.isoformat()}:"
+            " orders already placed keep the price they paid",
+            reason="PRICE_EFFECTIVE_DATE_PASSED",
+            field_violations=[("effective_date", "before today")],
+        )
+    if any(p.effective_date == effective_date for p in catalog.history(key)):
+        raise AlreadyExists(
+            f"{code} {plan.value} {term.value} already has a price from {effective_date.isoformat()}",
+            reason="PRICE_EFFECTIVE_DATE_TAKEN",
+            field_violations=[("effective_date", "a price of this key already starts on this day")],
+        )
+    return UsdPrice(list_price, renewal_price, effective_date)
+
+
+def with_price(catalog: Catalog, key: PriceKey, price: UsdPrice) -> Catalog:
+    """The catalog with one more price change (kept oldest first)."""
+    changes = dict(catalog.price_changes)
+    changes[key] = tuple(sorted((*changes.get(key, ()), price), key=lambda p: p.effective_date or date.min))
+    return replace(catalog, price_changes=changes)
+
+
+# -- the demo catalog: a data file (rules §10) ----------------------------------------------------------
+
+DEMO_CATALOG_PACKAGE = "services.subscription.catalog"
+DEMO_CATALOG_FILE = "demo_catalog.json"
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogData:
+    """A catalog as a data file describes it: products, base USD prices, starting exchange rates."""
+
+    products: tuple[Product, ...]
+    usd_prices: dict[PriceKey, UsdPrice]
+    rates: tuple[ExchangeRate, ...]
+
+    def catalog(self, rates: Iterable[ExchangeRate] | None = None) -> Catalog:
+        return Catalog(
+            products={p.code: p for p in self.products},
+            usd_prices=dict(self.usd_prices),
+            rates={(r.currency, r.group): r for r in (self.rates if rates is None else rates)},
+        )
+
+
+def _money_field(entry: Mapping[str, Any], name: str, where: str) -> Decimal:
+    raw = entry.get(name)
+    if not isinstance(raw, str):
+        raise InvalidInput(f'{where}: {name} is a decimal string such as "470.00"')
+    amount = to_decimal(raw)
+    if amount < 0 or amount != round_money(amount, REFERENCE_CURRENCY):
+        raise InvalidInput(f"{where}: {name} {raw} is not a USD amount of at least 0")
+    return amount
+
+
+def catalog_data(data: Mapping[str, Any]) -> CatalogData:
+    """Reads a catalog document (the format of `demo_catalog.json`), checking it as an operator's changes
+    are checked: codes unique, every product valid and naming only products of the document, prices not
+    negative, renewal prices not above list prices."""
+    built = Catalog(products={}, usd_prices={})
+    products: list[Product] = []
+    factor = to_decimal(str(data.get("premium_factor", "1")))
+    prices: dict[PriceKey, UsdPrice] = {}
+    for entry in data.get("products", []):
+        code = str(entry.get("code", ""))
+        where = f"product {code or '?'}"
+        try:
+            p = Product(
+                code=code,
+                name=str(entry.get("name", "")),
+                kind=ProductKind(entry.get("kind", "")),
+                shutoff_policy=ShutoffPolicy(entry.get("shutoff_policy", ShutoffPolicy.STANDARD.value)),
+                release_year=int(entry.get("release_year", 0)),
+                supported=bool(entry.get("supported", True)),
+                full_product=str(entry.get("full_product", "")),
+                contains=tuple(entry.get("contains", ())),
+                upgrade_paths=tuple(entry.get("upgrade_paths", ())),
+            )
+        except ValueError as e:
+            raise InvalidInput(f"{where}: {e}") from None
+        if p.code in built.products:
+            raise AlreadyExists(f"{where} is listed twice", reason="PRODUCT_ALREADY_EXISTS")
+        built.products[p.code] = p
+        products.append(p)
+        usd = entry.get("usd", {})
+        monthly = _money_field(usd, "monthly", where)
         standard = {
-            Term.MONTHLY: (Decimal(monthly), Decimal(monthly)),
-            Term.ANNUAL: (Decimal(a_list), Decimal(a_renew)),
-            Term.THREE_YEAR: (Decimal(t_list), Decimal(t_renew)),
+            Term.MONTHLY: (monthly, monthly),
+            Term.ANNUAL: (
+                _money_field(usd, "annual_list", where),
+                _money_field(usd, "annual_renewal", where),
+            ),
+            Term.THREE_YEAR: (
+                _money_field(usd, "three_year_list", where),
+                _money_field(usd, "three_year_renewal", where),
+            ),
         }
         for term, (lp, rp) in standard.items():
-            table[(code, Plan.STANDARD, term)] = UsdPrice(lp, rp)
-            table[(code, Plan.PREMIUM, term)] = UsdPrice(
-                round_money(lp * PREMIUM_FACTOR, REFERENCE_CURRENCY),
-                round_money(rp * PREMIUM_FACTOR, REFERENCE_CURRENCY),
+            if rp > lp:
+                raise InvalidInput(f"{where}: the {term.value} renewal price is above the list price")
+            prices[(p.code, Plan.STANDARD, term)] = UsdPrice(lp, rp)
+            prices[(p.code, Plan.PREMIUM, term)] = UsdPrice(
+                round_money(lp * factor, REFERENCE_CURRENCY), round_money(rp * factor, REFERENCE_CURRENCY)
             )
-    return table
+    for p in products:
+        _check_product(built, p)
+    rates = tuple(
+        ExchangeRate(str(cur), group, to_decimal(str(rate)))
+        for cur, rate in dict(data.get("rates", {})).items()
+        for group in (ChannelGroup.DIRECT, ChannelGroup.PARTNER)
+    )
+    return CatalogData(tuple(products), prices, rates)
+
+
+@lru_cache(maxsize=1)
+def demo_data() -> CatalogData:
+    """The demo catalog the service loads on first start: `services/subscription/catalog/demo_catalog.json`."""
+    text = resources.files(DEMO_CATALOG_PACKAGE).joinpath(DEMO_CATALOG_FILE).read_text(encoding="utf-8")
+    return catalog_data(json.loads(text))
 
 
 def demo_rates() -> list[ExchangeRate]:
-    return [
-        ExchangeRate(cur, group, Decimal(rate))
-        for cur, rate in DEMO_RATES.items()
-        for group in (ChannelGroup.DIRECT, ChannelGroup.PARTNER)
-    ]
+    return list(demo_data().rates)
 
 
 def demo_catalog(rates: Iterable[ExchangeRate] | None = None) -> Catalog:
-    """The catalog of rules §1 that the service loads on first start."""
-    return Catalog(
-        products={p.code: p for p in DEMO_PRODUCTS},
-        usd_prices=_usd_table(),
-        rates={(r.currency, r.group): r for r in (demo_rates() if rates is None else rates)},
-    )
+    """The demo catalog of rules §1 and §10 (a fresh copy each time)."""
+    return demo_data().catalog(rates)

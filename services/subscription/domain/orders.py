@@ -81,7 +81,7 @@ def create(req: OrderRequest, catalog: Catalog, subscription_id: str, now: datet
         raise InvalidInput("partner sales name the partner or reseller", field="partner_name")
     if req.trial:
         term = req.term or Term.ANNUAL
-        catalog.price(product.code, req.plan, term, req.currency, req.channel)  # the trial converts later
+        catalog.price(product.code, req.plan, term, req.currency, req.channel, today)  # converts later
         renewal = start + timedelta(days=dates.TRIAL_DAYS)
         sub = _new(req, product, subscription_id, now, start, term, seats, Decimal(0), renewal, months=0)
         sub.stage = Stage.TRIAL
@@ -92,7 +92,8 @@ def create(req: OrderRequest, catalog: Catalog, subscription_id: str, now: datet
         raise InvalidInput("term is required", field="term")
     if not req.payment_method_id:
         raise InvalidInput("payment_method_id is required", field="payment_method_id")
-    price = catalog.price(product.code, req.plan, req.term, req.currency, req.channel)
+    # rules §10: a purchase pays the price in effect on its order date
+    price = catalog.price(product.code, req.plan, req.term, req.currency, req.channel, today)
     renewal = dates.add_months(start, req.term.months)
     sub = _new(
         req, product, subscription_id, now, start, req.term, seats, price.list_price, renewal, req.term.months
@@ -246,8 +247,8 @@ def convert_trial(
         raise InvalidInput("payment_method_id is required", field="payment_method_id")
     check_convert_trial(sub, catalog, now)
     product = catalog.product(sub.product_code)
-    price = catalog.price(product.code, sub.plan, term, sub.currency, sub.channel)
     today = sub.today(now)
+    price = catalog.price(product.code, sub.plan, term, sub.currency, sub.channel, today)  # rules §10
     renewal = dates.add_months(today, term.months)
     line = OrderLine(
         description=describe(product, sub.plan, term),

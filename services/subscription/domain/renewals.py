@@ -46,7 +46,14 @@ def check_change_term(sub: Subscription, catalog: Catalog, now: datetime) -> Non
 def change_term(sub: Subscription, term: Term, catalog: Catalog, now: datetime) -> Outcome:
     """The new term takes effect at the next renewal (and keeps the renewal price if renewed on time)."""
     check_change_term(sub, catalog, now)
-    catalog.price(sub.pending_product_code or sub.product_code, sub.plan, term, sub.currency, sub.channel)
+    catalog.price(
+        sub.pending_product_code or sub.product_code,
+        sub.plan,
+        term,
+        sub.currency,
+        sub.channel,
+        sub.renewal_date,
+    )
     pending = None if term is sub.term else term
     if pending == sub.pending_term:
         raise RuleViolation(f"the subscription already renews {TERM_WORDS[term]}", reason="NOTHING_TO_CHANGE")
@@ -97,11 +104,12 @@ def renew(sub: Subscription, catalog: Catalog, now: datetime) -> Outcome:
 
 def renew_term(sub: Subscription, catalog: Catalog, now: datetime, *, reason: str = "renewed") -> Outcome:
     """The next term: starts at the original renewal instant (no gap, anniversary kept), with the pending
-    term, product and renewal seats, at the renewal price of that term."""
+    term, product and renewal seats, at the renewal price of that term in effect on the renewal date
+    (rules §10: a price change from a day reaches renewals on or after it, never the term running)."""
     term = sub.pending_term or sub.term
     product = catalog.product(sub.pending_product_code or sub.product_code)
-    price = catalog.price(product.code, sub.plan, term, sub.currency, sub.channel)
     start = sub.renewal_date
+    price = catalog.price(product.code, sub.plan, term, sub.currency, sub.channel, start)
     months = sub.months_from_anchor + term.months
     renewal = dates.add_months(sub.anchor_date, months)
     seats = sub.renewal_seats

@@ -129,7 +129,7 @@ def upgrade(
     if not target.supported:
         raise RuleViolation(f"{target.name} can no longer be bought", reason="PRODUCT_NOT_SUPPORTED")
     today = sub.today(now)
-    price = catalog.price(product_code, plan, sub.term, sub.currency, sub.channel)
+    price = catalog.price(product_code, plan, sub.term, sub.currency, sub.channel, today)  # rules §10
     renewal = dates.add_months(today, sub.term.months)
     charge = line_amount(price.list_price, sub.seats, sub.currency)
     remaining = max(0, dates.days_between(today, sub.renewal_date)) if sub.stage is Stage.ACTIVE else 0
@@ -241,7 +241,8 @@ def schedule_product_switch(sub: Subscription, product_code: str, catalog: Catal
     target = catalog.product(product_code)
     if not target.supported:
         raise RuleViolation(f"{target.name} can no longer be bought", reason="PRODUCT_NOT_SUPPORTED")
-    catalog.price(target.code, sub.plan, sub.pending_term or sub.term, sub.currency, sub.channel)
+    term = sub.pending_term or sub.term
+    catalog.price(target.code, sub.plan, term, sub.currency, sub.channel, sub.renewal_date)
     pending = "" if target.code == sub.product_code else target.code
     if pending == sub.pending_product_code:
         raise RuleViolation(f"the subscription already renews as {target.name}", reason="NOTHING_TO_CHANGE")

@@ -42,6 +42,7 @@ class OrderRecord:
     period_start_date: date
     lines: list[OrderLine]
     request_id: str
+    price_book_version: int = 0
 
 
 @dataclass
@@ -129,6 +130,7 @@ class FakeSubscriptions:
         lines: list[OrderLine],
         request_id: str,
         now: datetime,
+        price_book_version: int = 0,
     ) -> None:
         self.store.orders.append(
             OrderRecord(
@@ -144,6 +146,7 @@ class FakeSubscriptions:
                 period_start_date,
                 list(lines),
                 request_id,
+                price_book_version,
             )
         )
 
@@ -233,6 +236,9 @@ class FakeCatalog:
 
     def load(self) -> Catalog:
         return self.store.catalog
+
+    def version(self) -> int:
+        return self.store.catalog.version
 
     def rate(self, currency: str, group: str, *, lock: bool = False) -> ExchangeRate | None:
         return self.store.catalog.rates.get((currency, group))

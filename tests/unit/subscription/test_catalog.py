@@ -43,7 +43,7 @@ def test_every_product_is_priced_in_the_four_currencies_and_monthly_renewal_equa
     c = demo_catalog()
     assert c.currencies() == ["EUR", "NOK", "SEK", "USD"]
     prices = c.prices()
-    assert len(prices) == 5 * 2 * 3 * 4  # products x plans x terms x currencies
+    assert len(prices) == len(c.products) * 2 * 3 * 4  # products x plans x terms x currencies
     for p in prices:
         assert p.list_price > 0 and p.renewal_price > 0
         assert p.renewal_price <= p.list_price
