@@ -341,7 +341,6 @@ def order_of(
     price book (list price for a new purchase, the renewal price for renewals, switches and reinstatement),
     on the partner channel and naming the partner."""
     (ln,) = q.lines
-    partner = {"channel": Channel.PARTNER_QUOTE, "partner_name": q.partner}
     if ln.kind is LineKind.NEW_SUBSCRIPTION:
         req = OrderRequest(
             account_id=q.account_id,
@@ -381,7 +380,8 @@ def order_of(
             pending_term=ln.term if ln.term is not None else sub.pending_term,
             renewal_seats=ln.seats or sub.renewal_seats,
         )
-    out = renew_term(replace(changed, **partner), catalog, now, reason="renewed by quote")
+    on_partner = replace(changed, channel=Channel.PARTNER_QUOTE, partner_name=q.partner)
+    out = renew_term(on_partner, catalog, now, reason="renewed by quote")
     new = replace(out.subscription, auto_renew=True, payment_method_id=payment_method_id)
     return Outcome(new, _tagged(q, out.lines), out.transitions)
 
@@ -409,5 +409,10 @@ def _added_seats(q: Quote, sub: Subscription, seats: int, now: datetime, payment
         term_start_date=sub.current_period_start_date,
         term_end_date=sub.term_end_date,
     )
-    new = replace(sub, seats=sub.seats + seats, renewal_seats=sub.renewal_seats + seats)
+    new = replace(
+        sub,
+        seats=sub.seats + seats,
+        renewal_seats=sub.renewal_seats + seats,
+        payment_method_id=payment_method_id,
+    )
     return Outcome(new, _tagged(q, [line]))
