@@ -28,7 +28,7 @@ from shared.errors import InvalidInput
 from shared.grpc.codec import date_of as date_of
 from shared.grpc.codec import date_pb as date_pb
 from shared.grpc.codec import timestamp
-from shared.money import to_proto
+from shared.money import from_proto, to_proto
 from tenure.common.v1 import common_pb2
 from tenure.events.v1 import events_pb2
 from tenure.subscription.v1 import subscription_pb2 as pb
@@ -257,6 +257,7 @@ def price_pb(p: Price) -> pb.Price:
         list_price=money_pb(p.list_price, p.currency),
         renewal_price=money_pb(p.renewal_price, p.currency),
         channel=channel_pb(p.channel),
+        effective_date=date_pb(p.effective_date),
     )
 
 

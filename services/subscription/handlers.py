@@ -130,7 +130,7 @@ class Quote:
 def seed(db: Database) -> bool:
     """Load the demo catalog on first start (a no-op afterwards)."""
     with writing(db) as uow:
-        return uow.catalog.seed()
+        return uow.catalog.seed(uow.now)
 
 
 def list_products(db: Database) -> list[tuple[Product, list[str]]]:
@@ -139,12 +139,16 @@ def list_products(db: Database) -> list[tuple[Product, list[str]]]:
     return [(p, catalog.upgrades_to(p.code)) for p in catalog.products.values()]
 
 
-def list_prices(db: Database, product_code: str, currency: str, channel: Channel) -> list[Price]:
+def list_prices(
+    db: Database, product_code: str, currency: str, channel: Channel, on: date | None = None
+) -> tuple[list[Price], int]:
+    """The price book on the day `on` (default today, UTC; rules §10) and its version."""
     with reading(db) as uow:
         catalog = uow.catalog.load()
     if currency and currency not in catalog.currencies():
         raise NotFound(f"the price book has no prices in {currency}", reason="PRICE_NOT_FOUND")
-    return catalog.prices(product_code, currency, channel)
+    day = on or db.clock.now().astimezone(UTC).date()
+    return catalog.prices(product_code, currency, channel, day), catalog.version
 
 
 def set_exchange_rate(

@@ -35,6 +35,9 @@ TABLE = {
     "ListProducts": rule(PERSON, OPERATOR, SERVICE),
     "ListPrices": rule(PERSON, OPERATOR, SERVICE),
     "SetExchangeRate": rule(OPERATOR),
+    "CreateProduct": rule(OPERATOR),  # the managed catalog (rules §10)
+    "UpdateProduct": rule(OPERATOR),
+    "SetPrice": rule(OPERATOR),
     # orders: the buyer; a person's first order opens the account; an operator may open one for a buyer
     "QuoteOrder": rule(BUYER, OPERATOR, SERVICE, target="quote", opens_account=True),
     "CreateSubscription": rule(BUYER, OPERATOR, target="account", opens_account=True),

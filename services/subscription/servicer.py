@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, timedelta
 
-from services.subscription import codec, handlers, quotes, sweep
+from services.subscription import catalog_admin, codec, handlers, quotes, sweep
 from services.subscription.booking import Peers
 from services.subscription.domain.model import Channel
 from services.subscription.permissions import order_buyer
@@ -63,9 +63,14 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
 
     def ListPrices(self, request, context):
         channel = codec.channel_of(request.channel, default=Channel.DIRECT_ONLINE)
-        prices = handlers.list_prices(self.db, request.product_code, request.currency_code.upper(), channel)
+        on = codec.date_of(request.effective_on, "effective_on")
+        prices, version = handlers.list_prices(
+            self.db, request.product_code, request.currency_code.upper(), channel, on
+        )
         items, nxt = _slice(prices, request.page_size, request.page_token)
-        return pb.ListPricesResponse(prices=[codec.price_pb(p) for p in items], next_page_token=nxt)
+        return pb.ListPricesResponse(
+            prices=[codec.price_pb(p) for p in items], next_page_token=nxt, price_book_version=version
+        )
 
     def SetExchangeRate(self, request, context):
         channel = codec.channel_of(request.channel, default=Channel.DIRECT_ONLINE)
@@ -80,6 +85,43 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
             )
 
         return self.db.run_idempotent("SetExchangeRate", request, pb.SetExchangeRateResponse, work)
+
+    # -- the managed catalog (rules §10) ------------------------------------------------------------
+    def CreateProduct(self, request, context):
+        product = codec.product_spec_of(request.product, new=True)
+
+        def work(uow):
+            c = catalog_admin.create_product(uow, product)
+            return pb.CreateProductResponse(
+                product=codec.product_pb(c.product, c.upgrades_to), price_book_version=c.version
+            )
+
+        return self.db.run_idempotent("CreateProduct", request, pb.CreateProductResponse, work)
+
+    def UpdateProduct(self, request, context):
+        product = codec.product_spec_of(request.product, new=False)
+
+        def work(uow):
+            c = catalog_admin.update_product(uow, product)
+            return pb.UpdateProductResponse(
+                product=codec.product_pb(c.product, c.upgrades_to), price_book_version=c.version
+            )
+
+        return self.db.run_idempotent("UpdateProduct", request, pb.UpdateProductResponse, work)
+
+    def SetPrice(self, request, context):
+        r = request
+        plan, term = codec.plan_of(r.plan), codec.term_of(r.term)
+        list_price = codec.money_of(r.list_price, "list_price")
+        renewal_price = codec.money_of(r.renewal_price, "renewal_price")
+        effective = codec.date_of(r.effective_date, "effective_date")
+        code = r.product_code.strip().upper()
+
+        def work(uow):
+            c = catalog_admin.set_price(uow, code, plan, term, list_price, renewal_price, effective)
+            return pb.SetPriceResponse(price=codec.price_pb(c.price), price_book_version=c.version)
+
+        return self.db.run_idempotent("SetPrice", request, pb.SetPriceResponse, work)
 
     # -- quotes -------------------------------------------------------------------------------------
     def QuoteOrder(self, request, context):

@@ -152,6 +152,16 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The quote is past its validity date."""
     ERROR_REASON_QUOTE_NOT_YOUR_QUOTE: _ErrorReason.ValueType  # 58
     """Only the buyer named on the quote accepts it."""
+    ERROR_REASON_PRODUCT_ALREADY_EXISTS: _ErrorReason.ValueType  # 80
+    """The catalog already has a product with this code."""
+    ERROR_REASON_PRODUCT_KIND_FIXED: _ErrorReason.ValueType  # 81
+    """A product's kind never changes."""
+    ERROR_REASON_PRICE_NEGATIVE: _ErrorReason.ValueType  # 82
+    """A price is never negative."""
+    ERROR_REASON_PRICE_EFFECTIVE_DATE_PASSED: _ErrorReason.ValueType  # 83
+    """A price takes effect today or later, never on a past day."""
+    ERROR_REASON_PRICE_EFFECTIVE_DATE_TAKEN: _ErrorReason.ValueType  # 84
+    """The product, plan and term already have a price from this effective date."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Reasons carried in google.rpc.ErrorInfo.reason (domain `subscription.tenure`)."""
@@ -276,6 +286,16 @@ ERROR_REASON_QUOTE_EXPIRED: ErrorReason.ValueType  # 57
 """The quote is past its validity date."""
 ERROR_REASON_QUOTE_NOT_YOUR_QUOTE: ErrorReason.ValueType  # 58
 """Only the buyer named on the quote accepts it."""
+ERROR_REASON_PRODUCT_ALREADY_EXISTS: ErrorReason.ValueType  # 80
+"""The catalog already has a product with this code."""
+ERROR_REASON_PRODUCT_KIND_FIXED: ErrorReason.ValueType  # 81
+"""A product's kind never changes."""
+ERROR_REASON_PRICE_NEGATIVE: ErrorReason.ValueType  # 82
+"""A price is never negative."""
+ERROR_REASON_PRICE_EFFECTIVE_DATE_PASSED: ErrorReason.ValueType  # 83
+"""A price takes effect today or later, never on a past day."""
+ERROR_REASON_PRICE_EFFECTIVE_DATE_TAKEN: ErrorReason.ValueType  # 84
+"""The product, plan and term already have a price from this effective date."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _SelfServiceAction:
@@ -507,6 +527,7 @@ class Price(_message.Message):
     LIST_PRICE_FIELD_NUMBER: _builtins.int
     RENEWAL_PRICE_FIELD_NUMBER: _builtins.int
     CHANNEL_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_DATE_FIELD_NUMBER: _builtins.int
     product_code: _builtins.str
     """Product code."""
     plan: _common_pb2.Plan.ValueType
@@ -525,6 +546,10 @@ class Price(_message.Message):
     def renewal_price(self) -> _money_pb2.Money:
         """What an on-time renewal pays per seat per term (equal to the list price for monthly terms)."""
 
+    @_builtins.property
+    def effective_date(self) -> _date_pb2.Date:
+        """The day this price took effect (rules §10); unset for a price in effect since the catalog began."""
+
     def __init__(
         self,
         *,
@@ -535,10 +560,11 @@ class Price(_message.Message):
         list_price: _money_pb2.Money | None = ...,
         renewal_price: _money_pb2.Money | None = ...,
         channel: _common_pb2.Channel.ValueType = ...,
+        effective_date: _date_pb2.Date | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["list_price", b"list_price", "renewal_price", b"renewal_price"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_date", b"effective_date", "list_price", b"list_price", "renewal_price", b"renewal_price"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "currency_code", b"currency_code", "list_price", b"list_price", "plan", b"plan", "product_code", b"product_code", "renewal_price", b"renewal_price", "term", b"term"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "currency_code", b"currency_code", "effective_date", b"effective_date", "list_price", b"list_price", "plan", b"plan", "product_code", b"product_code", "renewal_price", b"renewal_price", "term", b"term"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -997,6 +1023,7 @@ class ListPricesRequest(_message.Message):
     CHANNEL_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_ON_FIELD_NUMBER: _builtins.int
     product_code: _builtins.str
     """Only this product (optional)."""
     currency_code: _builtins.str
@@ -1007,6 +1034,10 @@ class ListPricesRequest(_message.Message):
     """Maximum number of prices to return (0: all)."""
     page_token: _builtins.str
     """Token from a previous response."""
+    @_builtins.property
+    def effective_on(self) -> _date_pb2.Date:
+        """The day whose prices to list (default: today, UTC); a later day shows scheduled price changes."""
+
     def __init__(
         self,
         *,
@@ -1015,10 +1046,11 @@ class ListPricesRequest(_message.Message):
         channel: _common_pb2.Channel.ValueType = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        effective_on: _date_pb2.Date | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_on", b"effective_on"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "currency_code", b"currency_code", "page_size", b"page_size", "page_token", b"page_token", "product_code", b"product_code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "currency_code", b"currency_code", "effective_on", b"effective_on", "page_size", b"page_size", "page_token", b"page_token", "product_code", b"product_code"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1032,8 +1064,11 @@ class ListPricesResponse(_message.Message):
 
     PRICES_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    PRICE_BOOK_VERSION_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
     """Token for the next page; empty on the last page."""
+    price_book_version: _builtins.int
+    """The price book's version (every order records the version it was priced from)."""
     @_builtins.property
     def prices(self) -> _containers.RepeatedCompositeFieldContainer[Global___Price]:
         """The prices."""
@@ -1043,10 +1078,11 @@ class ListPricesResponse(_message.Message):
         *,
         prices: _abc.Iterable[Global___Price] | None = ...,
         next_page_token: _builtins.str = ...,
+        price_book_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "prices", b"prices"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "price_book_version", b"price_book_version", "prices", b"prices"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1119,6 +1155,258 @@ class SetExchangeRateResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SetExchangeRateResponse: _TypeAlias = SetExchangeRateResponse  # noqa: Y015
+
+@_typing.final
+class ProductSpec(_message.Message):
+    """A product as an operator writes it (rules §10)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRODUCT_CODE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    SHUTOFF_POLICY_FIELD_NUMBER: _builtins.int
+    RELEASE_YEAR_FIELD_NUMBER: _builtins.int
+    FULL_PRODUCT_CODE_FIELD_NUMBER: _builtins.int
+    CONTAINS_FIELD_NUMBER: _builtins.int
+    UPGRADE_PATHS_FIELD_NUMBER: _builtins.int
+    SUPPORTED_FIELD_NUMBER: _builtins.int
+    product_code: _builtins.str
+    """Product code: 2 to 40 capital letters, digits or _, starting with a letter (such as ACDLT)."""
+    name: _builtins.str
+    """Display name."""
+    kind: _common_pb2.ProductKind.ValueType
+    """Kind: LT, FULL, COLLECTION or SUITE."""
+    shutoff_policy: _common_pb2.ShutoffPolicy.ValueType
+    """What happens to access when a term ends unrenewed (default STANDARD)."""
+    release_year: _builtins.int
+    """Release year of the oldest standalone version still licensed."""
+    full_product_code: _builtins.str
+    """For an LT product: the FULL product it upgrades to."""
+    supported: _builtins.bool
+    """Whether the product is sold and eligible for self-service (a new product always is)."""
+    @_builtins.property
+    def contains(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """For a collection or a suite: the products it contains."""
+
+    @_builtins.property
+    def upgrade_paths(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """For a suite: the collections it upgrades to."""
+
+    def __init__(
+        self,
+        *,
+        product_code: _builtins.str = ...,
+        name: _builtins.str = ...,
+        kind: _common_pb2.ProductKind.ValueType = ...,
+        shutoff_policy: _common_pb2.ShutoffPolicy.ValueType = ...,
+        release_year: _builtins.int = ...,
+        full_product_code: _builtins.str = ...,
+        contains: _abc.Iterable[_builtins.str] | None = ...,
+        upgrade_paths: _abc.Iterable[_builtins.str] | None = ...,
+        supported: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contains", b"contains", "full_product_code", b"full_product_code", "kind", b"kind", "name", b"name", "product_code", b"product_code", "release_year", b"release_year", "shutoff_policy", b"shutoff_policy", "supported", b"supported", "upgrade_paths", b"upgrade_paths"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProductSpec: _TypeAlias = ProductSpec  # noqa: Y015
+
+@_typing.final
+class CreateProductRequest(_message.Message):
+    """Request of CreateProduct."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PRODUCT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key."""
+    @_builtins.property
+    def product(self) -> Global___ProductSpec:
+        """The product (its `supported` is ignored: a new product is sold)."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        product: Global___ProductSpec | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["product", b"product"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["product", b"product", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateProductRequest: _TypeAlias = CreateProductRequest  # noqa: Y015
+
+@_typing.final
+class CreateProductResponse(_message.Message):
+    """Response of CreateProduct."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRODUCT_FIELD_NUMBER: _builtins.int
+    PRICE_BOOK_VERSION_FIELD_NUMBER: _builtins.int
+    price_book_version: _builtins.int
+    """The price-book version of this change."""
+    @_builtins.property
+    def product(self) -> Global___Product:
+        """The product as the catalog now has it."""
+
+    def __init__(
+        self,
+        *,
+        product: Global___Product | None = ...,
+        price_book_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["product", b"product"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["price_book_version", b"price_book_version", "product", b"product"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateProductResponse: _TypeAlias = CreateProductResponse  # noqa: Y015
+
+@_typing.final
+class UpdateProductRequest(_message.Message):
+    """Request of UpdateProduct."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PRODUCT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key."""
+    @_builtins.property
+    def product(self) -> Global___ProductSpec:
+        """Every field of the product as it is to be (the code names it; the kind must be its kind)."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        product: Global___ProductSpec | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["product", b"product"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["product", b"product", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateProductRequest: _TypeAlias = UpdateProductRequest  # noqa: Y015
+
+@_typing.final
+class UpdateProductResponse(_message.Message):
+    """Response of UpdateProduct."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRODUCT_FIELD_NUMBER: _builtins.int
+    PRICE_BOOK_VERSION_FIELD_NUMBER: _builtins.int
+    price_book_version: _builtins.int
+    """The price-book version of this change."""
+    @_builtins.property
+    def product(self) -> Global___Product:
+        """The product as the catalog now has it."""
+
+    def __init__(
+        self,
+        *,
+        product: Global___Product | None = ...,
+        price_book_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["product", b"product"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["price_book_version", b"price_book_version", "product", b"product"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateProductResponse: _TypeAlias = UpdateProductResponse  # noqa: Y015
+
+@_typing.final
+class SetPriceRequest(_message.Message):
+    """Request of SetPrice."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PRODUCT_CODE_FIELD_NUMBER: _builtins.int
+    PLAN_FIELD_NUMBER: _builtins.int
+    TERM_FIELD_NUMBER: _builtins.int
+    LIST_PRICE_FIELD_NUMBER: _builtins.int
+    RENEWAL_PRICE_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_DATE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key."""
+    product_code: _builtins.str
+    """Product code."""
+    plan: _common_pb2.Plan.ValueType
+    """Plan."""
+    term: _common_pb2.Term.ValueType
+    """Term."""
+    @_builtins.property
+    def list_price(self) -> _money_pb2.Money:
+        """What a new purchase pays per seat per term, in USD (local prices follow the exchange rates)."""
+
+    @_builtins.property
+    def renewal_price(self) -> _money_pb2.Money:
+        """What an on-time renewal pays per seat per term, in USD, not above the list price (monthly: ignored,
+        the list price).
+        """
+
+    @_builtins.property
+    def effective_date(self) -> _date_pb2.Date:
+        """The first day the price applies (today or later; one price per product, plan, term and day)."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        product_code: _builtins.str = ...,
+        plan: _common_pb2.Plan.ValueType = ...,
+        term: _common_pb2.Term.ValueType = ...,
+        list_price: _money_pb2.Money | None = ...,
+        renewal_price: _money_pb2.Money | None = ...,
+        effective_date: _date_pb2.Date | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_date", b"effective_date", "list_price", b"list_price", "renewal_price", b"renewal_price"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["effective_date", b"effective_date", "list_price", b"list_price", "plan", b"plan", "product_code", b"product_code", "renewal_price", b"renewal_price", "request_id", b"request_id", "term", b"term"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetPriceRequest: _TypeAlias = SetPriceRequest  # noqa: Y015
+
+@_typing.final
+class SetPriceResponse(_message.Message):
+    """Response of SetPrice."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRICE_FIELD_NUMBER: _builtins.int
+    PRICE_BOOK_VERSION_FIELD_NUMBER: _builtins.int
+    price_book_version: _builtins.int
+    """The price-book version of this change."""
+    @_builtins.property
+    def price(self) -> Global___Price:
+        """The new price, in USD, with its effective date."""
+
+    def __init__(
+        self,
+        *,
+        price: Global___Price | None = ...,
+        price_book_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["price", b"price"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["price", b"price", "price_book_version", b"price_book_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetPriceResponse: _TypeAlias = SetPriceResponse  # noqa: Y015
 
 @_typing.final
 class QuoteOrderRequest(_message.Message):

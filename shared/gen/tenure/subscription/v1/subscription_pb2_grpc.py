@@ -51,6 +51,21 @@ class SubscriptionServiceStub:
                 request_serializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.SetExchangeRateRequest.SerializeToString,
                 response_deserializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.SetExchangeRateResponse.FromString,
                 _registered_method=True)
+        self.CreateProduct = channel.unary_unary(
+                '/tenure.subscription.v1.SubscriptionService/CreateProduct',
+                request_serializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.CreateProductRequest.SerializeToString,
+                response_deserializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.CreateProductResponse.FromString,
+                _registered_method=True)
+        self.UpdateProduct = channel.unary_unary(
+                '/tenure.subscription.v1.SubscriptionService/UpdateProduct',
+                request_serializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.UpdateProductRequest.SerializeToString,
+                response_deserializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.UpdateProductResponse.FromString,
+                _registered_method=True)
+        self.SetPrice = channel.unary_unary(
+                '/tenure.subscription.v1.SubscriptionService/SetPrice',
+                request_serializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.SetPriceRequest.SerializeToString,
+                response_deserializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.SetPriceResponse.FromString,
+                _registered_method=True)
         self.QuoteOrder = channel.unary_unary(
                 '/tenure.subscription.v1.SubscriptionService/QuoteOrder',
                 request_serializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.QuoteOrderRequest.SerializeToString,
@@ -206,6 +221,30 @@ class SubscriptionServiceServicer:
         """(Operator) Sets a new exchange rate for a currency and channel group; the change is capped at 1 % per
         month for direct sales and 3 % per quarter for partner sales, and a second adjustment in the same
         period is refused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateProduct(self, request, context):
+        """(Operator) Adds a product to the catalog (rules §10); a new price-book version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateProduct(self, request, context):
+        """(Operator) Changes a product's name, shutoff policy, release year, support, upgrade paths or members
+        (its kind never changes); a new price-book version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPrice(self, request, context):
+        """(Operator) Sets the USD list and renewal price of a product, plan and term from an effective date
+        (today or later): purchases ordered from that day and renewals whose renewal date is on or after it
+        pay it; a term already running keeps its price. A new price-book version.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -412,6 +451,21 @@ def add_SubscriptionServiceServicer_to_server(servicer, server):
                     servicer.SetExchangeRate,
                     request_deserializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.SetExchangeRateRequest.FromString,
                     response_serializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.SetExchangeRateResponse.SerializeToString,
+            ),
+            'CreateProduct': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateProduct,
+                    request_deserializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.CreateProductRequest.FromString,
+                    response_serializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.CreateProductResponse.SerializeToString,
+            ),
+            'UpdateProduct': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateProduct,
+                    request_deserializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.UpdateProductRequest.FromString,
+                    response_serializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.UpdateProductResponse.SerializeToString,
+            ),
+            'SetPrice': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPrice,
+                    request_deserializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.SetPriceRequest.FromString,
+                    response_serializer=tenure_dot_subscription_dot_v1_dot_subscription__pb2.SetPriceResponse.SerializeToString,
             ),
             'QuoteOrder': grpc.unary_unary_rpc_method_handler(
                     servicer.QuoteOrder,
@@ -627,6 +681,87 @@ class SubscriptionService:
             '/tenure.subscription.v1.SubscriptionService/SetExchangeRate',
             tenure_dot_subscription_dot_v1_dot_subscription__pb2.SetExchangeRateRequest.SerializeToString,
             tenure_dot_subscription_dot_v1_dot_subscription__pb2.SetExchangeRateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateProduct(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tenure.subscription.v1.SubscriptionService/CreateProduct',
+            tenure_dot_subscription_dot_v1_dot_subscription__pb2.CreateProductRequest.SerializeToString,
+            tenure_dot_subscription_dot_v1_dot_subscription__pb2.CreateProductResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateProduct(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tenure.subscription.v1.SubscriptionService/UpdateProduct',
+            tenure_dot_subscription_dot_v1_dot_subscription__pb2.UpdateProductRequest.SerializeToString,
+            tenure_dot_subscription_dot_v1_dot_subscription__pb2.UpdateProductResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPrice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tenure.subscription.v1.SubscriptionService/SetPrice',
+            tenure_dot_subscription_dot_v1_dot_subscription__pb2.SetPriceRequest.SerializeToString,
+            tenure_dot_subscription_dot_v1_dot_subscription__pb2.SetPriceResponse.FromString,
             options,
             channel_credentials,
             insecure,

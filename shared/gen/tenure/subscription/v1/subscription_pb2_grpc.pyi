@@ -46,6 +46,17 @@ class SubscriptionServiceStub:
     month for direct sales and 3 % per quarter for partner sales, and a second adjustment in the same
     period is refused.
     """
+    CreateProduct: _grpc.UnaryUnaryMultiCallable[_subscription_pb2.CreateProductRequest, _subscription_pb2.CreateProductResponse]
+    """(Operator) Adds a product to the catalog (rules §10); a new price-book version."""
+    UpdateProduct: _grpc.UnaryUnaryMultiCallable[_subscription_pb2.UpdateProductRequest, _subscription_pb2.UpdateProductResponse]
+    """(Operator) Changes a product's name, shutoff policy, release year, support, upgrade paths or members
+    (its kind never changes); a new price-book version.
+    """
+    SetPrice: _grpc.UnaryUnaryMultiCallable[_subscription_pb2.SetPriceRequest, _subscription_pb2.SetPriceResponse]
+    """(Operator) Sets the USD list and renewal price of a product, plan and term from an effective date
+    (today or later): purchases ordered from that day and renewals whose renewal date is on or after it
+    pay it; a term already running keeps its price. A new price-book version.
+    """
     QuoteOrder: _grpc.UnaryUnaryMultiCallable[_subscription_pb2.QuoteOrderRequest, _subscription_pb2.QuoteOrderResponse]
     """Prices any kind of order (lines, subtotal, tax, total) without writing anything."""
     ListUpcomingPayments: _grpc.UnaryUnaryMultiCallable[_subscription_pb2.ListUpcomingPaymentsRequest, _subscription_pb2.ListUpcomingPaymentsResponse]
@@ -118,6 +129,17 @@ class SubscriptionServiceAsyncStub(SubscriptionServiceStub):
     """(Operator) Sets a new exchange rate for a currency and channel group; the change is capped at 1 % per
     month for direct sales and 3 % per quarter for partner sales, and a second adjustment in the same
     period is refused.
+    """
+    CreateProduct: _aio.UnaryUnaryMultiCallable[_subscription_pb2.CreateProductRequest, _subscription_pb2.CreateProductResponse]  # type: ignore[assignment]
+    """(Operator) Adds a product to the catalog (rules §10); a new price-book version."""
+    UpdateProduct: _aio.UnaryUnaryMultiCallable[_subscription_pb2.UpdateProductRequest, _subscription_pb2.UpdateProductResponse]  # type: ignore[assignment]
+    """(Operator) Changes a product's name, shutoff policy, release year, support, upgrade paths or members
+    (its kind never changes); a new price-book version.
+    """
+    SetPrice: _aio.UnaryUnaryMultiCallable[_subscription_pb2.SetPriceRequest, _subscription_pb2.SetPriceResponse]  # type: ignore[assignment]
+    """(Operator) Sets the USD list and renewal price of a product, plan and term from an effective date
+    (today or later): purchases ordered from that day and renewals whose renewal date is on or after it
+    pay it; a term already running keeps its price. A new price-book version.
     """
     QuoteOrder: _aio.UnaryUnaryMultiCallable[_subscription_pb2.QuoteOrderRequest, _subscription_pb2.QuoteOrderResponse]  # type: ignore[assignment]
     """Prices any kind of order (lines, subtotal, tax, total) without writing anything."""
@@ -206,6 +228,35 @@ class SubscriptionServiceServicer(metaclass=_abc_1.ABCMeta):
         """(Operator) Sets a new exchange rate for a currency and channel group; the change is capped at 1 % per
         month for direct sales and 3 % per quarter for partner sales, and a second adjustment in the same
         period is refused.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateProduct(
+        self,
+        request: _subscription_pb2.CreateProductRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_subscription_pb2.CreateProductResponse, _abc.Awaitable[_subscription_pb2.CreateProductResponse]]:
+        """(Operator) Adds a product to the catalog (rules §10); a new price-book version."""
+
+    @_abc_1.abstractmethod
+    def UpdateProduct(
+        self,
+        request: _subscription_pb2.UpdateProductRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_subscription_pb2.UpdateProductResponse, _abc.Awaitable[_subscription_pb2.UpdateProductResponse]]:
+        """(Operator) Changes a product's name, shutoff policy, release year, support, upgrade paths or members
+        (its kind never changes); a new price-book version.
+        """
+
+    @_abc_1.abstractmethod
+    def SetPrice(
+        self,
+        request: _subscription_pb2.SetPriceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_subscription_pb2.SetPriceResponse, _abc.Awaitable[_subscription_pb2.SetPriceResponse]]:
+        """(Operator) Sets the USD list and renewal price of a product, plan and term from an effective date
+        (today or later): purchases ordered from that day and renewals whose renewal date is on or after it
+        pay it; a term already running keeps its price. A new price-book version.
         """
 
     @_abc_1.abstractmethod
