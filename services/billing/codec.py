@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from google.protobuf import field_mask_pb2
 
+from services.billing.adapters.credit_ledger import APPLIED, RELEASED, CreditEntryRow
 from services.billing.adapters.tables import (
     AttachmentRow,
     CreditNoteRow,
@@ -21,7 +22,8 @@ from services.billing.adapters.tables import (
 )
 from services.billing.domain.balance import BalanceFigures
 from services.billing.domain.commands import CreateInvoice, DetailsUpdate, ProfileInput
-from services.billing.domain.invoice import AmountInput, Line, LineInput, amount_in
+from services.billing.domain.credits import application_text
+from services.billing.domain.invoice import AmountInput, Line, LineInput, amount_due, amount_in
 from services.billing.domain.model import (
     Address,
     Channel,
@@ -29,6 +31,7 @@ from services.billing.domain.model import (
     InvoiceKind,
     InvoiceStatus,
     MethodType,
+    Settlement,
     Term,
 )
 from shared.errors import InvalidInput
@@ -78,7 +81,9 @@ INSTALLMENT_STATUS_TO_PB = {
 SETTLEMENT_TO_PB = {
     "refund": pb.CREDIT_NOTE_SETTLEMENT_REFUND,
     "cash_balance": pb.CREDIT_NOTE_SETTLEMENT_CASH_BALANCE,
+    "amount_due": pb.CREDIT_NOTE_SETTLEMENT_AMOUNT_DUE,
 }
+SETTLEMENT_FROM_PB = {v: Settlement(k) for k, v in SETTLEMENT_TO_PB.items()}
 PLAN_FROM_PB = {
     pb.INSTALLMENT_PLAN_UNSPECIFIED: InstallmentPlan.AUTO,
     pb.INSTALLMENT_PLAN_UP_FRONT: InstallmentPlan.UP_FRONT,
@@ -234,7 +239,11 @@ def invoice(row: InvoiceRow, lines: list[InvoiceLineRow], attachments: list[Atta
         else 0,
         amount_paid=money(row.amount_paid, cur),
         amount_credited=money(row.amount_credited, cur),
-        amount_due=money(row.total - row.amount_paid if status == InvoiceStatus.OPEN else Decimal(0), cur),
+        amount_due=money(
+            amount_due(status, row.total, row.amount_paid, row.credit_applied, row.amount_due_credited), cur
+        ),
+        credit_applied=money(row.credit_applied, cur),
+        amount_due_credited=money(row.amount_due_credited, cur),
         paid_time=ts(row.paid_time),
         overdue_time=ts(row.overdue_time),
         installment_sequence=row.installment_sequence,
@@ -332,7 +341,31 @@ def credit_note(row: CreditNoteRow) -> pb.CreditNote:
         refund_id=row.refund_id,
         issue_time=ts(row.issue_time),
         subscription_id=row.subscription_id,
+        amount_due_reduced=money(row.amount_due_reduced, row.currency),
+        refunded_amount=money(row.refunded_amount, row.currency),
+        account_credit_amount=money(row.account_credit_amount, row.currency),
+        creditable_before=money(row.creditable_before, row.currency),
+        invoice_amount_due_after=money(row.invoice_amount_due_after, row.currency),
     )
+
+
+def credit_applications(entries: list[CreditEntryRow], currency: str) -> list[pb.CreditApplication]:
+    """An invoice's "credit applied" lines: each part of account credit it used, from which credit note,
+    and the account's credit before and after; `applied` is False once a void gave it back."""
+    released = {e.credit_note_id for e in entries if e.kind == RELEASED}
+    return [
+        pb.CreditApplication(
+            description=application_text(e.credit_note_number),
+            credit_note_id=e.credit_note_id,
+            credit_note_number=e.credit_note_number,
+            amount=money(-e.amount, currency),
+            balance_before=money(e.balance_before, currency),
+            balance_after=money(e.balance_after, currency),
+            applied=e.credit_note_id not in released,
+        )
+        for e in entries
+        if e.kind == APPLIED
+    ]
 
 
 def balance(b: BalanceFigures) -> pb.Balance:
@@ -346,7 +379,16 @@ def balance(b: BalanceFigures) -> pb.Balance:
         refunded_amount=money(b.refunded_amount, c),
         cash_balance=money(b.cash_balance, c),
         open_invoices=b.open_invoices,
+        invoiced_amount=money(b.invoiced_amount, c),
+        credit_applied_amount=money(b.credit_applied_amount, c),
+        due_credited_amount=money(b.due_credited_amount, c),
+        account_credit_amount=money(b.account_credit_amount, c),
     )
+
+
+def settlement_in(value: int) -> Settlement | None:
+    """The settlement a credit note request asks for (None: the default)."""
+    return enum_in(SETTLEMENT_FROM_PB, value, "settlement")
 
 
 def invoice_summary(row: InvoiceRow) -> events_pb2.InvoiceSummary:
@@ -471,6 +513,7 @@ def invoice_view(view: InvoiceView, sees_amounts: bool) -> pb.Invoice:
     """The invoice as the caller may see it (amounts only for those who see them)."""
     full = invoice(view.invoice, list(view.lines), list(view.attachments))
     full.payment_attempts.extend(payment(p) for p in view.payments)
+    full.credit_applications.extend(credit_applications(list(view.credit), view.invoice.currency))
     if view.next_retry_time is not None:
         full.next_retry_time.CopyFrom(ts(view.next_retry_time))
     if not sees_amounts:

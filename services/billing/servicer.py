@@ -11,7 +11,7 @@ from datetime import UTC
 from services.billing import codec
 from services.billing.domain.access import Caller, sees_amounts
 from services.billing.domain.gateway import PaymentGateway
-from services.billing.handlers import accounts, documents, invoices, payments, sweep
+from services.billing.handlers import accounts, credits, documents, invoices, payments, sweep
 from services.billing.handlers.common import Policy
 from shared.auth.principal import current
 from shared.clock import Clock
@@ -232,10 +232,11 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     def IssueCreditNote(self, request, context):
         codec.required_request_id(request, "a retried refund from paying twice")
         amount = codec.amount_input(request.amount) if request.HasField("amount") else None
+        settlement = codec.settlement_in(request.settlement)
 
         def work(uow):
-            note = payments.issue_credit_note(
-                uow, self.gateway, request.request_id, request.invoice_id, amount, request.reason
+            note = credits.issue_credit_note(
+                uow, self.gateway, request.request_id, request.invoice_id, amount, request.reason, settlement
             )
             return pb.IssueCreditNoteResponse(credit_note=codec.credit_note(note))
 
@@ -243,14 +244,14 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
 
     def ListCreditNotes(self, request, context):
         account_id = codec.required(request.account_id, "account_id")
-        page = payments.list_credit_notes(self.db, account_id, request.page_size, request.page_token)
+        page = credits.list_credit_notes(self.db, account_id, request.page_size, request.page_token)
         return pb.ListCreditNotesResponse(
             credit_notes=[codec.credit_note(r) for r in page.credit_notes],
             next_page_token=page.next_page_token,
         )
 
     def GetBalance(self, request, context):
-        wanted, all_ = payments.get_balance(self.db, request.account_id, request.currency_code)
+        wanted, all_ = credits.get_balance(self.db, request.account_id, request.currency_code)
         return pb.GetBalanceResponse(balance=codec.balance(wanted), balances=[codec.balance(b) for b in all_])
 
     # --- sweep ---

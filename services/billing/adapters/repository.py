@@ -318,6 +318,9 @@ class CreditNotes(_Repository):
     def of_account(self, account_id: str) -> Sequence[CreditNoteRow]:
         return self.session.scalars(select(CreditNoteRow).where(CreditNoteRow.account_id == account_id)).all()
 
+    def of_invoice(self, invoice_id: str) -> Sequence[CreditNoteRow]:
+        return self.session.scalars(select(CreditNoteRow).where(CreditNoteRow.invoice_id == invoice_id)).all()
+
 
 class Attachments(_Repository):
     def of_invoice(self, invoice_id: str) -> Sequence[AttachmentRow]:

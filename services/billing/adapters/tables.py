@@ -141,6 +141,10 @@ class InvoiceRow(BillingModel, table=True):
     total: Decimal = _money()
     amount_paid: Decimal = _money()
     amount_credited: Decimal = _money()
+    #: account credit applied when issued (the ledger in `credit_ledger` says from which credit notes)
+    credit_applied: Decimal = _money()
+    #: the part of amount_credited that reduced what was owed while the invoice was open
+    amount_due_credited: Decimal = _money()
     tax_rate: Decimal = _money()
     tax_name: str = ""
     tax_exempt: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, default=False))
@@ -273,6 +277,13 @@ class CreditNoteRow(BillingModel, table=True):
     settlement: str
     refund_id: str = ""
     issue_time: datetime = _time()
+    # how `amount` was settled: the parts add up to it
+    amount_due_reduced: Decimal = _money()
+    refunded_amount: Decimal = _money()
+    account_credit_amount: Decimal = _money()
+    # what it was computed from: the invoice's creditable amount before, its amount due after
+    creditable_before: Decimal = _money()
+    invoice_amount_due_after: Decimal = _money()
 
 
 #: who holds which role on which account (shared/auth/membership.py), kept from entitlement's events

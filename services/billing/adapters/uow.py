@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 from sqlmodel import Session
 
+from services.billing.adapters.credit_ledger import AccountCredit
 from services.billing.adapters.repository import (
     Attachments,
     CreditNotes,
@@ -41,6 +42,7 @@ class BillingUnitOfWork(UnitOfWork):
         self.pending_details = PendingDetails(self)
         self.members = Members(self)
         self.retries = PaymentRetries(self)
+        self.account_credit = AccountCredit(self)
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:

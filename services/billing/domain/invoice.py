@@ -187,6 +187,16 @@ def check_details(po_number: str | None, notes: str | None) -> None:
         raise InvalidInput(f"notes have at most {MAX_NOTES} characters", field="notes")
 
 
+def amount_due(
+    status: InvoiceStatus, total: Decimal, paid: Decimal, credit_applied: Decimal, due_credited: Decimal
+) -> Decimal:
+    """What an invoice still owes: nothing unless open; else its total less what was paid, the account
+    credit applied to it and the credit notes that reduced it."""
+    if status != InvoiceStatus.OPEN:
+        return Decimal(0)
+    return total - paid - credit_applied - due_credited
+
+
 @dataclass(slots=True)
 class InvoiceState:
     """The money state of an invoice and the rules that move it."""
@@ -199,12 +209,15 @@ class InvoiceState:
     amount_credited: Decimal = Decimal(0)
     paid_time: datetime | None = None
     overdue_time: datetime | None = None
+    credit_applied: Decimal = Decimal(0)  # account credit used when it was issued
+    amount_due_credited: Decimal = Decimal(0)  # credit notes that reduced it while open
 
     @property
     def amount_due(self) -> Decimal:
-        if self.status != InvoiceStatus.OPEN:
-            return Decimal(0)
-        return self.total - self.amount_paid
+        """What is still owed: the total less payments, account credit applied and credit notes (while open)."""
+        return amount_due(
+            self.status, self.total, self.amount_paid, self.credit_applied, self.amount_due_credited
+        )
 
     def require_open(self) -> None:
         if self.status != InvoiceStatus.OPEN:
@@ -222,13 +235,20 @@ class InvoiceState:
         return replace(self, amount_paid=self.amount_paid + amount, status=InvoiceStatus.PAID, paid_time=when)
 
     def void(self) -> InvoiceState:
+        """Void an open invoice nothing was paid or credited on (account credit it used goes back to the
+        account: the handler releases it)."""
         self.require_open()
         if self.amount_paid:
             raise RuleViolation(
                 f"invoice {self.invoice_number} has payments; issue a credit note instead",
                 reason="INVOICE_HAS_PAYMENTS",
             )
-        return replace(self, status=InvoiceStatus.VOID)
+        if self.amount_credited:
+            raise RuleViolation(
+                f"invoice {self.invoice_number} has credit notes; credit what is still due instead",
+                reason="INVOICE_HAS_PAYMENTS",
+            )
+        return replace(self, status=InvoiceStatus.VOID, credit_applied=Decimal(0))
 
     def is_overdue_at(self, now: datetime, due: date, time_zone: str) -> bool:
         return self.status == InvoiceStatus.OPEN and self.amount_due > 0 and now >= overdue_at(due, time_zone)

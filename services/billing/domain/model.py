@@ -62,8 +62,11 @@ class InstallmentStatus(StrEnum):
 
 
 class Settlement(StrEnum):
-    REFUND = "refund"
-    CASH_BALANCE = "cash_balance"
+    """How a credit note gives money back."""
+
+    REFUND = "refund"  # to the card or PayPal account that paid
+    CASH_BALANCE = "cash_balance"  # kept as account credit, used by the account's next invoices
+    AMOUNT_DUE = "amount_due"  # an open invoice owes less; no money moves
 
 
 @dataclass(frozen=True, slots=True)

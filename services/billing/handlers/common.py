@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from services.billing.adapters.credit_ledger import CreditEntryRow
 from services.billing.adapters.tables import (
     AttachmentRow,
     InvoiceLineRow,
@@ -43,6 +44,7 @@ class InvoiceView:
     attachments: Sequence[AttachmentRow]
     payments: Sequence[PaymentRow] = ()  # every payment attempt, oldest first
     next_retry_time: datetime | None = None  # a declined charge's next automatic retry
+    credit: Sequence[CreditEntryRow] = ()  # account credit applied to it (and given back), oldest first
 
 
 def invoice_view(uow: BillingUnitOfWork, row: InvoiceRow) -> InvoiceView:
@@ -55,6 +57,7 @@ def invoice_view(uow: BillingUnitOfWork, row: InvoiceRow) -> InvoiceView:
         retry.next_attempt_time
         if retry is not None and retry.status == RetryStatus.SCHEDULED.value
         else None,
+        list(uow.account_credit.of_invoice(row.invoice_id)),
     )
 
 
@@ -92,6 +95,8 @@ def state(row: InvoiceRow) -> InvoiceState:
         amount_credited=row.amount_credited,
         paid_time=row.paid_time,
         overdue_time=row.overdue_time,
+        credit_applied=row.credit_applied,
+        amount_due_credited=row.amount_due_credited,
     )
 
 

@@ -42,7 +42,7 @@ from services.billing.domain.numbering import INVOICE_SERIES
 from services.billing.domain.payment import collection_at_issue, installment_status_after
 from services.billing.domain.payment_rules import eligibility
 from services.billing.domain.tax import TaxDecision, decide_tax
-from services.billing.handlers import dunning
+from services.billing.handlers import credits, dunning
 from services.billing.handlers.accounts import record_order_buyer
 from services.billing.handlers.common import (
     InvoiceView,
@@ -269,7 +269,8 @@ def issue(
     payer_list = [
         {"email": p.email, "name": p.name, "language": p.language} for p in uow.payers.of_account(account_id)
     ]
-    details = uow.pending_details.get(subscription_id)
+    # PO number, notes and documents saved for the renewal go on the renewal invoice only (rules §5)
+    details = uow.pending_details.get(subscription_id) if kind == InvoiceKind.RENEWAL else None
     row = InvoiceRow(
         invoice_id=invoice_id,
         invoice_number="",
@@ -307,15 +308,18 @@ def issue(
         tax_id=prof.tax_id,
         payers_json=json.dumps(payer_list),
     )
+    # The account's credit in this currency is used first; only the rest is charged.
+    row.credit_applied = credits.apply_account_credit(uow, account_id, currency, invoice_id, draft.total)
+    to_charge = draft.total - row.credit_applied
     how = collection_at_issue(
-        draft.total, MethodType(method.type) if method else None, method.removed if method else False
+        to_charge, MethodType(method.type) if method else None, method.removed if method else False
     )
-    outcome = collect(gateway, how, method, draft.total, currency, idempotency_key)
+    outcome = collect(gateway, how, method, to_charge, currency, idempotency_key)
     payment = PaymentRow(
         payment_id=new_id("pay"),
         invoice_id=invoice_id,
         status=outcome.status.value,
-        amount=draft.total,
+        amount=to_charge,
         currency=currency,
         payment_method_id=method.payment_method_id if method else "",
         charge_id=outcome.charge_id,
@@ -323,7 +327,7 @@ def issue(
         create_time=now,
     )
     if outcome.settles:
-        paid = state(row).pay(row.total, now)
+        paid = state(row).pay(to_charge, now)
         row.status, row.amount_paid, row.paid_time = paid.status.value, paid.amount_paid, now
     elif outcome.declined:
         row.decline_reason = outcome.decline_reason
@@ -343,11 +347,13 @@ def issue(
         )
         for pos, ln in enumerate(draft.lines)
     ]
-    if details is not None:
-        # The buyer's PO details for the subscription's next invoice go on this one.
+    if kind == InvoiceKind.RENEWAL and subscription_id:
+        # The buyer's PO details for the subscription's renewal go on this renewal invoice; an add-seats
+        # or alignment invoice before it leaves them waiting.
         for a in uow.attachments.pending(subscription_id):
             a.invoice_id = invoice_id
-        uow.pending_details.remove(details)
+        if details is not None:
+            uow.pending_details.remove(details)
     # The number is taken last: the counter row stays locked only for the rest of this transaction.
     row.invoice_number = uow.invoices.next_number(INVOICE_SERIES, draft.issue_date.year)
     uow.invoices.add_issued(row, line_rows)
@@ -394,8 +400,11 @@ def list_invoices(
 
 
 def void_invoice(uow: BillingUnitOfWork, invoice_id: str) -> InvoiceView:
+    """Void an open invoice nothing was paid or credited on; account credit it used goes back."""
     row = uow.invoices.lock(require(invoice_id, "invoice_id"))
-    row.status = state(row).void().status.value
+    voided = state(row).void()
+    credits.release_credit(uow, row)
+    row.status, row.credit_applied = voided.status.value, voided.credit_applied
     ins = uow.installments.of_invoice(row.invoice_id)
     if ins is not None:
         ins.status = InstallmentStatus.CANCELLED.value

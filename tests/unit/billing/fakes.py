@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+from services.billing.adapters.credit_ledger import CreditEntryRow
 from services.billing.adapters.retries import PaymentRetryRow
 from services.billing.adapters.tables import (
     AttachmentRow,
@@ -54,6 +55,7 @@ class _Store:
         self.counters: dict[tuple[str, int], int] = {}
         self.events: list[tuple[str, object]] = []
         self.retries: dict[str, PaymentRetryRow] = {}
+        self.credit_entries: list[CreditEntryRow] = []
 
 
 class _Repo:
@@ -256,8 +258,35 @@ class CreditNotes(_Repo):
     def of_account(self, account_id: str) -> list[CreditNoteRow]:
         return [n for n in self.s.credit_notes if n.account_id == account_id]
 
+    def of_invoice(self, invoice_id: str) -> list[CreditNoteRow]:
+        return [n for n in self.s.credit_notes if n.invoice_id == invoice_id]
+
     def add(self, row: CreditNoteRow) -> None:
         self.s.credit_notes.append(row)
+
+
+class AccountCredit(_Repo):
+    """The ledger of account credit; its unique key (kind, credit note, invoice) as the table's."""
+
+    def lock(self, account_id: str, currency: str) -> None:
+        self.uow.lock_key(f"account-credit:{account_id}:{currency}")
+
+    def entries(self, account_id: str, currency: str) -> list[CreditEntryRow]:
+        return [e for e in self.s.credit_entries if (e.account_id, e.currency) == (account_id, currency)]
+
+    def of_account(self, account_id: str) -> list[CreditEntryRow]:
+        return [e for e in self.s.credit_entries if e.account_id == account_id]
+
+    def of_invoice(self, invoice_id: str) -> list[CreditEntryRow]:
+        return [e for e in self.s.credit_entries if e.invoice_id == invoice_id and e.kind != "deposit"]
+
+    def add(self, rows: list[CreditEntryRow]) -> None:
+        for r in rows:
+            key = (r.kind, r.credit_note_id, r.invoice_id)
+            if any((e.kind, e.credit_note_id, e.invoice_id) == key for e in self.s.credit_entries):
+                raise AssertionError(f"uq_account_credit_entry violated by {key}")
+            r.id = len(self.s.credit_entries) + 1
+            self.s.credit_entries.append(r)
 
 
 class Attachments(_Repo):
@@ -403,6 +432,7 @@ class FakeBillingUnitOfWork:
         self.pending_details = PendingDetails(self)
         self.members = Members(self)
         self.retries = Retries(self)
+        self.account_credit = AccountCredit(self)
 
     @property
     def now(self) -> datetime:

@@ -21,7 +21,7 @@ from services.billing.domain.model import (
     PaymentStatus,
     Term,
 )
-from services.billing.handlers import accounts, documents, invoices, payments, sweep
+from services.billing.handlers import accounts, credits, documents, invoices, payments, sweep
 from services.billing.handlers.common import Policy
 from shared.errors import InvalidInput, LimitReached, RuleViolation
 from tests.unit.billing.fakes import CountingGateway, FakeDatabase
@@ -128,7 +128,7 @@ def test_credit_notes_never_exceed_what_was_paid(db, gateway):
     def credit(amount, request_id):
         given = AmountInput("NOK", *divmod_units(amount)) if amount is not None else None
         with db.unit_of_work() as uow:
-            return payments.issue_credit_note(uow, gateway, request_id, paid.invoice_id, given, "")
+            return credits.issue_credit_note(uow, gateway, request_id, paid.invoice_id, given, "")
 
     with pytest.raises(RuleViolation) as e:
         credit(Decimal("125.01"), "cn-0")
@@ -140,13 +140,13 @@ def test_credit_notes_never_exceed_what_was_paid(db, gateway):
         credit(None, "cn-3")
     with pytest.raises(InvalidInput) as e:
         with db.unit_of_work() as uow:
-            payments.issue_credit_note(uow, gateway, "cn-4", paid.invoice_id, AmountInput("USD", 1, 0), "")
+            credits.issue_credit_note(uow, gateway, "cn-4", paid.invoice_id, AmountInput("USD", 1, 0), "")
     assert e.value.reason == "CURRENCY_MISMATCH"
 
-    balance, _ = payments.get_balance(db, "acct-c", "")
+    balance, _ = credits.get_balance(db, "acct-c", "")
     assert balance.currency == "NOK" and balance.paid_amount == Decimal("125.00")
     assert balance.credited_amount == balance.refunded_amount == Decimal("125.00")
-    assert len(payments.list_credit_notes(db, "acct-c", 0, "").credit_notes) == 2
+    assert len(credits.list_credit_notes(db, "acct-c", 0, "").credit_notes) == 2
 
 
 def divmod_units(amount: Decimal) -> tuple[int, int]:
@@ -285,5 +285,5 @@ def test_an_unpaid_invoice_is_overdue_at_local_midnight_of_its_due_date(db, gate
     assert got.overdue_time == datetime(2024, 7, 9, 22, 0, tzinfo=UTC)
     assert db.events[-1] == "billing.invoice_overdue"
     db.clock.set(datetime(2024, 7, 11, tzinfo=UTC))
-    balance, _ = payments.get_balance(db, "acct-1", "")
+    balance, _ = credits.get_balance(db, "acct-1", "")
     assert balance.overdue_amount == inv.invoice.invoice.total

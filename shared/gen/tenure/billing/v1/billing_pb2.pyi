@@ -72,7 +72,9 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_INVOICE_NOT_OPEN: _ErrorReason.ValueType  # 19
     """The invoice is not open (already paid or void)."""
     ERROR_REASON_CREDIT_EXCEEDS_PAID: _ErrorReason.ValueType  # 20
-    """The credit note would credit more than was paid minus earlier credit notes."""
+    """The credit note would credit more than the invoice has left: what is still due on an open invoice,
+    or what was paid minus earlier credit notes on a paid one (or refund more than was charged).
+    """
     ERROR_REASON_CURRENCY_MISMATCH: _ErrorReason.ValueType  # 21
     """Amounts in different currencies were mixed."""
     ERROR_REASON_ATTACHMENT_TOO_LARGE: _ErrorReason.ValueType  # 22
@@ -144,7 +146,9 @@ ERROR_REASON_ACCOUNT_PREPAY_ONLY: ErrorReason.ValueType  # 18
 ERROR_REASON_INVOICE_NOT_OPEN: ErrorReason.ValueType  # 19
 """The invoice is not open (already paid or void)."""
 ERROR_REASON_CREDIT_EXCEEDS_PAID: ErrorReason.ValueType  # 20
-"""The credit note would credit more than was paid minus earlier credit notes."""
+"""The credit note would credit more than the invoice has left: what is still due on an open invoice,
+or what was paid minus earlier credit notes on a paid one (or refund more than was charged).
+"""
 ERROR_REASON_CURRENCY_MISMATCH: ErrorReason.ValueType  # 21
 """Amounts in different currencies were mixed."""
 ERROR_REASON_ATTACHMENT_TOO_LARGE: ErrorReason.ValueType  # 22
@@ -344,7 +348,11 @@ class _CreditNoteSettlementEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_
     CREDIT_NOTE_SETTLEMENT_REFUND: _CreditNoteSettlement.ValueType  # 1
     """Refunded through the gateway to the card or PayPal account that paid."""
     CREDIT_NOTE_SETTLEMENT_CASH_BALANCE: _CreditNoteSettlement.ValueType  # 2
-    """Kept as the account's cash balance (the invoice was paid by bank transfer)."""
+    """Kept as account credit (cash balance): the invoice was paid by bank transfer, or the buyer asked.
+    The account's next invoices in the same currency use it before charging.
+    """
+    CREDIT_NOTE_SETTLEMENT_AMOUNT_DUE: _CreditNoteSettlement.ValueType  # 3
+    """Reduces what is still owed on the open invoice; no money moves."""
 
 class CreditNoteSettlement(_CreditNoteSettlement, metaclass=_CreditNoteSettlementEnumTypeWrapper):
     """How a credit note gives the money back."""
@@ -354,7 +362,11 @@ CREDIT_NOTE_SETTLEMENT_UNSPECIFIED: CreditNoteSettlement.ValueType  # 0
 CREDIT_NOTE_SETTLEMENT_REFUND: CreditNoteSettlement.ValueType  # 1
 """Refunded through the gateway to the card or PayPal account that paid."""
 CREDIT_NOTE_SETTLEMENT_CASH_BALANCE: CreditNoteSettlement.ValueType  # 2
-"""Kept as the account's cash balance (the invoice was paid by bank transfer)."""
+"""Kept as account credit (cash balance): the invoice was paid by bank transfer, or the buyer asked.
+The account's next invoices in the same currency use it before charging.
+"""
+CREDIT_NOTE_SETTLEMENT_AMOUNT_DUE: CreditNoteSettlement.ValueType  # 3
+"""Reduces what is still owed on the open invoice; no money moves."""
 Global___CreditNoteSettlement: _TypeAlias = CreditNoteSettlement  # noqa: Y015
 
 @_typing.final
@@ -789,6 +801,9 @@ class Invoice(_message.Message):
     DECLINE_REASON_FIELD_NUMBER: _builtins.int
     PAYMENT_ATTEMPTS_FIELD_NUMBER: _builtins.int
     NEXT_RETRY_TIME_FIELD_NUMBER: _builtins.int
+    CREDIT_APPLIED_FIELD_NUMBER: _builtins.int
+    CREDIT_APPLICATIONS_FIELD_NUMBER: _builtins.int
+    AMOUNT_DUE_CREDITED_FIELD_NUMBER: _builtins.int
     invoice_id: _builtins.str
     """Invoice id."""
     invoice_number: _builtins.str
@@ -873,7 +888,7 @@ class Invoice(_message.Message):
 
     @_builtins.property
     def amount_due(self) -> _money_pb2.Money:
-        """Amount still owed (total minus paid, while open)."""
+        """Amount still owed while open: total minus amount_paid, credit_applied and amount_due_credited."""
 
     @_builtins.property
     def paid_time(self) -> _timestamp_pb2.Timestamp:
@@ -896,6 +911,20 @@ class Invoice(_message.Message):
     @_builtins.property
     def next_retry_time(self) -> _timestamp_pb2.Timestamp:
         """When a declined charge is next tried again automatically (unset: no retry is scheduled)."""
+
+    @_builtins.property
+    def credit_applied(self) -> _money_pb2.Money:
+        """Account credit applied to the invoice when it was issued (before any charge); the sum of
+        credit_applications.
+        """
+
+    @_builtins.property
+    def credit_applications(self) -> _containers.RepeatedCompositeFieldContainer[Global___CreditApplication]:
+        """The "credit applied" lines: each part of the account credit the invoice used, and where it came from."""
+
+    @_builtins.property
+    def amount_due_credited(self) -> _money_pb2.Money:
+        """Part of amount_credited that reduced what was owed while the invoice was open."""
 
     def __init__(
         self,
@@ -936,14 +965,69 @@ class Invoice(_message.Message):
         decline_reason: _builtins.str = ...,
         payment_attempts: _abc.Iterable[Global___Payment] | None = ...,
         next_retry_time: _timestamp_pb2.Timestamp | None = ...,
+        credit_applied: _money_pb2.Money | None = ...,
+        credit_applications: _abc.Iterable[Global___CreditApplication] | None = ...,
+        amount_due_credited: _money_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["amount_credited", b"amount_credited", "amount_due", b"amount_due", "amount_paid", b"amount_paid", "billing_address", b"billing_address", "due_date", b"due_date", "issue_date", b"issue_date", "issue_time", b"issue_time", "next_retry_time", b"next_retry_time", "overdue_time", b"overdue_time", "paid_time", b"paid_time", "subtotal", b"subtotal", "tax", b"tax", "total", b"total"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount_credited", b"amount_credited", "amount_due", b"amount_due", "amount_due_credited", b"amount_due_credited", "amount_paid", b"amount_paid", "billing_address", b"billing_address", "credit_applied", b"credit_applied", "due_date", b"due_date", "issue_date", b"issue_date", "issue_time", b"issue_time", "next_retry_time", b"next_retry_time", "overdue_time", b"overdue_time", "paid_time", b"paid_time", "subtotal", b"subtotal", "tax", b"tax", "total", b"total"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "amount_credited", b"amount_credited", "amount_due", b"amount_due", "amount_paid", b"amount_paid", "attachments", b"attachments", "billing_address", b"billing_address", "buyer_email", b"buyer_email", "buyer_name", b"buyer_name", "currency_code", b"currency_code", "decline_reason", b"decline_reason", "due_date", b"due_date", "installment_sequence", b"installment_sequence", "invoice_id", b"invoice_id", "invoice_number", b"invoice_number", "issue_date", b"issue_date", "issue_time", b"issue_time", "kind", b"kind", "lines", b"lines", "next_retry_time", b"next_retry_time", "notes", b"notes", "order_number", b"order_number", "overdue_time", b"overdue_time", "paid_time", b"paid_time", "payers", b"payers", "payment_attempts", b"payment_attempts", "payment_method_id", b"payment_method_id", "payment_method_type", b"payment_method_type", "po_number", b"po_number", "status", b"status", "subscription_id", b"subscription_id", "subtotal", b"subtotal", "tax", b"tax", "tax_exempt", b"tax_exempt", "tax_id", b"tax_id", "time_zone", b"time_zone", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "amount_credited", b"amount_credited", "amount_due", b"amount_due", "amount_due_credited", b"amount_due_credited", "amount_paid", b"amount_paid", "attachments", b"attachments", "billing_address", b"billing_address", "buyer_email", b"buyer_email", "buyer_name", b"buyer_name", "credit_applications", b"credit_applications", "credit_applied", b"credit_applied", "currency_code", b"currency_code", "decline_reason", b"decline_reason", "due_date", b"due_date", "installment_sequence", b"installment_sequence", "invoice_id", b"invoice_id", "invoice_number", b"invoice_number", "issue_date", b"issue_date", "issue_time", b"issue_time", "kind", b"kind", "lines", b"lines", "next_retry_time", b"next_retry_time", "notes", b"notes", "order_number", b"order_number", "overdue_time", b"overdue_time", "paid_time", b"paid_time", "payers", b"payers", "payment_attempts", b"payment_attempts", "payment_method_id", b"payment_method_id", "payment_method_type", b"payment_method_type", "po_number", b"po_number", "status", b"status", "subscription_id", b"subscription_id", "subtotal", b"subtotal", "tax", b"tax", "tax_exempt", b"tax_exempt", "tax_id", b"tax_id", "time_zone", b"time_zone", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Invoice: _TypeAlias = Invoice  # noqa: Y015
+
+@_typing.final
+class CreditApplication(_message.Message):
+    """Account credit applied to an invoice: one part of the account's credit, from one credit note."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    CREDIT_NOTE_ID_FIELD_NUMBER: _builtins.int
+    CREDIT_NOTE_NUMBER_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    BALANCE_BEFORE_FIELD_NUMBER: _builtins.int
+    BALANCE_AFTER_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
+    description: _builtins.str
+    """What the invoice shows, such as "Credit applied from credit note CN-2025-000002"."""
+    credit_note_id: _builtins.str
+    """Credit note the credit came from."""
+    credit_note_number: _builtins.str
+    """Its number."""
+    applied: _builtins.bool
+    """False once the invoice was voided and the credit given back to the account."""
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """Amount applied (tax included: the credit note's money)."""
+
+    @_builtins.property
+    def balance_before(self) -> _money_pb2.Money:
+        """The account's credit in this currency before this part was applied."""
+
+    @_builtins.property
+    def balance_after(self) -> _money_pb2.Money:
+        """The account's credit in this currency after it."""
+
+    def __init__(
+        self,
+        *,
+        description: _builtins.str = ...,
+        credit_note_id: _builtins.str = ...,
+        credit_note_number: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        balance_before: _money_pb2.Money | None = ...,
+        balance_after: _money_pb2.Money | None = ...,
+        applied: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "balance_after", b"balance_after", "balance_before", b"balance_before"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "applied", b"applied", "balance_after", b"balance_after", "balance_before", b"balance_before", "credit_note_id", b"credit_note_id", "credit_note_number", b"credit_note_number", "description", b"description"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreditApplication: _TypeAlias = CreditApplication  # noqa: Y015
 
 @_typing.final
 class Payment(_message.Message):
@@ -1066,6 +1150,11 @@ class CreditNote(_message.Message):
     REFUND_ID_FIELD_NUMBER: _builtins.int
     ISSUE_TIME_FIELD_NUMBER: _builtins.int
     SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_DUE_REDUCED_FIELD_NUMBER: _builtins.int
+    REFUNDED_AMOUNT_FIELD_NUMBER: _builtins.int
+    ACCOUNT_CREDIT_AMOUNT_FIELD_NUMBER: _builtins.int
+    CREDITABLE_BEFORE_FIELD_NUMBER: _builtins.int
+    INVOICE_AMOUNT_DUE_AFTER_FIELD_NUMBER: _builtins.int
     credit_note_id: _builtins.str
     """Credit note id."""
     credit_note_number: _builtins.str
@@ -1092,6 +1181,28 @@ class CreditNote(_message.Message):
     def issue_time(self) -> _timestamp_pb2.Timestamp:
         """When it was issued."""
 
+    @_builtins.property
+    def amount_due_reduced(self) -> _money_pb2.Money:
+        """Part of `amount` that reduced what was still owed on the open invoice."""
+
+    @_builtins.property
+    def refunded_amount(self) -> _money_pb2.Money:
+        """Part of `amount` refunded to the card or PayPal account that paid."""
+
+    @_builtins.property
+    def account_credit_amount(self) -> _money_pb2.Money:
+        """Part of `amount` kept as account credit (cash balance)."""
+
+    @_builtins.property
+    def creditable_before(self) -> _money_pb2.Money:
+        """What the invoice had left to credit before this note: its amount due while open, or what was paid
+        (by charge, transfer or account credit) minus earlier credit notes once paid.
+        """
+
+    @_builtins.property
+    def invoice_amount_due_after(self) -> _money_pb2.Money:
+        """The invoice's amount due after this note."""
+
     def __init__(
         self,
         *,
@@ -1106,10 +1217,15 @@ class CreditNote(_message.Message):
         refund_id: _builtins.str = ...,
         issue_time: _timestamp_pb2.Timestamp | None = ...,
         subscription_id: _builtins.str = ...,
+        amount_due_reduced: _money_pb2.Money | None = ...,
+        refunded_amount: _money_pb2.Money | None = ...,
+        account_credit_amount: _money_pb2.Money | None = ...,
+        creditable_before: _money_pb2.Money | None = ...,
+        invoice_amount_due_after: _money_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "issue_time", b"issue_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account_credit_amount", b"account_credit_amount", "amount", b"amount", "amount_due_reduced", b"amount_due_reduced", "creditable_before", b"creditable_before", "invoice_amount_due_after", b"invoice_amount_due_after", "issue_time", b"issue_time", "refunded_amount", b"refunded_amount"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "amount", b"amount", "credit_note_id", b"credit_note_id", "credit_note_number", b"credit_note_number", "invoice_id", b"invoice_id", "invoice_number", b"invoice_number", "issue_time", b"issue_time", "reason", b"reason", "refund_id", b"refund_id", "settlement", b"settlement", "subscription_id", b"subscription_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_credit_amount", b"account_credit_amount", "account_id", b"account_id", "amount", b"amount", "amount_due_reduced", b"amount_due_reduced", "credit_note_id", b"credit_note_id", "credit_note_number", b"credit_note_number", "creditable_before", b"creditable_before", "invoice_amount_due_after", b"invoice_amount_due_after", "invoice_id", b"invoice_id", "invoice_number", b"invoice_number", "issue_time", b"issue_time", "reason", b"reason", "refund_id", b"refund_id", "refunded_amount", b"refunded_amount", "settlement", b"settlement", "subscription_id", b"subscription_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1129,6 +1245,10 @@ class Balance(_message.Message):
     REFUNDED_AMOUNT_FIELD_NUMBER: _builtins.int
     CASH_BALANCE_FIELD_NUMBER: _builtins.int
     OPEN_INVOICES_FIELD_NUMBER: _builtins.int
+    INVOICED_AMOUNT_FIELD_NUMBER: _builtins.int
+    CREDIT_APPLIED_AMOUNT_FIELD_NUMBER: _builtins.int
+    DUE_CREDITED_AMOUNT_FIELD_NUMBER: _builtins.int
+    ACCOUNT_CREDIT_AMOUNT_FIELD_NUMBER: _builtins.int
     currency_code: _builtins.str
     """ISO 4217 currency code."""
     open_invoices: _builtins.int
@@ -1147,7 +1267,7 @@ class Balance(_message.Message):
 
     @_builtins.property
     def credited_amount(self) -> _money_pb2.Money:
-        """Total of all credit notes."""
+        """Total of all credit notes: due_credited_amount + refunded_amount + account_credit_amount."""
 
     @_builtins.property
     def refunded_amount(self) -> _money_pb2.Money:
@@ -1155,7 +1275,27 @@ class Balance(_message.Message):
 
     @_builtins.property
     def cash_balance(self) -> _money_pb2.Money:
-        """Credit held for the account (credit notes on bank-transfer invoices)."""
+        """Account credit not used yet: account_credit_amount - credit_applied_amount. The account's next
+        invoices in this currency use it before charging.
+        """
+
+    @_builtins.property
+    def invoiced_amount(self) -> _money_pb2.Money:
+        """Totals of the invoices that are not void: paid_amount + credit_applied_amount +
+        due_credited_amount + open_amount.
+        """
+
+    @_builtins.property
+    def credit_applied_amount(self) -> _money_pb2.Money:
+        """Account credit applied to invoices."""
+
+    @_builtins.property
+    def due_credited_amount(self) -> _money_pb2.Money:
+        """Part of the credit notes that reduced what open invoices owed."""
+
+    @_builtins.property
+    def account_credit_amount(self) -> _money_pb2.Money:
+        """Part of the credit notes kept as account credit."""
 
     def __init__(
         self,
@@ -1168,10 +1308,14 @@ class Balance(_message.Message):
         refunded_amount: _money_pb2.Money | None = ...,
         cash_balance: _money_pb2.Money | None = ...,
         open_invoices: _builtins.int = ...,
+        invoiced_amount: _money_pb2.Money | None = ...,
+        credit_applied_amount: _money_pb2.Money | None = ...,
+        due_credited_amount: _money_pb2.Money | None = ...,
+        account_credit_amount: _money_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cash_balance", b"cash_balance", "credited_amount", b"credited_amount", "open_amount", b"open_amount", "overdue_amount", b"overdue_amount", "paid_amount", b"paid_amount", "refunded_amount", b"refunded_amount"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account_credit_amount", b"account_credit_amount", "cash_balance", b"cash_balance", "credit_applied_amount", b"credit_applied_amount", "credited_amount", b"credited_amount", "due_credited_amount", b"due_credited_amount", "invoiced_amount", b"invoiced_amount", "open_amount", b"open_amount", "overdue_amount", b"overdue_amount", "paid_amount", b"paid_amount", "refunded_amount", b"refunded_amount"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cash_balance", b"cash_balance", "credited_amount", b"credited_amount", "currency_code", b"currency_code", "open_amount", b"open_amount", "open_invoices", b"open_invoices", "overdue_amount", b"overdue_amount", "paid_amount", b"paid_amount", "refunded_amount", b"refunded_amount"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_credit_amount", b"account_credit_amount", "cash_balance", b"cash_balance", "credit_applied_amount", b"credit_applied_amount", "credited_amount", b"credited_amount", "currency_code", b"currency_code", "due_credited_amount", b"due_credited_amount", "invoiced_amount", b"invoiced_amount", "open_amount", b"open_amount", "open_invoices", b"open_invoices", "overdue_amount", b"overdue_amount", "paid_amount", b"paid_amount", "refunded_amount", b"refunded_amount"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1179,7 +1323,7 @@ Global___Balance: _TypeAlias = Balance  # noqa: Y015
 
 @_typing.final
 class InvoiceDetails(_message.Message):
-    """Editable details of an invoice, or of a subscription's next invoice."""
+    """Editable details of an invoice, or of a subscription's renewal invoice before it is issued."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -2211,7 +2355,7 @@ class UpdateInvoiceDetailsRequest(_message.Message):
     invoice_id: _builtins.str
     """An open invoice."""
     subscription_id: _builtins.str
-    """A subscription: the details go on its next invoice (renewal or installment)."""
+    """A subscription: the details go on its renewal invoice only (not added seats or alignments)."""
     po_number: _builtins.str
     """New PO number (unset: unchanged; empty: cleared)."""
     notes: _builtins.str
@@ -2268,7 +2412,7 @@ class UpdateInvoiceDetailsResponse(_message.Message):
 
     @_builtins.property
     def details(self) -> Global___InvoiceDetails:
-        """The stored details (of the invoice, or of the subscription's next invoice)."""
+        """The stored details (of the invoice, or of the subscription's coming renewal invoice)."""
 
     def __init__(
         self,
@@ -2440,15 +2584,22 @@ class IssueCreditNoteRequest(_message.Message):
     INVOICE_ID_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    SETTLEMENT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key."""
     invoice_id: _builtins.str
     """Invoice credited."""
     reason: _builtins.str
     """Why."""
+    settlement: Global___CreditNoteSettlement.ValueType
+    """How the money goes back. Unset: an open invoice's amount due is reduced; a paid invoice's card or
+    PayPal charge is refunded and a bank transfer (or account credit it used) kept as account credit.
+    CASH_BALANCE keeps it all as account credit (the buyer asked); REFUND refunds it all to the card or
+    PayPal (refused beyond what was charged). An open invoice is always credited by its amount due.
+    """
     @_builtins.property
     def amount(self) -> _money_pb2.Money:
-        """Amount (unset: everything paid and not yet credited)."""
+        """Amount (unset: everything paid and not yet credited; an open invoice needs an amount)."""
 
     def __init__(
         self,
@@ -2457,10 +2608,11 @@ class IssueCreditNoteRequest(_message.Message):
         invoice_id: _builtins.str = ...,
         amount: _money_pb2.Money | None = ...,
         reason: _builtins.str = ...,
+        settlement: Global___CreditNoteSettlement.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "invoice_id", b"invoice_id", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "invoice_id", b"invoice_id", "reason", b"reason", "request_id", b"request_id", "settlement", b"settlement"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

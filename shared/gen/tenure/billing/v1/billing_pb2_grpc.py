@@ -271,7 +271,7 @@ class BillingServiceServicer:
 
     def UpdateInvoiceDetails(self, request, context):
         """Edits the PO number, notes and attached PO documents of an open invoice, or of a subscription's
-        next invoice (before the renewal invoice is issued).
+        renewal invoice before it is issued (invoices issued before it, such as added seats, keep their own).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -299,8 +299,11 @@ class BillingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def IssueCreditNote(self, request, context):
-        """Issues a credit note against an invoice (never more than was paid minus what was credited before)
-        and refunds the charge through the gateway, or keeps it as cash balance for bank transfers.
+        """Issues a credit note against an invoice. On an open invoice it reduces the amount due (never below
+        zero; an invoice credited to zero is settled). On a paid invoice (never more than was paid minus what
+        was credited before) it refunds the card or PayPal charge through the gateway, or keeps the amount
+        as account credit (bank transfers, or when the buyer asks), which the account's next invoices in the
+        same currency use before charging.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -314,7 +317,8 @@ class BillingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetBalance(self, request, context):
-        """Returns what an account owes and holds: open amount, credits, cash balance.
+        """Returns what an account owes and holds: open amount, credits, account credit (cash balance), and
+        the sums they add up from.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -71,7 +71,7 @@ class BillingServiceStub:
     """Voids an open invoice on which nothing has been paid."""
     UpdateInvoiceDetails: _grpc.UnaryUnaryMultiCallable[_billing_pb2.UpdateInvoiceDetailsRequest, _billing_pb2.UpdateInvoiceDetailsResponse]
     """Edits the PO number, notes and attached PO documents of an open invoice, or of a subscription's
-    next invoice (before the renewal invoice is issued).
+    renewal invoice before it is issued (invoices issued before it, such as added seats, keep their own).
     """
     GetInvoicePdf: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetInvoicePdfRequest, _billing_pb2.GetInvoicePdfResponse]
     """Renders an invoice as a PDF document."""
@@ -80,13 +80,18 @@ class BillingServiceStub:
     CancelInstallments: _grpc.UnaryUnaryMultiCallable[_billing_pb2.CancelInstallmentsRequest, _billing_pb2.CancelInstallmentsResponse]
     """(Internal.) Cancels the installments of a subscription that are not invoiced yet."""
     IssueCreditNote: _grpc.UnaryUnaryMultiCallable[_billing_pb2.IssueCreditNoteRequest, _billing_pb2.IssueCreditNoteResponse]
-    """Issues a credit note against an invoice (never more than was paid minus what was credited before)
-    and refunds the charge through the gateway, or keeps it as cash balance for bank transfers.
+    """Issues a credit note against an invoice. On an open invoice it reduces the amount due (never below
+    zero; an invoice credited to zero is settled). On a paid invoice (never more than was paid minus what
+    was credited before) it refunds the card or PayPal charge through the gateway, or keeps the amount
+    as account credit (bank transfers, or when the buyer asks), which the account's next invoices in the
+    same currency use before charging.
     """
     ListCreditNotes: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListCreditNotesRequest, _billing_pb2.ListCreditNotesResponse]
     """Lists the credit notes of an account."""
     GetBalance: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetBalanceRequest, _billing_pb2.GetBalanceResponse]
-    """Returns what an account owes and holds: open amount, credits, cash balance."""
+    """Returns what an account owes and holds: open amount, credits, account credit (cash balance), and
+    the sums they add up from.
+    """
     MarkPrepayOnly: _grpc.UnaryUnaryMultiCallable[_billing_pb2.MarkPrepayOnlyRequest, _billing_pb2.MarkPrepayOnlyResponse]
     """(Internal, called when a subscription is cancelled for an unpaid credit line.) Marks the account
     prepay-only: pay-by-invoice is refused from then on and new orders must be prepaid.
@@ -137,7 +142,7 @@ class BillingServiceAsyncStub(BillingServiceStub):
     """Voids an open invoice on which nothing has been paid."""
     UpdateInvoiceDetails: _aio.UnaryUnaryMultiCallable[_billing_pb2.UpdateInvoiceDetailsRequest, _billing_pb2.UpdateInvoiceDetailsResponse]  # type: ignore[assignment]
     """Edits the PO number, notes and attached PO documents of an open invoice, or of a subscription's
-    next invoice (before the renewal invoice is issued).
+    renewal invoice before it is issued (invoices issued before it, such as added seats, keep their own).
     """
     GetInvoicePdf: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetInvoicePdfRequest, _billing_pb2.GetInvoicePdfResponse]  # type: ignore[assignment]
     """Renders an invoice as a PDF document."""
@@ -146,13 +151,18 @@ class BillingServiceAsyncStub(BillingServiceStub):
     CancelInstallments: _aio.UnaryUnaryMultiCallable[_billing_pb2.CancelInstallmentsRequest, _billing_pb2.CancelInstallmentsResponse]  # type: ignore[assignment]
     """(Internal.) Cancels the installments of a subscription that are not invoiced yet."""
     IssueCreditNote: _aio.UnaryUnaryMultiCallable[_billing_pb2.IssueCreditNoteRequest, _billing_pb2.IssueCreditNoteResponse]  # type: ignore[assignment]
-    """Issues a credit note against an invoice (never more than was paid minus what was credited before)
-    and refunds the charge through the gateway, or keeps it as cash balance for bank transfers.
+    """Issues a credit note against an invoice. On an open invoice it reduces the amount due (never below
+    zero; an invoice credited to zero is settled). On a paid invoice (never more than was paid minus what
+    was credited before) it refunds the card or PayPal charge through the gateway, or keeps the amount
+    as account credit (bank transfers, or when the buyer asks), which the account's next invoices in the
+    same currency use before charging.
     """
     ListCreditNotes: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListCreditNotesRequest, _billing_pb2.ListCreditNotesResponse]  # type: ignore[assignment]
     """Lists the credit notes of an account."""
     GetBalance: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetBalanceRequest, _billing_pb2.GetBalanceResponse]  # type: ignore[assignment]
-    """Returns what an account owes and holds: open amount, credits, cash balance."""
+    """Returns what an account owes and holds: open amount, credits, account credit (cash balance), and
+    the sums they add up from.
+    """
     MarkPrepayOnly: _aio.UnaryUnaryMultiCallable[_billing_pb2.MarkPrepayOnlyRequest, _billing_pb2.MarkPrepayOnlyResponse]  # type: ignore[assignment]
     """(Internal, called when a subscription is cancelled for an unpaid credit line.) Marks the account
     prepay-only: pay-by-invoice is refused from then on and new orders must be prepaid.
@@ -296,7 +306,7 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.UpdateInvoiceDetailsResponse, _abc.Awaitable[_billing_pb2.UpdateInvoiceDetailsResponse]]:
         """Edits the PO number, notes and attached PO documents of an open invoice, or of a subscription's
-        next invoice (before the renewal invoice is issued).
+        renewal invoice before it is issued (invoices issued before it, such as added seats, keep their own).
         """
 
     @_abc_1.abstractmethod
@@ -329,8 +339,11 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _billing_pb2.IssueCreditNoteRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.IssueCreditNoteResponse, _abc.Awaitable[_billing_pb2.IssueCreditNoteResponse]]:
-        """Issues a credit note against an invoice (never more than was paid minus what was credited before)
-        and refunds the charge through the gateway, or keeps it as cash balance for bank transfers.
+        """Issues a credit note against an invoice. On an open invoice it reduces the amount due (never below
+        zero; an invoice credited to zero is settled). On a paid invoice (never more than was paid minus what
+        was credited before) it refunds the card or PayPal charge through the gateway, or keeps the amount
+        as account credit (bank transfers, or when the buyer asks), which the account's next invoices in the
+        same currency use before charging.
         """
 
     @_abc_1.abstractmethod
@@ -347,7 +360,9 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _billing_pb2.GetBalanceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.GetBalanceResponse, _abc.Awaitable[_billing_pb2.GetBalanceResponse]]:
-        """Returns what an account owes and holds: open amount, credits, cash balance."""
+        """Returns what an account owes and holds: open amount, credits, account credit (cash balance), and
+        the sums they add up from.
+        """
 
     @_abc_1.abstractmethod
     def MarkPrepayOnly(
