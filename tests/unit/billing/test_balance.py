@@ -30,3 +30,35 @@ def test_balance_adds_open_overdue_paid_credits_and_cash_per_currency():
 
 def test_no_invoices_means_no_balances():
     assert balances([], []) == {}
+
+
+def test_the_balance_adds_up_from_credit_notes_on_open_invoices_and_account_credit_applied():
+    invoices = [
+        # 500.00 owed, 125.00 of it credited by a credit note while open
+        InvoiceFigures("NOK", InvoiceStatus.OPEN, D("500.00"), D("0"), due_credited=D("125.00")),
+        # 1250.00 paid by card, then 250.00 of it kept as account credit
+        InvoiceFigures("NOK", InvoiceStatus.PAID, D("1250.00"), D("1250.00")),
+        # the renewal: 250.00 account credit applied, 750.00 charged
+        InvoiceFigures("NOK", InvoiceStatus.PAID, D("1000.00"), D("750.00"), credit_applied=D("250.00")),
+    ]
+    notes = [
+        CreditFigures("NOK", D("125.00"), Settlement.AMOUNT_DUE),
+        CreditFigures("NOK", D("250.00"), Settlement.CASH_BALANCE),
+    ]
+    nok = balances(invoices, notes)["NOK"]
+    assert nok.invoiced_amount == D("2750.00")
+    assert (nok.paid_amount, nok.credit_applied_amount, nok.due_credited_amount) == (
+        D("2000.00"),
+        D("250.00"),
+        D("125.00"),
+    )
+    assert nok.open_amount == D("375.00") and nok.open_invoices == 1
+    assert (
+        nok.invoiced_amount
+        == nok.paid_amount + nok.credit_applied_amount + nok.due_credited_amount + nok.open_amount
+    )
+    assert (nok.credited_amount, nok.account_credit_amount, nok.cash_balance) == (
+        D("375.00"),
+        D("250.00"),
+        D(0),
+    )
