@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.db import Database, UnitOfWork
 from shared.errors import InvalidInput
+from shared.grpc.clients import RECONNECT
 from shared.grpc.tls import channel as tls_channel
 from shared.settings import TlsSettings
 
@@ -102,7 +103,7 @@ class Relay:
 
         # A plain channel: the relay does its own back-off, and one refused call must not hold the pass.
         self._subs = [
-            _Subscriber(a, events_pb2_grpc.EventSinkServiceStub(tls_channel(a, self.tls)))
+            _Subscriber(a, events_pb2_grpc.EventSinkServiceStub(tls_channel(a, self.tls, options=RECONNECT)))
             for a in self.subscriber_addrs
         ]
         self.db.on_commit(self._wake.set)

@@ -28,6 +28,14 @@ RETRY_POLICY = {
 }
 
 
+#: a peer that was down is tried again within 2 s of coming back (gRPC's default waits up to 120 s)
+RECONNECT = [
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+]
+
+
 def make_channel(addr: str, tls: TlsSettings | None = None) -> grpc.Channel:
     return tls_channel(
         addr,
@@ -36,6 +44,7 @@ def make_channel(addr: str, tls: TlsSettings | None = None) -> grpc.Channel:
             ("grpc.enable_retries", 1),
             ("grpc.service_config", json.dumps(RETRY_POLICY)),
             ("grpc.keepalive_time_ms", 30000),
+            *RECONNECT,
         ],
     )
 

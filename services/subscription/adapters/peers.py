@@ -307,6 +307,9 @@ class PeerClock:
         self.client = client
         self.next_due: datetime | None = None  # its own next due instant, as its last drain answered
 
+    def get_time(self) -> datetime:
+        return time_of(self.client.GetTime(clock_pb2.GetTimeRequest()).now_time)
+
     def set_time(self, to: datetime) -> None:
         self.client.SetTime(clock_pb2.SetTimeRequest(to_time=timestamp(to)))
 
