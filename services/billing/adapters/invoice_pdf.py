@@ -267,6 +267,8 @@ def render_invoice_pdf(doc: InvoiceDocument) -> bytes:
         label = w("tax_line", name=tax_name, rate=w.percent(rt.rate), base=w.money(rt.base, cur))
         page.pair(label, w.money(rt.tax, cur))
     page.pair(w("total"), w.money(doc.total, cur), bold=True, size=11)
+    if doc.account_credit_applied:
+        page.pair(credit_label, w.money(-doc.account_credit_applied, cur))
     if doc.amount_paid:
         page.pair(w("amount_paid"), w.money(-doc.amount_paid, cur))
     if doc.amount_credited:

@@ -210,6 +210,9 @@ class InvoiceDocument:
     status: str = "open"
     amount_paid: Decimal = Decimal(0)
     amount_credited: Decimal = Decimal(0)
+    #: account credit used when the invoice was issued, and credit notes that reduced what it owed
+    account_credit_applied: Decimal = Decimal(0)
+    due_credited: Decimal = Decimal(0)
     payment_method: MethodType | None = None
     #: the method in English ("visa card ending 4242"); `payment_method_shown` is what documents print
     payment_method_label: str = ""
@@ -246,16 +249,19 @@ class InvoiceDocument:
 
     @property
     def credit_applied(self) -> Decimal:
-        """Credit applied on the invoice's lines (negative lines), as a positive amount."""
-        return -sum(
+        """Credit applied: negative lines, and the account's credit used when it was issued, as a positive
+        amount."""
+        on_lines = -sum(
             (ln.amount + ln.tax for ln in self.shown_lines() if ln.kind is LineKind.CREDIT), Decimal(0)
         )
+        return on_lines + self.account_credit_applied
 
     @property
     def amount_due(self) -> Decimal:
         if self.status in ("paid", "void"):
             return Decimal(0)
-        return max(self.total - self.amount_paid, Decimal(0))
+        owed = self.total - self.amount_paid - self.account_credit_applied - self.due_credited
+        return max(owed, Decimal(0))
 
     def payment_case(self) -> PaymentCase:
         if self.status == "paid":

@@ -134,6 +134,8 @@ def invoice_document(uow: BillingUnitOfWork, invoice_id: str, policy: Policy) ->
         status=row.status,
         amount_paid=row.amount_paid,
         amount_credited=row.amount_credited,
+        account_credit_applied=row.credit_applied,
+        due_credited=row.amount_due_credited,
         payment_method=MethodType(row.payment_method_type) if row.payment_method_type else None,
         payment_method_label=label,
         payment_method_shown=shown,

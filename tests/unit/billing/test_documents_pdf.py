@@ -291,6 +291,16 @@ def test_a_credit_applied_line_is_negative_and_reduces_what_is_due():
     assert "Å betale 17 785,00 kr" in text
 
 
+def test_account_credit_used_at_issue_and_a_credit_note_on_the_open_invoice_reduce_what_is_due():
+    # 19 035,00 kr owed; 2 500,00 kr of the account's credit used when it was issued and a credit note of
+    # 1 035,00 kr on the open invoice leave 15 500,00 kr to pay
+    doc = acdlt_invoice("nb", account_credit_applied=D("2500.00"), due_credited=D("1035.00"))
+    assert doc.amount_due == D("15500.00") and doc.credit_applied == D("2500.00")
+    text = flat(pdf_text(render_invoice_pdf(doc)))
+    assert "Kreditt brukt -2 500,00 kr" in text
+    assert "Å betale 15 500,00 kr" in text
+
+
 @pytest.mark.parametrize(
     ("language", "stamp", "sentence"),
     [
