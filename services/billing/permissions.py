@@ -56,6 +56,7 @@ TABLE = {
     "IssueCreditNote": rule(SERVICE),
     "ListCreditNotes": rule(BUYER, PAYER, STAFF, target="account"),
     "GetBalance": rule(BUYER, PAYER, STAFF, target="account"),
+    "GetCreditNotePdf": rule(BUYER, PAYER, STAFF, target="account"),
     # operations
     "RunBillingSweep": rule(OPERATOR, SERVICE),
 }

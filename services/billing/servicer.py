@@ -212,6 +212,12 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         pdf, filename = documents.invoice_pdf(self.db, request.invoice_id, self.policy)
         return pb.GetInvoicePdfResponse(pdf=pdf, filename=filename)
 
+    def GetCreditNotePdf(self, request, context):
+        pdf, filename = documents.credit_note_pdf(
+            self.db, request.account_id, request.credit_note_id, self.policy
+        )
+        return pb.GetCreditNotePdfResponse(pdf=pdf, filename=filename)
+
     # --- installments ---
 
     def ListInstallments(self, request, context):

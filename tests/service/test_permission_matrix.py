@@ -417,6 +417,7 @@ def requests(w: World) -> dict[str, dict]:
         "IssueCreditNote": {**rid, "invoice_id": "inv-none", "reason": "matrix"},
         "ListCreditNotes": {"account_id": ACC_A},
         "GetBalance": {"account_id": ACC_A},
+        "GetCreditNotePdf": {"account_id": ACC_A, "credit_note_id": "cn-none"},
         "MarkPrepayOnly": {**rid, "account_id": "acc-matrix-other", "reason": "matrix"},
         "RunBillingSweep": {},
         # entitlement

@@ -168,7 +168,7 @@ def credit_note_document(
         (n for n in uow.credit_notes.of_account(account_id) if n.credit_note_id == credit_note_id), None
     )
     if note is None:
-        raise NotFound(f"no credit note {credit_note_id!r} on account {account_id!r}", reason="NOT_FOUND")
+        raise NotFound(f"no credit note {credit_note_id!r}", reason="NOT_FOUND")
     inv = uow.invoices.get(note.invoice_id)
     profile = uow.profiles.get(note.account_id)
     return CreditNoteDocument(

@@ -50,3 +50,24 @@ def test_a_malformed_vat_id_is_refused_and_changes_nothing(billing):
     assert reason(e.value) == "ERROR_REASON_VAT_ID_INVALID"
     kept = billing.GetBillingProfile(pb.GetBillingProfileRequest(account_id="acct-bad")).profile
     assert kept.tax_id == "" and kept.name == "Fjordbygg AS"
+
+
+def test_a_credit_note_reads_as_a_pdf_for_the_buyer_and_not_for_a_stranger(billing):
+    from tests.auth import person
+
+    billing.profile("acct-cn", "NO")
+    paid = billing.create_invoice(billing.card("acct-cn"), account="acct-cn", currency="NOK").invoice
+    note = billing.IssueCreditNote(
+        pb.IssueCreditNoteRequest(request_id="cn-pdf", invoice_id=paid.invoice_id)
+    ).credit_note
+    got = billing.GetCreditNotePdf(
+        pb.GetCreditNotePdfRequest(account_id="acct-cn", credit_note_id=note.credit_note_id),
+        metadata=person("buyer@acct-cn.example"),
+    )
+    assert got.pdf.startswith(b"%PDF") and got.filename == f"{note.credit_note_number}.pdf"
+    with pytest.raises(grpc.RpcError) as e:
+        billing.GetCreditNotePdf(
+            pb.GetCreditNotePdfRequest(account_id="acct-cn", credit_note_id=note.credit_note_id),
+            metadata=person("stranger@other.example"),
+        )
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND

@@ -101,6 +101,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The call carries no valid token: missing, expired, not yet valid, or not signed by a trusted key."""
     ERROR_REASON_REQUEST_ID_TOO_LONG: _ErrorReason.ValueType  # 33
     """The request_id is longer than 128 characters."""
+    ERROR_REASON_VAT_ID_INVALID: _ErrorReason.ValueType  # 34
+    """A VAT id fails its country's format or check digits."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Reasons carried in google.rpc.ErrorInfo.reason (domain `billing.tenure`)."""
@@ -175,6 +177,8 @@ ERROR_REASON_UNAUTHENTICATED: ErrorReason.ValueType  # 32
 """The call carries no valid token: missing, expired, not yet valid, or not signed by a trusted key."""
 ERROR_REASON_REQUEST_ID_TOO_LONG: ErrorReason.ValueType  # 33
 """The request_id is longer than 128 characters."""
+ERROR_REASON_VAT_ID_INVALID: ErrorReason.ValueType  # 34
+"""A VAT id fails its country's format or check digits."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _InvoiceKind:
@@ -2475,6 +2479,58 @@ class GetInvoicePdfResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetInvoicePdfResponse: _TypeAlias = GetInvoicePdfResponse  # noqa: Y015
+
+@_typing.final
+class GetCreditNotePdfRequest(_message.Message):
+    """Request of BillingService.GetCreditNotePdf."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    CREDIT_NOTE_ID_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    """Account id."""
+    credit_note_id: _builtins.str
+    """Credit note id."""
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        credit_note_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "credit_note_id", b"credit_note_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCreditNotePdfRequest: _TypeAlias = GetCreditNotePdfRequest  # noqa: Y015
+
+@_typing.final
+class GetCreditNotePdfResponse(_message.Message):
+    """Response of BillingService.GetCreditNotePdf."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PDF_FIELD_NUMBER: _builtins.int
+    FILENAME_FIELD_NUMBER: _builtins.int
+    pdf: _builtins.bytes
+    """The PDF document."""
+    filename: _builtins.str
+    """File name, such as CN-2025-000001.pdf."""
+    def __init__(
+        self,
+        *,
+        pdf: _builtins.bytes = ...,
+        filename: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filename", b"filename", "pdf", b"pdf"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCreditNotePdfResponse: _TypeAlias = GetCreditNotePdfResponse  # noqa: Y015
 
 @_typing.final
 class ListInstallmentsRequest(_message.Message):

@@ -121,6 +121,11 @@ class BillingServiceStub:
                 request_serializer=tenure_dot_billing_dot_v1_dot_billing__pb2.GetInvoicePdfRequest.SerializeToString,
                 response_deserializer=tenure_dot_billing_dot_v1_dot_billing__pb2.GetInvoicePdfResponse.FromString,
                 _registered_method=True)
+        self.GetCreditNotePdf = channel.unary_unary(
+                '/tenure.billing.v1.BillingService/GetCreditNotePdf',
+                request_serializer=tenure_dot_billing_dot_v1_dot_billing__pb2.GetCreditNotePdfRequest.SerializeToString,
+                response_deserializer=tenure_dot_billing_dot_v1_dot_billing__pb2.GetCreditNotePdfResponse.FromString,
+                _registered_method=True)
         self.ListInstallments = channel.unary_unary(
                 '/tenure.billing.v1.BillingService/ListInstallments',
                 request_serializer=tenure_dot_billing_dot_v1_dot_billing__pb2.ListInstallmentsRequest.SerializeToString,
@@ -284,6 +289,13 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCreditNotePdf(self, request, context):
+        """Renders a credit note of an account as a PDF document, in the buyer's language.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListInstallments(self, request, context):
         """Lists the installment schedule of a subscription.
         """
@@ -427,6 +439,11 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.GetInvoicePdf,
                     request_deserializer=tenure_dot_billing_dot_v1_dot_billing__pb2.GetInvoicePdfRequest.FromString,
                     response_serializer=tenure_dot_billing_dot_v1_dot_billing__pb2.GetInvoicePdfResponse.SerializeToString,
+            ),
+            'GetCreditNotePdf': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCreditNotePdf,
+                    request_deserializer=tenure_dot_billing_dot_v1_dot_billing__pb2.GetCreditNotePdfRequest.FromString,
+                    response_serializer=tenure_dot_billing_dot_v1_dot_billing__pb2.GetCreditNotePdfResponse.SerializeToString,
             ),
             'ListInstallments': grpc.unary_unary_rpc_method_handler(
                     servicer.ListInstallments,
@@ -925,6 +942,33 @@ class BillingService:
             '/tenure.billing.v1.BillingService/GetInvoicePdf',
             tenure_dot_billing_dot_v1_dot_billing__pb2.GetInvoicePdfRequest.SerializeToString,
             tenure_dot_billing_dot_v1_dot_billing__pb2.GetInvoicePdfResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCreditNotePdf(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tenure.billing.v1.BillingService/GetCreditNotePdf',
+            tenure_dot_billing_dot_v1_dot_billing__pb2.GetCreditNotePdfRequest.SerializeToString,
+            tenure_dot_billing_dot_v1_dot_billing__pb2.GetCreditNotePdfResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -75,6 +75,8 @@ class BillingServiceStub:
     """
     GetInvoicePdf: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetInvoicePdfRequest, _billing_pb2.GetInvoicePdfResponse]
     """Renders an invoice as a PDF document."""
+    GetCreditNotePdf: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetCreditNotePdfRequest, _billing_pb2.GetCreditNotePdfResponse]
+    """Renders a credit note of an account as a PDF document, in the buyer's language."""
     ListInstallments: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListInstallmentsRequest, _billing_pb2.ListInstallmentsResponse]
     """Lists the installment schedule of a subscription."""
     CancelInstallments: _grpc.UnaryUnaryMultiCallable[_billing_pb2.CancelInstallmentsRequest, _billing_pb2.CancelInstallmentsResponse]
@@ -146,6 +148,8 @@ class BillingServiceAsyncStub(BillingServiceStub):
     """
     GetInvoicePdf: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetInvoicePdfRequest, _billing_pb2.GetInvoicePdfResponse]  # type: ignore[assignment]
     """Renders an invoice as a PDF document."""
+    GetCreditNotePdf: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetCreditNotePdfRequest, _billing_pb2.GetCreditNotePdfResponse]  # type: ignore[assignment]
+    """Renders a credit note of an account as a PDF document, in the buyer's language."""
     ListInstallments: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListInstallmentsRequest, _billing_pb2.ListInstallmentsResponse]  # type: ignore[assignment]
     """Lists the installment schedule of a subscription."""
     CancelInstallments: _aio.UnaryUnaryMultiCallable[_billing_pb2.CancelInstallmentsRequest, _billing_pb2.CancelInstallmentsResponse]  # type: ignore[assignment]
@@ -316,6 +320,14 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.GetInvoicePdfResponse, _abc.Awaitable[_billing_pb2.GetInvoicePdfResponse]]:
         """Renders an invoice as a PDF document."""
+
+    @_abc_1.abstractmethod
+    def GetCreditNotePdf(
+        self,
+        request: _billing_pb2.GetCreditNotePdfRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.GetCreditNotePdfResponse, _abc.Awaitable[_billing_pb2.GetCreditNotePdfResponse]]:
+        """Renders a credit note of an account as a PDF document, in the buyer's language."""
 
     @_abc_1.abstractmethod
     def ListInstallments(
