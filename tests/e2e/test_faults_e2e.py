@@ -1,4 +1,4 @@
-"""Faults with the four services as processes: a service down during an order, and SIGKILL in the middle
+"""Faults with the four services as processes (on SQLite and on PostgreSQL): a service down during an order, and SIGKILL in the middle
 of a year's AdvanceClock. After a restart and a second call nothing happened twice (invoice, charge,
 e-mail), nothing is missing (every renewal recorded), and all four clocks agree."""
 
@@ -20,6 +20,7 @@ import grpc
 import pytest
 from google.protobuf import timestamp_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy import create_engine, make_url, text
 
 from tenure.billing.v1 import billing_pb2, billing_pb2_grpc
 from tenure.common.v1 import clock_pb2, clock_pb2_grpc, common_pb2
@@ -27,6 +28,7 @@ from tenure.notification.v1 import notification_pb2, notification_pb2_grpc
 from tenure.subscription.v1 import subscription_pb2 as spb
 from tenure.subscription.v1 import subscription_pb2_grpc
 from tests.auth import operator, person
+from tests.conftest import PG_ADMIN_URL, PG_AVAILABLE
 from tests.e2e.conftest import ROOT, free_port
 
 pytestmark = pytest.mark.e2e
@@ -37,14 +39,14 @@ OPS = operator()
 class Processes:
     """The four services as processes on SQLite files, each one killable and restartable."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, urls: dict[str, str] | None = None) -> None:
         self.tmp = tmp
         self.addr = {n: f"127.0.0.1:{free_port()}" for n in NAMES}
         env = dict(os.environ, TENURE_CLOCK="test", TENURE_CLOCK_START="2024-06-10T08:00:00Z")
         for n in NAMES:
             p = f"TENURE_{n.upper()}_"
             env[p + "ADDR"] = self.addr[n]
-            env[p + "DATABASE_URL"] = f"sqlite:///{tmp / (n + '.db')}"
+            env[p + "DATABASE_URL"] = urls[n] if urls else f"sqlite:///{tmp / (n + '.db')}"
             env[p + "BILLING_ADDR"] = self.addr["billing"]
             env[p + "ENTITLEMENT_ADDR"] = self.addr["entitlement"]
             env[p + "NOTIFICATION_ADDR"] = self.addr["notification"]
@@ -122,11 +124,29 @@ class Processes:
         return [email.message_from_bytes(p.read_bytes()) for p in sorted(folder.glob("*.eml"))]
 
 
-@pytest.fixture
-def procs(tmp_path):
-    p = Processes(tmp_path)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
+def procs(request, tmp_path):
+    """The four services as processes, on SQLite files or on fresh PostgreSQL databases."""
+    urls, admin, made = None, None, []
+    if request.param == "postgresql":
+        if not PG_AVAILABLE:
+            pytest.skip("PostgreSQL is not reachable")
+        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        urls = {}
+        with admin.connect() as c:
+            for n in NAMES:
+                db = f"tenure_faults_{n}_{uuid.uuid4().hex[:8]}"
+                c.execute(text(f'CREATE DATABASE "{db}"'))
+                made.append(db)
+                urls[n] = make_url(PG_ADMIN_URL).set(database=db).render_as_string(hide_password=False)
+    p = Processes(tmp_path, urls)
     yield p
     p.stop()
+    if admin is not None:
+        with admin.connect() as c:
+            for db in made:
+                c.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def _card(p: Processes, account: str, who) -> str:
@@ -220,7 +240,7 @@ def test_notification_down_during_an_order_mails_the_confirmation_once_after(pro
     assert len(procs.mail()) == sum(kinds.values())  # every planned mail was written once
 
 
-@pytest.mark.parametrize("victim", ["subscription", "billing", "notification"])
+@pytest.mark.parametrize("victim", ["subscription", "billing", "entitlement", "notification"])
 def test_sigkill_during_advance_clock_then_again_does_everything_once(procs, victim):
     buyer = "kari@example.no"
     who = person(buyer)
