@@ -303,7 +303,7 @@ UPCOMING_KINDS = {
 
 
 def upcoming_payment_pb(p) -> pb.UpcomingPayment:
-    """`p`: a `handlers.UpcomingPayment`."""
+    """`p`: a `previews.UpcomingPayment`."""
     cur = p.currency
     return pb.UpcomingPayment(
         subscription_id=p.subscription_id,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, timedelta
 
-from services.subscription import catalog_admin, codec, handlers, quotes, sweep
+from services.subscription import catalog_admin, codec, handlers, previews, quotes, sweep
 from services.subscription.booking import Peers
 from services.subscription.domain.model import Channel
 from services.subscription.permissions import order_buyer
@@ -128,36 +128,36 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
         which = request.WhichOneof("order")
         if which == "create":
             c = request.create
-            q: handlers.QuoteRequest = handlers.QuoteCreate(
+            q: previews.QuoteRequest = previews.QuoteCreate(
                 codec.order_request(c, order_buyer(current(), c.buyer.email))
             )
         elif which == "add_seats":
-            q = handlers.QuoteAddSeats(request.add_seats.subscription_id, request.add_seats.seats)
+            q = previews.QuoteAddSeats(request.add_seats.subscription_id, request.add_seats.seats)
         elif which == "renew":
-            q = handlers.QuoteRenew(request.renew.subscription_id)
+            q = previews.QuoteRenew(request.renew.subscription_id)
         elif which == "align":
-            q = handlers.QuoteAlign(request.align.account_id, list(request.align.subscription_ids))
+            q = previews.QuoteAlign(request.align.account_id, list(request.align.subscription_ids))
         elif which == "upgrade":
             u = request.upgrade
-            q = handlers.QuoteUpgrade(
+            q = previews.QuoteUpgrade(
                 u.subscription_id, u.target_product_code, codec.target_plan_of(u.target_plan)
             )
         elif which == "convert_trial":
             c = request.convert_trial
-            q = handlers.QuoteConvertTrial(c.subscription_id, codec.term_of(c.term), c.seats)
+            q = previews.QuoteConvertTrial(c.subscription_id, codec.term_of(c.term), c.seats)
         elif which == "change_term":
             t = request.change_term
-            q = handlers.QuoteChangeTerm(t.subscription_id, codec.term_of(t.term))
+            q = previews.QuoteChangeTerm(t.subscription_id, codec.term_of(t.term))
         elif which == "product_switch":
             p = request.product_switch
-            q = handlers.QuoteProductSwitch(p.subscription_id, p.product_code)
+            q = previews.QuoteProductSwitch(p.subscription_id, p.product_code)
         elif which == "reinstate":
             if not request.reinstate.auto_renew:
                 raise InvalidInput("a reinstatement turns automatic renewal on", field="reinstate.auto_renew")
-            q = handlers.QuoteReinstate(request.reinstate.subscription_id)
+            q = previews.QuoteReinstate(request.reinstate.subscription_id)
         else:
             raise InvalidInput("name the order to quote", field="order")
-        quote = handlers.quote_order(self.db, self.peers, q)
+        quote = previews.quote_order(self.db, self.peers, q)
         cur = quote.currency
         return pb.QuoteOrderResponse(
             lines=[codec.line_pb(ln) for ln in quote.lines],
@@ -183,7 +183,7 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
 
     def ListUpcomingPayments(self, request, context):
         offset, size = paging.offset_page(request.page_size, request.page_token)
-        payments = handlers.list_upcoming_payments(
+        payments = previews.list_upcoming_payments(
             self.db, self.peers, request.account_id, request.horizon_days
         )
         page = payments[offset : offset + size]

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from services.billing.domain import installments as billing_installments
 from services.subscription import handlers, sweep
+from services.subscription import previews as order_previews
 from services.subscription.domain import dates, previews
 from services.subscription.domain.model import OrderLine, Plan, Stage, Term
 from shared.errors import InvalidInput, RuleViolation
@@ -33,8 +34,8 @@ def _buy(db: FakeDatabase, billing: FakeBilling, rid: str = "r-buy", **kw) -> ha
         return handlers.create_subscription(uow, peers(billing), order(**kw), rid)
 
 
-def _quote(db: FakeDatabase, billing: FakeBilling, q: handlers.QuoteRequest) -> handlers.Quote:
-    return handlers.quote_order(db, peers(billing), q)  # type: ignore[arg-type]
+def _quote(db: FakeDatabase, billing: FakeBilling, q: order_previews.QuoteRequest) -> order_previews.Quote:
+    return order_previews.quote_order(db, peers(billing), q)  # type: ignore[arg-type]
 
 
 def _named(quoted: list[OrderLine], placed: list[OrderLine]) -> list[OrderLine]:
@@ -113,7 +114,7 @@ OCT = datetime(2024, 10, 1, 8, 0, tzinfo=UTC)  # 10:00 in Oslo, after installmen
 def test_quote_of_a_three_year_purchase_shows_its_installments_and_charges_the_first():
     db, billing = _setup(OCT)
     req = order(term=Term.THREE_YEAR, seats=1, start_date=None)
-    q = _quote(db, billing, handlers.QuoteCreate(req))
+    q = _quote(db, billing, order_previews.QuoteCreate(req))
     assert (q.subtotal, q.tax, q.total) == (D("1310.00"), D("327.50"), D("1637.50"))
     assert [(p.sequence, p.due_date, p.subtotal, p.total) for p in q.installments] == [
         (1, date(2024, 10, 1), D("436.68"), D("545.85")),
@@ -127,7 +128,7 @@ def test_quote_of_a_three_year_purchase_shows_its_installments_and_charges_the_f
 
 def test_quote_of_a_three_year_purchase_before_installments_is_paid_up_front():
     db, billing = _setup(datetime(2024, 6, 10, 8, 0, tzinfo=UTC))
-    q = _quote(db, billing, handlers.QuoteCreate(order(term=Term.THREE_YEAR, seats=2)))
+    q = _quote(db, billing, order_previews.QuoteCreate(order(term=Term.THREE_YEAR, seats=2)))
     assert (q.subtotal, q.total, q.due_now, q.installments) == (D("2620.00"), D("3275.00"), D("3275.00"), [])
 
 
@@ -135,7 +136,7 @@ def test_quote_of_added_seats_is_the_prorated_order():
     db, billing = _setup(datetime(2024, 6, 10, 8, 0, tzinfo=UTC))
     sid = _buy(db, billing).subscription.subscription_id
     db.clock.set(at(date(2025, 1, 10)))
-    q = _quote(db, billing, handlers.QuoteAddSeats(sid, 1))
+    q = _quote(db, billing, order_previews.QuoteAddSeats(sid, 1))
     # 470.00 x 151 days left / 365 days = 194.44
     assert (q.subtotal, q.total, q.due_now) == (D("194.44"), D("243.05"), D("243.05"))
     assert q.lines[0].prorated_days == 151
@@ -147,7 +148,7 @@ def test_quote_of_a_renewal_applies_the_renewal_seats_at_the_renewal_price():
     with db.unit_of_work() as uow:
         handlers.set_renewal_seats(uow, peers(billing), sid, 3)  # type: ignore[arg-type]
     db.clock.set(at(date(2025, 5, 1)))
-    q = _quote(db, billing, handlers.QuoteRenew(sid))
+    q = _quote(db, billing, order_previews.QuoteRenew(sid))
     (line,) = q.lines
     assert (line.quantity, line.unit_price, q.subtotal, q.total) == (
         3,
@@ -161,7 +162,7 @@ def test_quote_of_a_renewal_applies_the_renewal_seats_at_the_renewal_price():
 def test_quote_of_a_term_change_is_the_renewal_it_causes_in_installments():
     db, billing = _setup(OCT)
     sid = _buy(db, billing, seats=1, start_date=None).subscription.subscription_id
-    q = _quote(db, billing, handlers.QuoteChangeTerm(sid, Term.THREE_YEAR))
+    q = _quote(db, billing, order_previews.QuoteChangeTerm(sid, Term.THREE_YEAR))
     (line,) = q.lines
     assert (line.unit_price, line.period_start_date, line.period_end_date) == (
         D("1179.00"),
@@ -182,7 +183,7 @@ def test_quote_of_a_product_switch_is_the_renewal_at_the_new_products_price():
     db, billing = _setup(OCT)
     sid = _buy(db, billing, seats=2, start_date=None).subscription.subscription_id
     db.clock.set(at(date(2025, 8, 1)))  # inside the renewal window
-    q = _quote(db, billing, handlers.QuoteProductSwitch(sid, "ACD"))
+    q = _quote(db, billing, order_previews.QuoteProductSwitch(sid, "ACD"))
     (line,) = q.lines
     assert (line.quantity, line.unit_price, q.subtotal) == (2, D("1780.00"), D("3560.00"))
     assert (q.due_date, q.applied) == (date(2025, 10, 1), ("product",))
@@ -193,7 +194,7 @@ def test_quote_of_a_reinstatement_is_the_renewal_from_the_original_renewal_date(
     sub = _buy(db, billing, auto_renew=False).subscription
     _run_sweep(db, billing, _renewal_instant(sub) + timedelta(days=3))
     assert handlers.get_subscription(db, sub.subscription_id).stage is Stage.EXPIRED
-    q = _quote(db, billing, handlers.QuoteReinstate(sub.subscription_id))
+    q = _quote(db, billing, order_previews.QuoteReinstate(sub.subscription_id))
     (line,) = q.lines
     assert (line.unit_price, line.period_start_date, q.total) == (D("420.00"), date(2025, 6, 10), D("525.00"))
 
@@ -202,7 +203,7 @@ def test_quote_of_a_reinstatement_refuses_an_active_subscription():
     db, billing = _setup(datetime(2024, 6, 10, 8, 0, tzinfo=UTC))
     sid = _buy(db, billing).subscription.subscription_id
     with pytest.raises(RuleViolation) as e:
-        _quote(db, billing, handlers.QuoteReinstate(sid))
+        _quote(db, billing, order_previews.QuoteReinstate(sid))
     assert e.value.reason == "STAGE_NOT_ALLOWED"
 
 
@@ -275,16 +276,16 @@ def test_a_quote_equals_the_order_placed_right_after_it(kind, seats, term, new_t
     if kind == "change_term":
         assume(new_term is not term)
     quote_of = {
-        "create": lambda: handlers.QuoteCreate(
+        "create": lambda: order_previews.QuoteCreate(
             order(term=term, seats=seats, time_zone=tz, start_date=None, account_id="acct-2")
         ),
-        "add_seats": lambda: handlers.QuoteAddSeats(sids[0], seats),
-        "renew": lambda: handlers.QuoteRenew(sids[0]),
-        "align": lambda: handlers.QuoteAlign("acct-1", sids),
-        "upgrade": lambda: handlers.QuoteUpgrade(sids[0], "ACD", None),
-        "convert_trial": lambda: handlers.QuoteConvertTrial(sids[0], term, seats),
-        "change_term": lambda: handlers.QuoteChangeTerm(sids[0], new_term),
-        "product_switch": lambda: handlers.QuoteProductSwitch(sids[0], "ACD"),
+        "add_seats": lambda: order_previews.QuoteAddSeats(sids[0], seats),
+        "renew": lambda: order_previews.QuoteRenew(sids[0]),
+        "align": lambda: order_previews.QuoteAlign("acct-1", sids),
+        "upgrade": lambda: order_previews.QuoteUpgrade(sids[0], "ACD", None),
+        "convert_trial": lambda: order_previews.QuoteConvertTrial(sids[0], term, seats),
+        "change_term": lambda: order_previews.QuoteChangeTerm(sids[0], new_term),
+        "product_switch": lambda: order_previews.QuoteProductSwitch(sids[0], "ACD"),
     }
     try:
         q = _quote(db, billing, quote_of[kind]())
@@ -347,7 +348,7 @@ def test_upcoming_payments_show_the_renewal_with_its_pending_changes_and_the_ins
         handlers.set_renewal_seats(uow, peers(billing), annual.subscription_id, 4)  # type: ignore[arg-type]
         handlers.change_term(uow, annual.subscription_id, Term.THREE_YEAR)
     db.clock.set(at(date(2024, 11, 1)))
-    got = handlers.list_upcoming_payments(db, peers(billing), "acct-1", 3 * 366)  # type: ignore[arg-type]
+    got = order_previews.list_upcoming_payments(db, peers(billing), "acct-1", 3 * 366)  # type: ignore[arg-type]
     assert off.subscription_id not in {p.subscription_id for p in got}
     mine = [p for p in got if p.subscription_id == annual.subscription_id]
     # 4 renewal seats x 1179.00 (3-year renewal price) = 4716.00, in three installments of 1572.00
@@ -373,8 +374,8 @@ def test_upcoming_payments_show_the_renewal_with_its_pending_changes_and_the_ins
 def test_upcoming_payments_stop_at_the_horizon_and_match_the_renewal_the_sweep_orders():
     db, billing = _setup(datetime(2024, 6, 10, 8, 0, tzinfo=UTC))
     sub = _buy(db, billing, seats=3).subscription
-    assert handlers.list_upcoming_payments(db, peers(billing), "acct-1", 364) == []  # type: ignore[arg-type]
-    (p,) = handlers.list_upcoming_payments(db, peers(billing), "acct-1", 365)  # type: ignore[arg-type]
+    assert order_previews.list_upcoming_payments(db, peers(billing), "acct-1", 364) == []  # type: ignore[arg-type]
+    (p,) = order_previews.list_upcoming_payments(db, peers(billing), "acct-1", 365)  # type: ignore[arg-type]
     assert (p.kind, p.due_date, p.seats, p.subtotal, p.total) == (
         "RENEWAL",
         date(2025, 6, 10),
@@ -390,10 +391,10 @@ def test_upcoming_payments_stop_at_the_horizon_and_match_the_renewal_the_sweep_o
 def test_upcoming_payments_refuse_a_bad_horizon_and_a_missing_account():
     db, billing = _setup(OCT)
     with pytest.raises(InvalidInput) as e:
-        handlers.list_upcoming_payments(db, peers(billing), "", 0)  # type: ignore[arg-type]
+        order_previews.list_upcoming_payments(db, peers(billing), "", 0)  # type: ignore[arg-type]
     assert [f for f, _ in e.value.field_violations] == ["account_id"]
     with pytest.raises(InvalidInput) as e:
-        handlers.list_upcoming_payments(db, peers(billing), "acct-1", 5000)  # type: ignore[arg-type]
+        order_previews.list_upcoming_payments(db, peers(billing), "acct-1", 5000)  # type: ignore[arg-type]
     assert [f for f, _ in e.value.field_violations] == ["horizon_days"]
 
 
@@ -402,6 +403,6 @@ def test_premium_upgrade_quote_keeps_plan():
     db, billing = _setup(datetime(2024, 6, 10, 8, 0, tzinfo=UTC))
     sid = _buy(db, billing, product_code="ACD").subscription.subscription_id
     db.clock.set(at(date(2024, 12, 10)))
-    q = _quote(db, billing, handlers.QuoteUpgrade(sid, "", Plan.PREMIUM))
+    q = _quote(db, billing, order_previews.QuoteUpgrade(sid, "", Plan.PREMIUM))
     assert q.credit > 0 and q.subtotal == sum((ln.amount for ln in q.lines), D(0))
     assert q.due_now == q.total
