@@ -125,6 +125,37 @@ def split_evenly(total: Decimal, parts: int, currency: str) -> list[Decimal]:
     return [a.quantize(q) for a in amounts]
 
 
+def allocate(amount: Decimal, weights: list[Decimal], currency: str) -> list[Decimal]:
+    """Share `amount` among lines in proportion to their amounts, to the minor unit (largest remainder)."""
+    q = quantum(currency)
+    units = int(amount / q)
+    weight_units = [int(w / q) for w in weights]
+    whole = sum(weight_units)
+    if whole == 0:
+        raise InvalidInput("lines that sum to zero cannot be allocated")
+    shares = []
+    fractions = []
+    for i, w in enumerate(weight_units):
+        floor, rem = divmod(units * w, whole)
+        shares.append(floor)
+        fractions.append((rem, -i))
+    left = units - sum(shares)
+    for _, neg_i in sorted(fractions, reverse=True)[:left]:
+        shares[-neg_i] += 1
+    return [Decimal(s) * q for s in shares]
+
+
+def installment_shares(
+    line_amounts: list[Decimal], parts: list[Decimal], currency: str
+) -> list[list[Decimal]]:
+    """Each line's share of each installment (`parts`: the installments' amounts, first carrying the
+    remainder). The later installments share their amount among the lines in proportion; the first takes
+    what is left of each line, so every line is billed exactly once in total (rules §5)."""
+    later = [allocate(a, line_amounts, currency) for a in parts[1:]]
+    first = [line_amounts[i] - sum(p[i] for p in later) for i in range(len(line_amounts))]
+    return [first, *later]
+
+
 def to_proto_fields(amount: Decimal, currency: str) -> tuple[str, int, int]:
     """(currency_code, units, nanos) for google.type.Money; signs of units and nanos agree."""
     d = round_money(amount, currency)

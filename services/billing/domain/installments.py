@@ -15,7 +15,7 @@ from typing import Any
 from services.billing.domain.invoice import LineInput
 from services.billing.domain.model import InstallmentPlan, InvoiceKind, Term
 from shared.errors import InvalidInput
-from shared.money import quantum, round_money, split_evenly
+from shared.money import installment_shares, round_money, split_evenly
 
 INSTALLMENTS_FROM = date(2024, 9, 16)
 INSTALLMENT_COUNT = 3
@@ -70,27 +70,6 @@ def split_amount(total: Decimal, currency: str, count: int = INSTALLMENT_COUNT) 
     return split_evenly(total, count, currency)
 
 
-def allocate(amount: Decimal, weights: list[Decimal], currency: str) -> list[Decimal]:
-    """Share `amount` among lines in proportion to their amounts, to the minor unit (largest remainder)."""
-    q = quantum(currency)
-    units = int(amount / q)
-    weight_units = [int(w / q) for w in weights]
-    whole = sum(weight_units)
-    if whole == 0:
-        raise InvalidInput("lines that sum to zero cannot be allocated")
-    shares = []
-    fractions = []
-    for i, w in enumerate(weight_units):
-        num = units * w
-        floor, rem = divmod(num, whole)
-        shares.append(floor)
-        fractions.append((rem, -i))
-    left = units - sum(shares)
-    for _, neg_i in sorted(fractions, reverse=True)[:left]:
-        shares[-neg_i] += 1
-    return [Decimal(s) * q for s in shares]
-
-
 def schedule(
     line_amounts: list[Decimal], term_start: date, currency: str, count: int = INSTALLMENT_COUNT
 ) -> list[ScheduledInstallment]:
@@ -104,9 +83,7 @@ def schedule(
     subtotal = sum(line_amounts, Decimal(0))
     amounts = split_amount(subtotal, currency, count)
     dates = due_dates(term_start, count)
-    later = [allocate(a, line_amounts, currency) for a in amounts[1:]]
-    first = [line_amounts[i] - sum(part[i] for part in later) for i in range(len(line_amounts))]
-    per_installment = [first, *later]
+    per_installment = installment_shares(line_amounts, amounts, currency)
     return [
         ScheduledInstallment(k + 1, dates[k], amounts[k], tuple(per_installment[k])) for k in range(count)
     ]

@@ -19,7 +19,7 @@ from services.subscription.domain.aggregate import INSTALLMENTS_FROM, Outcome, S
 from services.subscription.domain.catalog import Catalog
 from services.subscription.domain.model import OrderLine, Term
 from services.subscription.domain.renewals import renew_term
-from shared.money import quantum, split_evenly
+from shared.money import installment_shares, split_evenly
 
 INSTALLMENT_COUNT = 3
 #: the order kinds billing splits into installments (a trial conversion is invoiced as a new purchase)
@@ -52,23 +52,6 @@ def uses_installments(kind: str, term: Term, issue_day: date, lines: list[OrderL
     )
 
 
-def _allocate(amount: Decimal, weights: list[Decimal], currency: str) -> list[Decimal]:
-    q = quantum(currency)
-    units = int(amount / q)
-    weight_units = [int(w / q) for w in weights]
-    whole = sum(weight_units)
-    shares: list[int] = []
-    fractions: list[tuple[int, int]] = []
-    for i, w in enumerate(weight_units):
-        floor, rem = divmod(units * w, whole)
-        shares.append(floor)
-        fractions.append((rem, -i))
-    left = units - sum(shares)
-    for _, neg_i in sorted(fractions, reverse=True)[:left]:
-        shares[-neg_i] += 1
-    return [Decimal(s) * q for s in shares]
-
-
 def split(
     lines: list[OrderLine], term_start: date, currency: str, count: int = INSTALLMENT_COUNT
 ) -> list[Part]:
@@ -76,10 +59,8 @@ def split(
     falls on 28 February)."""
     amounts = [ln.amount for ln in lines]
     parts = split_evenly(sum(amounts, Decimal(0)), count, currency)
-    later = [_allocate(a, amounts, currency) for a in parts[1:]]
-    first = [amounts[i] - sum(p[i] for p in later) for i in range(len(amounts))]
     out = []
-    for k, shares in enumerate([first, *later]):
+    for k, shares in enumerate(installment_shares(amounts, parts, currency)):
         share_lines = [
             replace(ln, amount=share, description=f"{ln.description} (installment {k + 1} of {count})")
             for ln, share in zip(lines, shares, strict=True)

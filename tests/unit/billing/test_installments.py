@@ -6,7 +6,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.billing.domain.installments import (
-    allocate,
     due_dates,
     schedule,
     split_amount,
@@ -14,6 +13,7 @@ from services.billing.domain.installments import (
 )
 from services.billing.domain.model import InstallmentPlan, InvoiceKind, Term
 from shared.errors import InvalidInput
+from shared.money import allocate
 
 D = Decimal
 
