@@ -230,6 +230,15 @@ class Invoices(_Repository):
 
 
 class Payments(_Repository):
+    def of_invoice(self, invoice_id: str) -> Sequence[PaymentRow]:
+        """Every payment attempt of an invoice, oldest first."""
+        stmt = (
+            select(PaymentRow)
+            .where(PaymentRow.invoice_id == invoice_id)
+            .order_by(PaymentRow.create_time, PaymentRow.payment_id)
+        )
+        return self.session.scalars(stmt).all()
+
     def last(self, invoice_id: str) -> PaymentRow | None:
         stmt = (
             select(PaymentRow)

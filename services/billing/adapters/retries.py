@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import Index
 from sqlmodel import Field, select
 
-from services.billing.adapters.tables import BillingModel, PaymentRow, _time
+from services.billing.adapters.tables import BillingModel, _time
 from services.billing.domain.dunning import RetryStatus
 from shared.db import UnitOfWork
 
@@ -83,12 +83,3 @@ class PaymentRetries:
         )
         stmt = stmt.order_by(PaymentRetryRow.next_attempt_time).limit(1)
         return self.session.scalars(stmt).first()
-
-    def attempts_of(self, invoice_id: str) -> Sequence[PaymentRow]:
-        """Every payment attempt of an invoice, oldest first."""
-        stmt = (
-            select(PaymentRow)
-            .where(PaymentRow.invoice_id == invoice_id)
-            .order_by(PaymentRow.create_time, PaymentRow.payment_id)  # type: ignore[arg-type]
-        )
-        return self.session.scalars(stmt).all()

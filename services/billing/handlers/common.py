@@ -53,7 +53,7 @@ def invoice_view(uow: BillingUnitOfWork, row: InvoiceRow) -> InvoiceView:
         row,
         list(uow.invoices.lines(row.invoice_id)),
         list(uow.attachments.of_invoice(row.invoice_id)),
-        list(uow.retries.attempts_of(row.invoice_id)),
+        list(uow.payments.of_invoice(row.invoice_id)),
         retry.next_attempt_time
         if retry is not None and retry.status == RetryStatus.SCHEDULED.value
         else None,

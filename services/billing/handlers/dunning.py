@@ -13,15 +13,15 @@ from datetime import datetime
 
 from services.billing import events
 from services.billing.adapters.retries import PaymentRetryRow
-from services.billing.adapters.tables import InvoiceRow, PaymentMethodRow, PaymentRow
+from services.billing.adapters.tables import InvoiceRow, PaymentMethodRow
 from services.billing.adapters.uow import BillingUnitOfWork
 from services.billing.domain import dunning
 from services.billing.domain.gateway import PaymentGateway
 from services.billing.domain.model import InvoiceKind, InvoiceStatus, MethodType, PaymentStatus
 from services.billing.domain.payment import Collection, payment_outcome
 from services.billing.handlers.common import state
-from services.billing.handlers.payments import collect, mark_paid
-from shared.db import Database, new_id
+from services.billing.handlers.payments import collect, mark_paid, payment_row
+from shared.db import Database
 
 RETRY_BATCH = 100
 
@@ -43,12 +43,14 @@ def on_decline(
             attempts=0,
             first_decline_time=when,
         )
+    return _declined(uow, r, reason, when)
+
+
+def _declined(uow: BillingUnitOfWork, r: PaymentRetryRow, reason: str, when: datetime) -> dunning.RetryPlan:
+    """One more declined attempt on `r`: the plan that follows, stored."""
     plan = dunning.after_decline(r.first_decline_time, r.attempts + 1, reason)
-    r.attempts = plan.attempts
-    r.status = plan.status.value
-    r.next_attempt_time = plan.next_attempt_time
-    r.last_reason = reason
-    r.update_time = when
+    r.attempts, r.status, r.next_attempt_time = plan.attempts, plan.status.value, plan.next_attempt_time
+    r.last_reason, r.update_time = reason, when
     uow.retries.save(r)
     return plan
 
@@ -111,28 +113,13 @@ def _attempt(
     how = Collection.CHARGE if usable else Collection.UNAVAILABLE
     key = f"retry:{row.invoice_id}:{r.attempts}" + (f":{method.payment_method_id}" if method else "")
     outcome = collect(gateway, how, method, owed, row.currency, key) if usable else payment_outcome(how)
-    uow.payments.add(
-        PaymentRow(
-            payment_id=new_id("pay"),
-            invoice_id=row.invoice_id,
-            status=outcome.status.value,
-            amount=owed,
-            currency=row.currency,
-            payment_method_id=method.payment_method_id if method else "",
-            charge_id=outcome.charge_id,
-            decline_reason=outcome.decline_reason,
-            create_time=when,
-        )
-    )
+    uow.payments.add(payment_row(row.invoice_id, outcome, owed, row.currency, method, when))
     if outcome.settles:
         if method is not None and method.payment_method_id != row.payment_method_id:
             row.payment_method_id, row.payment_method_type = method.payment_method_id, method.type
         mark_paid(uow, row, owed, when)  # also ends the retries
         return PaymentStatus.SUCCEEDED
-    plan = dunning.after_decline(r.first_decline_time, r.attempts + 1, outcome.decline_reason)
-    r.attempts, r.status, r.next_attempt_time = plan.attempts, plan.status.value, plan.next_attempt_time
-    r.last_reason, r.update_time = outcome.decline_reason, when
-    uow.retries.save(r)
+    plan = _declined(uow, r, outcome.decline_reason, when)
     row.decline_reason = outcome.decline_reason
     uow.invoices.save(row)
     events.payment_failed(uow, row, outcome.decline_reason, plan)

@@ -55,7 +55,7 @@ from services.billing.handlers.common import (
     tax_status,
     usable_method,
 )
-from services.billing.handlers.payments import collect
+from services.billing.handlers.payments import collect, payment_row
 from shared.db import Database, new_id
 from shared.errors import InvalidInput, NotFound, RuleViolation
 from shared.paging import next_offset_token, offset_page
@@ -315,17 +315,7 @@ def issue(
         to_charge, MethodType(method.type) if method else None, method.removed if method else False
     )
     outcome = collect(gateway, how, method, to_charge, currency, idempotency_key)
-    payment = PaymentRow(
-        payment_id=new_id("pay"),
-        invoice_id=invoice_id,
-        status=outcome.status.value,
-        amount=to_charge,
-        currency=currency,
-        payment_method_id=method.payment_method_id if method else "",
-        charge_id=outcome.charge_id,
-        decline_reason=outcome.decline_reason,
-        create_time=now,
-    )
+    payment = payment_row(invoice_id, outcome, to_charge, currency, method, now)
     if outcome.settles:
         paid = state(row).pay(to_charge, now)
         row.status, row.amount_paid, row.paid_time = paid.status.value, paid.amount_paid, now

@@ -37,6 +37,28 @@ def collect(
     return payment_outcome(how, charge)
 
 
+def payment_row(
+    invoice_id: str,
+    outcome: PaymentOutcome,
+    amount: Decimal,
+    currency: str,
+    method: PaymentMethodRow | None,
+    when: datetime,
+) -> PaymentRow:
+    """The record of one payment attempt (the charge at issue, a retry, a payment made by hand)."""
+    return PaymentRow(
+        payment_id=new_id("pay"),
+        invoice_id=invoice_id,
+        status=outcome.status.value,
+        amount=amount,
+        currency=currency,
+        payment_method_id=method.payment_method_id if method else "",
+        charge_id=outcome.charge_id,
+        decline_reason=outcome.decline_reason,
+        create_time=when,
+    )
+
+
 def mark_paid(uow: BillingUnitOfWork, row: InvoiceRow, amount: Decimal, when: datetime) -> None:
     paid = state(row).pay(amount, when)
     row.status = paid.status.value
@@ -66,17 +88,7 @@ def pay_invoice(
     amount = state(row).amount_due  # what is left after account credit and credit notes
     how = collection_on_payment(MethodType(method.type))
     outcome = collect(gateway, how, method, amount, row.currency, f"{request_id}:pay")
-    payment = PaymentRow(
-        payment_id=new_id("pay"),
-        invoice_id=row.invoice_id,
-        status=outcome.status.value,
-        amount=amount,
-        currency=row.currency,
-        payment_method_id=method.payment_method_id,
-        charge_id=outcome.charge_id,
-        decline_reason=outcome.decline_reason,
-        create_time=now,
-    )
+    payment = payment_row(row.invoice_id, outcome, amount, row.currency, method, now)
     if outcome.settles:
         mark_paid(uow, row, amount, now)
     else:

@@ -191,6 +191,10 @@ class Invoices(_Repo):
 
 
 class Payments(_Repo):
+    def of_invoice(self, invoice_id: str) -> list[PaymentRow]:
+        rows = [p for p in self.s.payments if p.invoice_id == invoice_id]
+        return sorted(rows, key=lambda p: (p.create_time, p.payment_id))
+
     def last(self, invoice_id: str) -> PaymentRow | None:
         rows = [p for p in self.s.payments if p.invoice_id == invoice_id]
         return max(rows, key=lambda p: (p.create_time, p.payment_id), default=None)
@@ -408,10 +412,6 @@ class Retries(_Repo):
             and r.next_attempt_time > as_of
         ]
         return min(times, default=None)
-
-    def attempts_of(self, invoice_id: str) -> list[PaymentRow]:
-        rows = [p for p in self.s.payments if p.invoice_id == invoice_id]
-        return sorted(rows, key=lambda p: (p.create_time, p.payment_id))
 
 
 class FakeBillingUnitOfWork:
