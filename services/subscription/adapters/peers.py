@@ -172,19 +172,9 @@ class Billing:
     def refund_invoice(self, *, request_id: str, invoice_id: str, reason: str) -> IssuedCredit | None:
         """Credit everything paid on the invoice (refunded to the card or PayPal); an invoice with nothing
         paid is voided instead. None when nothing was credited."""
-        try:
-            resp = self.client.IssueCreditNote(
-                billing_pb2.IssueCreditNoteRequest(
-                    request_id=request_id, invoice_id=invoice_id, reason=reason
-                )
-            )
-        except RuleViolation as e:
-            if e.reason != "CREDIT_EXCEEDS_PAID":
-                raise
-            self.void_invoice(request_id=f"{request_id}:void", invoice_id=invoice_id, reason=reason)
-            return None
-        cn = resp.credit_note
-        return IssuedCredit(cn.credit_note_id, from_proto(cn.amount).amount)
+        return self._credit(
+            billing_pb2.IssueCreditNoteRequest(request_id=request_id, invoice_id=invoice_id, reason=reason)
+        )
 
     def credit_invoice(
         self, *, request_id: str, invoice_id: str, amount: Decimal, currency: str, reason: str
@@ -193,19 +183,21 @@ class Billing:
         kept as cash balance); an invoice with nothing paid is voided instead. None when nothing was
         credited. Billing keeps one credit note per `request_id`: derive it from the invoice so a retried
         or repeated cancellation credits once."""
-        try:
-            resp = self.client.IssueCreditNote(
-                billing_pb2.IssueCreditNoteRequest(
-                    request_id=request_id,
-                    invoice_id=invoice_id,
-                    amount=to_proto(amount, currency),
-                    reason=reason,
-                )
+        return self._credit(
+            billing_pb2.IssueCreditNoteRequest(
+                request_id=request_id, invoice_id=invoice_id, amount=to_proto(amount, currency), reason=reason
             )
+        )
+
+    def _credit(self, request: billing_pb2.IssueCreditNoteRequest) -> IssuedCredit | None:
+        try:
+            resp = self.client.IssueCreditNote(request)
         except RuleViolation as e:
             if e.reason != "CREDIT_EXCEEDS_PAID":
                 raise
-            self.void_invoice(request_id=f"{request_id}:void", invoice_id=invoice_id, reason=reason)
+            self.void_invoice(
+                request_id=f"{request.request_id}:void", invoice_id=request.invoice_id, reason=request.reason
+            )
             return None
         cn = resp.credit_note
         return IssuedCredit(cn.credit_note_id, from_proto(cn.amount).amount)
