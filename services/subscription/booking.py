@@ -243,6 +243,46 @@ def renewed(uow: SubscriptionUnitOfWork) -> Callable[[Booked], None]:
     return announce
 
 
+def created(uow: SubscriptionUnitOfWork, trial: bool = False) -> Callable[[Booked], None]:
+    """`subscription.created`: a new subscription (a trial, a direct order, an accepted quote)."""
+
+    def announce(b: Booked) -> None:
+        uow.publish(
+            "subscription.created",
+            account_id=b.sub.account_id,
+            subscription_id=b.sub.subscription_id,
+            subscription_created=events_pb2.SubscriptionCreated(
+                subscription=codec.snapshot_pb(b.sub),
+                order_number=b.number,
+                amount=money(b.total, b.sub.currency),
+                invoice_id=b.invoice_id,
+                trial=trial,
+            ),
+        )
+
+    return announce
+
+
+def seats_added(uow: SubscriptionUnitOfWork, seats: int) -> Callable[[Booked], None]:
+    """`subscription.seats_added`: seats added mid-term, at a prorated price."""
+
+    def announce(b: Booked) -> None:
+        uow.publish(
+            "subscription.seats_added",
+            account_id=b.sub.account_id,
+            subscription_id=b.sub.subscription_id,
+            seats_added=events_pb2.SeatsAdded(
+                subscription=codec.snapshot_pb(b.sub),
+                order_number=b.number,
+                seats_added=seats,
+                prorated_amount=money(b.subtotal, b.sub.currency),
+                invoice_id=b.invoice_id,
+            ),
+        )
+
+    return announce
+
+
 def record_moves(
     uow: SubscriptionUnitOfWork,
     before: Subscription,

@@ -24,9 +24,11 @@ from services.subscription.booking import (
     book_order,
     changed,
     changed_by_order,
+    created,
     money,
     new_order_number,
     renewed,
+    seats_added,
     stage_events,
     subtotal,
 )
@@ -220,21 +222,7 @@ def create_subscription(
         bill=bool(out.lines),
     )
 
-    def announce(b: Booked) -> None:
-        uow.publish(
-            "subscription.created",
-            account_id=b.sub.account_id,
-            subscription_id=b.sub.subscription_id,
-            subscription_created=events_pb2.SubscriptionCreated(
-                subscription=codec.snapshot_pb(b.sub),
-                order_number=b.number,
-                amount=money(b.total, b.sub.currency),
-                invoice_id=b.invoice_id,
-                trial=req.trial,
-            ),
-        )
-
-    return _result(book_order(uow, peers, order, announce))
+    return _result(book_order(uow, peers, order, created(uow, trial=req.trial)))
 
 
 def add_seats(
@@ -253,21 +241,7 @@ def add_seats(
         take_payment_method=False,
     )
 
-    def announce(b: Booked) -> None:
-        uow.publish(
-            "subscription.seats_added",
-            account_id=b.sub.account_id,
-            subscription_id=b.sub.subscription_id,
-            seats_added=events_pb2.SeatsAdded(
-                subscription=codec.snapshot_pb(b.sub),
-                order_number=b.number,
-                seats_added=seats,
-                prorated_amount=money(b.subtotal, b.sub.currency),
-                invoice_id=b.invoice_id,
-            ),
-        )
-
-    return _result(book_order(uow, peers, order, announce))
+    return _result(book_order(uow, peers, order, seats_added(uow, seats)))
 
 
 def set_renewal_seats(

@@ -18,7 +18,17 @@ from datetime import UTC
 
 from services.subscription import codec
 from services.subscription.adapters.unit_of_work import SubscriptionUnitOfWork, reading
-from services.subscription.booking import Booked, Order, Peers, book_order, money, new_order_number, renewed
+from services.subscription.booking import (
+    Booked,
+    Order,
+    Peers,
+    book_order,
+    created,
+    money,
+    new_order_number,
+    renewed,
+    seats_added,
+)
 from services.subscription.domain import quotes as rules
 from services.subscription.domain.quotes import LineKind, Quote
 from services.subscription.domain.subscription import Subscription
@@ -170,36 +180,12 @@ def accept_quote(
         period_start_date=out.lines[0].period_start_date,
     )
 
-    def announce(b: Booked) -> None:
-        if kind == "renewal":
-            renewed(uow)(b)
-            return
-        if kind == "new":
-            uow.publish(
-                "subscription.created",
-                account_id=b.sub.account_id,
-                subscription_id=b.sub.subscription_id,
-                subscription_created=events_pb2.SubscriptionCreated(
-                    subscription=codec.snapshot_pb(b.sub),
-                    order_number=b.number,
-                    amount=money(b.total, b.sub.currency),
-                    invoice_id=b.invoice_id,
-                ),
-            )
-            return
-        uow.publish(
-            "subscription.seats_added",
-            account_id=b.sub.account_id,
-            subscription_id=b.sub.subscription_id,
-            seats_added=events_pb2.SeatsAdded(
-                subscription=codec.snapshot_pb(b.sub),
-                order_number=b.number,
-                seats_added=ln.seats,
-                prorated_amount=money(b.subtotal, b.sub.currency),
-                invoice_id=b.invoice_id,
-            ),
-        )
-
+    if kind == "renewal":
+        announce = renewed(uow)
+    elif kind == "new":
+        announce = created(uow)
+    else:
+        announce = seats_added(uow, ln.seats)
     b = book_order(uow, peers, order, announce)
     if kind == "renewal" and b.invoice is not None:
         uow.subscriptions.record_renewal(
