@@ -131,6 +131,7 @@ def line_inputs(lines, currency: str) -> list[LineInput]:
                 period_end=from_pb_date(ln.period_end_date, f"lines[{i}].period_end_date"),
                 amount=money_in(ln.amount, currency, f"lines[{i}].amount") if ln.HasField("amount") else None,
                 product_code=ln.product_code,
+                explanation=ln.explanation,
             )
         )
     return out
@@ -193,6 +194,7 @@ def invoice_line(row: InvoiceLineRow | Line, currency: str) -> pb.InvoiceLine:
         tax=money(row.tax, currency),
         tax_rate=rate(row.tax_rate),
         product_code=row.product_code,
+        explanation=row.explanation,
     )
 
 

@@ -50,6 +50,7 @@ STRING_LIMITS: dict[str, int] = {
     "tax_id": 40,
     # free text
     "description": 1000,
+    "explanation": 1000,
     "reason": 1000,
     "notes": 4000,
     "po_number": 100,

@@ -190,6 +190,7 @@ class InvoiceLineRow(BillingModel, table=True):
     period_start: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
     period_end: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
     product_code: str = ""
+    explanation: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
 
 
 class AttachmentRow(BillingModel, table=True):

@@ -30,6 +30,7 @@ class LineInput:
     period_end: date | None = None
     amount: Decimal | None = None
     product_code: str = ""
+    explanation: str = ""  # how a computed amount was reached (prorated or credited lines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,7 @@ class Line:
     period_start: date | None = None
     period_end: date | None = None
     product_code: str = ""
+    explanation: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,7 @@ def price_lines(inputs: list[LineInput], currency: str, tax: TaxDecision) -> lis
                 period_start=li.period_start,
                 period_end=li.period_end,
                 product_code=li.product_code,
+                explanation=li.explanation,
             )
         )
     return lines

@@ -116,7 +116,7 @@ def invoice_document(uow: BillingUnitOfWork, invoice_id: str, policy: Policy) ->
         buyer_address=Address(row.country_code, row.region, row.city, row.postal_code, row.line1, row.line2),
         lines=tuple(
             DocumentLine(
-                ln.description,
+                f"{ln.description}\n{ln.explanation}" if ln.explanation else ln.description,
                 ln.quantity,
                 ln.unit_price,
                 ln.amount,

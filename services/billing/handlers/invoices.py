@@ -334,6 +334,7 @@ def issue(
             period_start=ln.period_start,
             period_end=ln.period_end,
             product_code=ln.product_code,
+            explanation=ln.explanation,
         )
         for pos, ln in enumerate(draft.lines)
     ]

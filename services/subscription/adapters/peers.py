@@ -38,6 +38,7 @@ def _lines(lines: list[OrderLine], product_code: str = "") -> list[billing_pb2.I
             period_end_date=_date(ln.period_end_date),
             amount=to_proto(ln.amount, ln.currency),
             product_code=product_code,
+            explanation=ln.explanation(),
         )
         for ln in lines
     ]

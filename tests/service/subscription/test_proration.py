@@ -4,11 +4,13 @@ prorated lines that explain themselves."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import grpc
 import pytest
+from pypdf import PdfReader
 
 from tenure.billing.v1 import billing_pb2
 from tenure.common.v1 import common_pb2
@@ -69,6 +71,11 @@ def test_a_seat_added_after_an_alignment_costs_301_32_and_says_why(stack):
     )
     invoice = stack.billing.GetInvoice(billing_pb2.GetInvoiceRequest(invoice_id=r.invoice_id)).invoice
     assert money(invoice.subtotal) == Decimal("301.32")
+    # the invoice explains its line the same way, in the API and on the PDF
+    assert [ln.explanation for ln in invoice.lines] == [line.explanation]
+    pdf = stack.billing.GetInvoicePdf(billing_pb2.GetInvoicePdfRequest(invoice_id=r.invoice_id)).pdf
+    text = " ".join(" ".join(p.extract_text().split()) for p in PdfReader(io.BytesIO(pdf)).pages)
+    assert "234 day(s) (2025-01-10 to 2025-09-01) / 365 day(s)" in text and "= 301.32 USD" in text
     # The quote says the same.
     q = stack.sub.QuoteOrder(pb.QuoteOrderRequest(add_seats=pb.AddSeatsRequest(subscription_id=sid, seats=1)))
     assert money(q.subtotal) == Decimal("301.32") and q.lines[0].explanation == line.explanation

@@ -592,12 +592,17 @@ class InvoiceLineInput(_message.Message):
     PERIOD_END_DATE_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     PRODUCT_CODE_FIELD_NUMBER: _builtins.int
+    EXPLANATION_FIELD_NUMBER: _builtins.int
     description: _builtins.str
     """What is billed, such as "AutoCAD LT, 3-year term, 2 seats"."""
     quantity: _builtins.int
     """Number of units (seats)."""
     product_code: _builtins.str
     """Product code, when the line is for a product."""
+    explanation: _builtins.str
+    """How a computed amount was reached (a prorated or credited line): unit price, seats, days left, days
+    in the term and the dates counted. Empty for a line at its list price.
+    """
     @_builtins.property
     def unit_price(self) -> _money_pb2.Money:
         """Price per unit for the period."""
@@ -626,10 +631,11 @@ class InvoiceLineInput(_message.Message):
         period_end_date: _date_pb2.Date | None = ...,
         amount: _money_pb2.Money | None = ...,
         product_code: _builtins.str = ...,
+        explanation: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "period_end_date", b"period_end_date", "period_start_date", b"period_start_date", "unit_price", b"unit_price"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "description", b"description", "period_end_date", b"period_end_date", "period_start_date", b"period_start_date", "product_code", b"product_code", "quantity", b"quantity", "unit_price", b"unit_price"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "description", b"description", "explanation", b"explanation", "period_end_date", b"period_end_date", "period_start_date", b"period_start_date", "product_code", b"product_code", "quantity", b"quantity", "unit_price", b"unit_price"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -650,6 +656,7 @@ class InvoiceLine(_message.Message):
     TAX_FIELD_NUMBER: _builtins.int
     TAX_RATE_FIELD_NUMBER: _builtins.int
     PRODUCT_CODE_FIELD_NUMBER: _builtins.int
+    EXPLANATION_FIELD_NUMBER: _builtins.int
     description: _builtins.str
     """What is billed."""
     quantity: _builtins.int
@@ -658,6 +665,8 @@ class InvoiceLine(_message.Message):
     """Tax rate applied, as a decimal fraction string such as "0.25"."""
     product_code: _builtins.str
     """Product code, when the line is for a product."""
+    explanation: _builtins.str
+    """How a computed amount was reached (see InvoiceLineInput.explanation)."""
     @_builtins.property
     def unit_price(self) -> _money_pb2.Money:
         """Price per unit for the period."""
@@ -690,10 +699,11 @@ class InvoiceLine(_message.Message):
         tax: _money_pb2.Money | None = ...,
         tax_rate: _builtins.str = ...,
         product_code: _builtins.str = ...,
+        explanation: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "period_end_date", b"period_end_date", "period_start_date", b"period_start_date", "tax", b"tax", "unit_price", b"unit_price"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "description", b"description", "period_end_date", b"period_end_date", "period_start_date", b"period_start_date", "product_code", b"product_code", "quantity", b"quantity", "tax", b"tax", "tax_rate", b"tax_rate", "unit_price", b"unit_price"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "description", b"description", "explanation", b"explanation", "period_end_date", b"period_end_date", "period_start_date", b"period_start_date", "product_code", b"product_code", "quantity", b"quantity", "tax", b"tax", "tax_rate", b"tax_rate", "unit_price", b"unit_price"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
