@@ -79,6 +79,12 @@ class ServiceSettings(BaseSettings):
     client_timeout_seconds: float = 10.0
     #: log level
     log_level: str = "INFO"
+    #: `json` (one JSON object per line) or `text`
+    log_format: str = "json"
+    #: host:port of the Prometheus metrics endpoint (HTTP `/metrics`; empty turns it off)
+    metrics_addr: str = ""
+    #: let other processes bind the same gRPC port (SO_REUSEPORT); off, a second copy on the same port fails to start
+    reuse_port: bool = False
 
 
 class SubscriptionSettings(ServiceSettings):
@@ -86,6 +92,7 @@ class SubscriptionSettings(ServiceSettings):
 
     addr: str = "127.0.0.1:50051"
     database_url: str = "sqlite:///var/subscription.db"
+    metrics_addr: str = "127.0.0.1:9461"
     #: address of the billing service
     billing_addr: str = "127.0.0.1:50052"
     #: address of the entitlement service
@@ -103,6 +110,7 @@ class BillingSettings(ServiceSettings):
 
     addr: str = "127.0.0.1:50052"
     database_url: str = "sqlite:///var/billing.db"
+    metrics_addr: str = "127.0.0.1:9462"
     #: consumers of billing events (entitlement learns payers and accounts opened in billing)
     event_subscribers: str = "127.0.0.1:50051,127.0.0.1:50053,127.0.0.1:50054"
     #: payment terms of invoices, in days (net 30)
@@ -138,6 +146,7 @@ class EntitlementSettings(ServiceSettings):
 
     addr: str = "127.0.0.1:50053"
     database_url: str = "sqlite:///var/entitlement.db"
+    metrics_addr: str = "127.0.0.1:9463"
     #: consumers of entitlement events (team changes keep every service's view of the teams)
     event_subscribers: str = "127.0.0.1:50051,127.0.0.1:50052,127.0.0.1:50054"
     #: seconds a user's cached seats may serve CheckAccess before a reload (a safety net; changes invalidate at once)
@@ -151,6 +160,7 @@ class NotificationSettings(ServiceSettings):
 
     addr: str = "127.0.0.1:50054"
     database_url: str = "sqlite:///var/notification.db"
+    metrics_addr: str = "127.0.0.1:9464"
     #: address of the entitlement service (buyer and admins)
     entitlement_addr: str = "127.0.0.1:50053"
     #: address of the billing service (payers, invoice PDFs)
@@ -179,6 +189,30 @@ class NotificationSettings(ServiceSettings):
     delivery_max_backoff_seconds: float = 300.0
     #: account portal link shown in e-mails
     portal_url: str = "https://manage.tenure.example"
+
+
+class EventBusSettings(BaseSettings):
+    """Events over NATS JetStream when a URL is set; otherwise each relay pushes to its `event_subscribers` over gRPC."""
+
+    model_config = SettingsConfigDict(env_prefix="TENURE_NATS_", extra="ignore")
+
+    #: NATS server URL(s), comma-separated (empty: the direct gRPC push)
+    url: str = ""
+    #: JetStream stream that holds every event (one subject per event type and subscription)
+    stream: str = "TENURE_EVENTS"
+    #: prefix of the stream's subjects
+    subject_prefix: str = "tenure.events"
+
+
+class TelemetrySettings(BaseSettings):
+    """Traces: OpenTelemetry spans, exported over OTLP only when an endpoint is set."""
+
+    model_config = SettingsConfigDict(env_prefix="TENURE_OTEL_", extra="ignore")
+
+    #: OTLP/gRPC collector endpoint such as http://127.0.0.1:4317 (empty: spans are made but not exported)
+    otlp_endpoint: str = ""
+    #: share of traces sampled (0.0 to 1.0)
+    sample_ratio: float = 1.0
 
 
 SETTINGS = {

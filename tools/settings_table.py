@@ -5,7 +5,14 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from shared.settings import SETTINGS, AuthSettings, ClockSettings, TlsSettings
+from shared.settings import (
+    SETTINGS,
+    AuthSettings,
+    ClockSettings,
+    EventBusSettings,
+    TelemetrySettings,
+    TlsSettings,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,7 +43,7 @@ def table() -> str:
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
     rows.append(f"| `TENURE_CLOCK` | `system` | {_doc(comments, ClockSettings, 'clock')} |")
     rows.append(f"| `TENURE_CLOCK_START` | (now) | {_doc(comments, ClockSettings, 'clock_start')} |")
-    for cls in [AuthSettings, TlsSettings, *SETTINGS.values()]:
+    for cls in [AuthSettings, TlsSettings, EventBusSettings, TelemetrySettings, *SETTINGS.values()]:
         prefix = cls.model_config["env_prefix"]
         for field, info in cls.model_fields.items():
             default = info.default

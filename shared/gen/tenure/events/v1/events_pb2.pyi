@@ -81,6 +81,8 @@ class Event(_message.Message):
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
     SEQUENCE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TRACEPARENT_FIELD_NUMBER: _builtins.int
     SUBSCRIPTION_CREATED_FIELD_NUMBER: _builtins.int
     SUBSCRIPTION_RENEWED_FIELD_NUMBER: _builtins.int
     SEATS_ADDED_FIELD_NUMBER: _builtins.int
@@ -112,6 +114,10 @@ class Event(_message.Message):
     """Subscription the event belongs to, when there is one; events of one subscription are delivered in order."""
     sequence: _builtins.int
     """Position of the event in its producer's outbox (increasing)."""
+    request_id: _builtins.str
+    """Request id of the call that caused the event (carried to the consumers' logs)."""
+    traceparent: _builtins.str
+    """W3C trace context (`traceparent`) of the span that published the event; consumers continue its trace."""
     @_builtins.property
     def occurred_time(self) -> _timestamp_pb2.Timestamp:
         """When the change happened (service clock)."""
@@ -202,6 +208,8 @@ class Event(_message.Message):
         account_id: _builtins.str = ...,
         subscription_id: _builtins.str = ...,
         sequence: _builtins.int = ...,
+        request_id: _builtins.str = ...,
+        traceparent: _builtins.str = ...,
         subscription_created: Global___SubscriptionCreated | None = ...,
         subscription_renewed: Global___SubscriptionRenewed | None = ...,
         seats_added: Global___SeatsAdded | None = ...,
@@ -224,7 +232,7 @@ class Event(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["account_opened", b"account_opened", "credit_note_issued", b"credit_note_issued", "invoice_issued", b"invoice_issued", "invoice_overdue", b"invoice_overdue", "invoice_paid", b"invoice_paid", "occurred_time", b"occurred_time", "payer_changed", b"payer_changed", "payload", b"payload", "payment_failed", b"payment_failed", "quote_accepted", b"quote_accepted", "renewal_reminder", b"renewal_reminder", "role_changed", b"role_changed", "seat_assigned", b"seat_assigned", "seat_unassigned", b"seat_unassigned", "seats_added", b"seats_added", "stage_changed", b"stage_changed", "subscription_changed", b"subscription_changed", "subscription_created", b"subscription_created", "subscription_refunded", b"subscription_refunded", "subscription_renewed", b"subscription_renewed", "subscription_upgraded", b"subscription_upgraded"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "account_opened", b"account_opened", "credit_note_issued", b"credit_note_issued", "event_id", b"event_id", "event_type", b"event_type", "invoice_issued", b"invoice_issued", "invoice_overdue", b"invoice_overdue", "invoice_paid", b"invoice_paid", "occurred_time", b"occurred_time", "payer_changed", b"payer_changed", "payload", b"payload", "payment_failed", b"payment_failed", "quote_accepted", b"quote_accepted", "renewal_reminder", b"renewal_reminder", "role_changed", b"role_changed", "seat_assigned", b"seat_assigned", "seat_unassigned", b"seat_unassigned", "seats_added", b"seats_added", "sequence", b"sequence", "source", b"source", "stage_changed", b"stage_changed", "subscription_changed", b"subscription_changed", "subscription_created", b"subscription_created", "subscription_id", b"subscription_id", "subscription_refunded", b"subscription_refunded", "subscription_renewed", b"subscription_renewed", "subscription_upgraded", b"subscription_upgraded"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "account_opened", b"account_opened", "credit_note_issued", b"credit_note_issued", "event_id", b"event_id", "event_type", b"event_type", "invoice_issued", b"invoice_issued", "invoice_overdue", b"invoice_overdue", "invoice_paid", b"invoice_paid", "occurred_time", b"occurred_time", "payer_changed", b"payer_changed", "payload", b"payload", "payment_failed", b"payment_failed", "quote_accepted", b"quote_accepted", "renewal_reminder", b"renewal_reminder", "request_id", b"request_id", "role_changed", b"role_changed", "seat_assigned", b"seat_assigned", "seat_unassigned", b"seat_unassigned", "seats_added", b"seats_added", "sequence", b"sequence", "source", b"source", "stage_changed", b"stage_changed", "subscription_changed", b"subscription_changed", "subscription_created", b"subscription_created", "subscription_id", b"subscription_id", "subscription_refunded", b"subscription_refunded", "subscription_renewed", b"subscription_renewed", "subscription_upgraded", b"subscription_upgraded", "traceparent", b"traceparent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["subscription_created", "subscription_renewed", "seats_added", "subscription_changed", "stage_changed", "renewal_reminder", "subscription_upgraded", "subscription_refunded", "quote_accepted", "invoice_issued", "invoice_paid", "invoice_overdue", "payment_failed", "credit_note_issued", "payer_changed", "account_opened", "seat_assigned", "seat_unassigned", "role_changed"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
