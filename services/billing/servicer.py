@@ -164,10 +164,16 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return pb.GetInvoiceResponse(invoice=codec.invoice_view(view, _sees_amounts()))
 
     def ListInvoices(self, request, context):
-        account_id = codec.required(request.account_id, "account_id")
+        # People always name an account (the permission check refuses them otherwise); an operator or a
+        # service may leave it empty to look across accounts, e.g. every overdue invoice.
         status = codec.enum_in(codec.STATUS_FROM_PB, request.status, "status")
         page = invoices.list_invoices(
-            self.db, account_id, status, request.subscription_id, request.page_size, request.page_token
+            self.db,
+            request.account_id,
+            status,
+            request.subscription_id,
+            request.page_size,
+            request.page_token,
         )
         amounts = _sees_amounts()
         return pb.ListInvoicesResponse(

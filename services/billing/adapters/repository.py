@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
-from sqlalchemy import select, text, update
+from sqlalchemy import ColumnElement, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -104,19 +104,34 @@ class Payers(_Repository):
         self.session.flush()
 
 
+def is_invoice_number(key: str) -> bool:
+    """An invoice's printed number (`INV-2024-000001`, on the PDF and in the e-mail) rather than its id."""
+    return key.startswith("INV-")
+
+
+def _invoice_key(key: str) -> ColumnElement[bool]:
+    """Every invoice RPC names its invoice by id or by the number printed on it."""
+    return (InvoiceRow.invoice_number if is_invoice_number(key) else InvoiceRow.invoice_id) == key
+
+
 class Invoices(_Repository):
     def get(self, invoice_id: str) -> InvoiceRow:
-        row = self.session.get(InvoiceRow, invoice_id) if invoice_id else None
+        """The invoice of this id or number."""
+        row = None
+        if invoice_id:
+            row = (
+                self.session.scalars(select(InvoiceRow).where(_invoice_key(invoice_id))).first()
+                if is_invoice_number(invoice_id)
+                else self.session.get(InvoiceRow, invoice_id)
+            )
         if row is None:
             raise NotFound(f"no invoice {invoice_id!r}", reason="INVOICE_NOT_FOUND")
         return row
 
     def lock(self, invoice_id: str) -> InvoiceRow:
-        """The invoice, locked for this transaction (PostgreSQL waits for other writers; SQLite's write
-        lock already serializes)."""
-        stmt = self.uow.for_update(
-            select(InvoiceRow).where(InvoiceRow.invoice_id == invoice_id), skip_locked=False
-        )
+        """The invoice of this id or number, locked for this transaction (PostgreSQL waits for other
+        writers; SQLite's write lock already serializes)."""
+        stmt = self.uow.for_update(select(InvoiceRow).where(_invoice_key(invoice_id)), skip_locked=False)
         row = (
             self.session.scalars(stmt.execution_options(populate_existing=True)).first()
             if invoice_id
@@ -159,8 +174,10 @@ class Invoices(_Repository):
     def page(
         self, account_id: str, status: str, subscription_id: str, offset: int, size: int
     ) -> tuple[Sequence[InvoiceRow], bool]:
-        """Newest first; `status`/`subscription_id` filter when given. True when more follow."""
-        stmt = select(InvoiceRow).where(InvoiceRow.account_id == account_id)
+        """Newest first; `account_id`/`status`/`subscription_id` filter when given. True when more follow."""
+        stmt = select(InvoiceRow)
+        if account_id:
+            stmt = stmt.where(InvoiceRow.account_id == account_id)
         if status:
             stmt = stmt.where(InvoiceRow.status == status)
         if subscription_id:
@@ -387,7 +404,7 @@ class Members(_Repository):
         directory.members.apply_role_changed(self.session, change)
 
     def account_of_invoice(self, invoice_id: str) -> str | None:
-        stmt = select(InvoiceRow.account_id).where(InvoiceRow.invoice_id == invoice_id)
+        stmt = select(InvoiceRow.account_id).where(_invoice_key(invoice_id))
         return self.session.execute(stmt).scalar_one_or_none()
 
     def account_of_subscription(self, subscription_id: str) -> str | None:

@@ -2131,7 +2131,9 @@ class GetInvoiceRequest(_message.Message):
 
     INVOICE_ID_FIELD_NUMBER: _builtins.int
     invoice_id: _builtins.str
-    """Invoice id."""
+    """Invoice id, or the number printed on the invoice and in its e-mail (`INV-2024-000001`); every
+    invoice RPC takes either.
+    """
     def __init__(
         self,
         *,
@@ -2181,7 +2183,7 @@ class ListInvoicesRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
-    """Account id."""
+    """Account id (empty: every account, for operators and services; people always name one)."""
     status: Global___InvoiceStatus.ValueType
     """Only invoices of this status (unset: all)."""
     subscription_id: _builtins.str
