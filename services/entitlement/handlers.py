@@ -228,6 +228,45 @@ def list_members(
     return members, token
 
 
+@dataclass(frozen=True, slots=True)
+class AccountFound:
+    account_id: str
+    buyer: MemberResult | None
+    matched: list[MemberResult]
+    member_count: int
+    subscription_count: int
+
+
+def find_accounts(
+    db: Database, email: str, name: str, page_size: int, page_token: str
+) -> tuple[list[AccountFound], str]:
+    """Accounts for an operator: by the e-mail of anyone on the team, or part of a member's name or of
+    the account id."""
+    email, name = normalize_email(email) if email.strip() else "", name.strip()
+    if not email and not name:
+        raise InvalidInput("give an email or a name to search by", field="email")
+    if name and len(name) < 2:
+        raise InvalidInput("name must have at least 2 characters", field="name")
+    size = paging.page_size(page_size)
+    after = _position(page_token, 1)
+    found: list[AccountFound] = []
+    with db.reading() as uow:
+        accounts, more = uow.teams.find_accounts(email, name, size, after[0] if after else "")
+        for account_id in accounts:
+            entries, _ = uow.teams.page(account_id, None, 10_000, "")
+            members = [MemberResult(account_id, e, n, lang, tuple(r)) for e, n, lang, r in entries]
+            buyer = next((m for m in members if Role.BUYER in m.roles), None)
+            needle = name.lower()
+            matched = [
+                m for m in members if (email and m.email == email) or (needle and needle in m.name.lower())
+            ]
+            found.append(
+                AccountFound(account_id, buyer, matched, len(members), uow.subscriptions.count_of(account_id))
+            )
+    token = paging.encode_token(found[-1].account_id) if more and found else ""
+    return found, token
+
+
 def assign_role(
     uow: UnitOfWork, actor: Actor, account_id: str, email: str, role: Role | None, name: str, language: str
 ) -> MemberResult:

@@ -31,6 +31,8 @@ READERS = (BUYER, *ADMINS, OPERATOR, SERVICE)
 TABLE = {
     # teams: admins name admins (the domain refuses a secondary admin); only an operator changes the buyer
     "ListMembers": rule(READERS, target="account"),
+    # operators look accounts up by a member's e-mail or a name (rules §7: operators read everything)
+    "FindAccounts": rule(OPERATOR, SERVICE),
     "AssignRole": rule(PRIMARY_ADMIN, SECONDARY_ADMIN, OPERATOR, target="account"),
     "RevokeRole": rule(PRIMARY_ADMIN, SECONDARY_ADMIN, OPERATOR, target="account"),
     "ChangeBuyer": rule(OPERATOR),

@@ -96,6 +96,24 @@ class EntitlementServicer(entitlement_pb2_grpc.EntitlementServiceServicer):
         )
         return pb.ListMembersResponse(members=[member_pb(m) for m in members], next_page_token=token)
 
+    def FindAccounts(self, request, context):
+        found, token = handlers.find_accounts(
+            self.db, request.email, request.name, request.page_size, request.page_token
+        )
+        return pb.FindAccountsResponse(
+            accounts=[
+                pb.AccountSummary(
+                    account_id=a.account_id,
+                    buyer=member_pb(a.buyer) if a.buyer else None,
+                    matched=[member_pb(m) for m in a.matched],
+                    member_count=a.member_count,
+                    subscription_count=a.subscription_count,
+                )
+                for a in found
+            ],
+            next_page_token=token,
+        )
+
     def AssignRole(self, request, context):
         actor = actor_of(context)
 

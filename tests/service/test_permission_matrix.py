@@ -422,6 +422,7 @@ def requests(w: World) -> dict[str, dict]:
         "RunBillingSweep": {},
         # entitlement
         "ListMembers": {"account_id": ACC_A},
+        "FindAccounts": {"email": ADA},
         "AssignRole": {**rid, "account_id": ACC_A, "email": SAM, "role": "ROLE_SECONDARY_ADMIN"},
         "RevokeRole": {
             **rid,

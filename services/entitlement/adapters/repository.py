@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, event, exists, func, insert, or_, select, text, tuple_, update
+from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from services.entitlement.adapters.tables import (
@@ -93,6 +94,12 @@ class SubscriptionRepository:
         if lock:
             stmt = stmt.with_for_update()
         return {r.subscription_id: _view(r) for r in self.session.scalars(stmt)}
+
+    def count_of(self, account_id: str) -> int:
+        stmt = (
+            select(func.count()).select_from(SubscriptionRow).where(SubscriptionRow.account_id == account_id)
+        )
+        return int(self.session.scalar(stmt) or 0)
 
     def of_account(self, account_id: str) -> list[SubscriptionView]:
         stmt = (
@@ -192,6 +199,28 @@ class TeamRepository:
                     )
                 )
             session.flush()
+
+    def find_accounts(self, email: str, name: str, limit: int, after: str) -> tuple[list[str], bool]:
+        """Accounts with someone of this e-mail on the team and/or a member whose name (or the account
+        id) contains `name`, ordered by account id after `after`; and whether more follow."""
+        who = aliased(MemberRow)
+        stmt = select(MemberRow.account_id).where(MemberRow.account_id > after).distinct()
+        if email:
+            stmt = stmt.where(exists().where(who.account_id == MemberRow.account_id, who.email == email))
+        if name:
+            needle = name.lower()
+            named = aliased(MemberRow)
+            stmt = stmt.where(
+                or_(
+                    func.lower(MemberRow.account_id).contains(needle, autoescape=True),
+                    exists().where(
+                        named.account_id == MemberRow.account_id,
+                        func.lower(named.name).contains(needle, autoescape=True),
+                    ),
+                )
+            )
+        found = list(self.session.scalars(stmt.order_by(MemberRow.account_id).limit(limit + 1)))
+        return found[:limit], len(found) > limit
 
     def page(
         self, account_id: str, role: Role | None, limit: int, after: str

@@ -415,6 +415,110 @@ class ListMembersResponse(_message.Message):
 Global___ListMembersResponse: _TypeAlias = ListMembersResponse  # noqa: Y015
 
 @_typing.final
+class FindAccountsRequest(_message.Message):
+    """Request of FindAccounts. Give an e-mail, a name, or both (both must match)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EMAIL_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    email: _builtins.str
+    """E-mail of someone on the account's team (exact, any case)."""
+    name: _builtins.str
+    """Part of a member's name or of the account id (any case, at least 2 characters)."""
+    page_size: _builtins.int
+    """Page size (default 50, at most 500)."""
+    page_token: _builtins.str
+    """Token of the page to return (from next_page_token); empty for the first."""
+    def __init__(
+        self,
+        *,
+        email: _builtins.str = ...,
+        name: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "name", b"name", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FindAccountsRequest: _TypeAlias = FindAccountsRequest  # noqa: Y015
+
+@_typing.final
+class AccountSummary(_message.Message):
+    """One account found by FindAccounts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    BUYER_FIELD_NUMBER: _builtins.int
+    MATCHED_FIELD_NUMBER: _builtins.int
+    MEMBER_COUNT_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_COUNT_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    """Account id."""
+    member_count: _builtins.int
+    """People on the team (with a role or a seat)."""
+    subscription_count: _builtins.int
+    """Subscriptions of the account."""
+    @_builtins.property
+    def buyer(self) -> Global___Member:
+        """The buyer (empty when the account has none yet)."""
+
+    @_builtins.property
+    def matched(self) -> _containers.RepeatedCompositeFieldContainer[Global___Member]:
+        """The members that matched the search, with their roles."""
+
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        buyer: Global___Member | None = ...,
+        matched: _abc.Iterable[Global___Member] | None = ...,
+        member_count: _builtins.int = ...,
+        subscription_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "buyer", b"buyer", "matched", b"matched", "member_count", b"member_count", "subscription_count", b"subscription_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountSummary: _TypeAlias = AccountSummary  # noqa: Y015
+
+@_typing.final
+class FindAccountsResponse(_message.Message):
+    """Response of FindAccounts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token of the next page; empty on the last page."""
+    @_builtins.property
+    def accounts(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccountSummary]:
+        """Accounts, ordered by account id."""
+
+    def __init__(
+        self,
+        *,
+        accounts: _abc.Iterable[Global___AccountSummary] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FindAccountsResponse: _TypeAlias = FindAccountsResponse  # noqa: Y015
+
+@_typing.final
 class AssignRoleRequest(_message.Message):
     """Request of AssignRole."""
 

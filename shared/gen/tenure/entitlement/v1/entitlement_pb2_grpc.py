@@ -40,6 +40,11 @@ class EntitlementServiceStub:
                 request_serializer=tenure_dot_entitlement_dot_v1_dot_entitlement__pb2.ListMembersRequest.SerializeToString,
                 response_deserializer=tenure_dot_entitlement_dot_v1_dot_entitlement__pb2.ListMembersResponse.FromString,
                 _registered_method=True)
+        self.FindAccounts = channel.unary_unary(
+                '/tenure.entitlement.v1.EntitlementService/FindAccounts',
+                request_serializer=tenure_dot_entitlement_dot_v1_dot_entitlement__pb2.FindAccountsRequest.SerializeToString,
+                response_deserializer=tenure_dot_entitlement_dot_v1_dot_entitlement__pb2.FindAccountsResponse.FromString,
+                _registered_method=True)
         self.AssignRole = channel.unary_unary(
                 '/tenure.entitlement.v1.EntitlementService/AssignRole',
                 request_serializer=tenure_dot_entitlement_dot_v1_dot_entitlement__pb2.AssignRoleRequest.SerializeToString,
@@ -104,6 +109,14 @@ class EntitlementServiceServicer:
     def ListMembers(self, request, context):
         """Lists the members of an account team with their roles (buyer, admins, and users holding a
         seat). Notification uses it to find the buyer and the admins of an account.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FindAccounts(self, request, context):
+        """Finds accounts for operators: by the e-mail of anyone on the team (buyer, admin or user), or by a
+        part of a member's name or of the account id, paged by account id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -213,6 +226,11 @@ def add_EntitlementServiceServicer_to_server(servicer, server):
                     request_deserializer=tenure_dot_entitlement_dot_v1_dot_entitlement__pb2.ListMembersRequest.FromString,
                     response_serializer=tenure_dot_entitlement_dot_v1_dot_entitlement__pb2.ListMembersResponse.SerializeToString,
             ),
+            'FindAccounts': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindAccounts,
+                    request_deserializer=tenure_dot_entitlement_dot_v1_dot_entitlement__pb2.FindAccountsRequest.FromString,
+                    response_serializer=tenure_dot_entitlement_dot_v1_dot_entitlement__pb2.FindAccountsResponse.SerializeToString,
+            ),
             'AssignRole': grpc.unary_unary_rpc_method_handler(
                     servicer.AssignRole,
                     request_deserializer=tenure_dot_entitlement_dot_v1_dot_entitlement__pb2.AssignRoleRequest.FromString,
@@ -297,6 +315,33 @@ class EntitlementService:
             '/tenure.entitlement.v1.EntitlementService/ListMembers',
             tenure_dot_entitlement_dot_v1_dot_entitlement__pb2.ListMembersRequest.SerializeToString,
             tenure_dot_entitlement_dot_v1_dot_entitlement__pb2.ListMembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindAccounts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tenure.entitlement.v1.EntitlementService/FindAccounts',
+            tenure_dot_entitlement_dot_v1_dot_entitlement__pb2.FindAccountsRequest.SerializeToString,
+            tenure_dot_entitlement_dot_v1_dot_entitlement__pb2.FindAccountsResponse.FromString,
             options,
             channel_credentials,
             insecure,

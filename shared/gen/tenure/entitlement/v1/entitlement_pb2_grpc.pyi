@@ -48,6 +48,10 @@ class EntitlementServiceStub:
     """Lists the members of an account team with their roles (buyer, admins, and users holding a
     seat). Notification uses it to find the buyer and the admins of an account.
     """
+    FindAccounts: _grpc.UnaryUnaryMultiCallable[_entitlement_pb2.FindAccountsRequest, _entitlement_pb2.FindAccountsResponse]
+    """Finds accounts for operators: by the e-mail of anyone on the team (buyer, admin or user), or by a
+    part of a member's name or of the account id, paged by account id.
+    """
     AssignRole: _grpc.UnaryUnaryMultiCallable[_entitlement_pb2.AssignRoleRequest, _entitlement_pb2.AssignRoleResponse]
     """Grants a role. ROLE_PRIMARY_ADMIN hands the primary admin role over: only the current primary
     admin (or an operator) may do it, and the previous primary admin becomes a secondary admin
@@ -107,6 +111,10 @@ class EntitlementServiceAsyncStub(EntitlementServiceStub):
     ListMembers: _aio.UnaryUnaryMultiCallable[_entitlement_pb2.ListMembersRequest, _entitlement_pb2.ListMembersResponse]  # type: ignore[assignment]
     """Lists the members of an account team with their roles (buyer, admins, and users holding a
     seat). Notification uses it to find the buyer and the admins of an account.
+    """
+    FindAccounts: _aio.UnaryUnaryMultiCallable[_entitlement_pb2.FindAccountsRequest, _entitlement_pb2.FindAccountsResponse]  # type: ignore[assignment]
+    """Finds accounts for operators: by the e-mail of anyone on the team (buyer, admin or user), or by a
+    part of a member's name or of the account id, paged by account id.
     """
     AssignRole: _aio.UnaryUnaryMultiCallable[_entitlement_pb2.AssignRoleRequest, _entitlement_pb2.AssignRoleResponse]  # type: ignore[assignment]
     """Grants a role. ROLE_PRIMARY_ADMIN hands the primary admin role over: only the current primary
@@ -170,6 +178,16 @@ class EntitlementServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_entitlement_pb2.ListMembersResponse, _abc.Awaitable[_entitlement_pb2.ListMembersResponse]]:
         """Lists the members of an account team with their roles (buyer, admins, and users holding a
         seat). Notification uses it to find the buyer and the admins of an account.
+        """
+
+    @_abc_1.abstractmethod
+    def FindAccounts(
+        self,
+        request: _entitlement_pb2.FindAccountsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_entitlement_pb2.FindAccountsResponse, _abc.Awaitable[_entitlement_pb2.FindAccountsResponse]]:
+        """Finds accounts for operators: by the e-mail of anyone on the team (buyer, admin or user), or by a
+        part of a member's name or of the account id, paged by account id.
         """
 
     @_abc_1.abstractmethod
