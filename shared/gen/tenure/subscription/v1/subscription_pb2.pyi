@@ -1934,14 +1934,22 @@ class ListSubscriptionsRequest(_message.Message):
     STAGE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
+    ORDER_NUMBER_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
-    """Account id."""
+    """Account id. Empty: a person's own accounts (where they are the buyer or an admin); every account
+    for operators and services, who then narrow the list with the filters below.
+    """
     stage: _common_pb2.Stage.ValueType
     """Only this stage (optional)."""
     page_size: _builtins.int
     """Maximum number to return (default 50, at most 500)."""
     page_token: _builtins.str
     """Token from a previous response."""
+    email: _builtins.str
+    """Only subscriptions bought by this e-mail or of accounts where it is on the team (optional, any case)."""
+    order_number: _builtins.str
+    """Only the subscriptions of this order (optional): the order number on the confirmation e-mail."""
     def __init__(
         self,
         *,
@@ -1949,10 +1957,12 @@ class ListSubscriptionsRequest(_message.Message):
         stage: _common_pb2.Stage.ValueType = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        email: _builtins.str = ...,
+        order_number: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "page_size", b"page_size", "page_token", b"page_token", "stage", b"stage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "email", b"email", "order_number", b"order_number", "page_size", b"page_size", "page_token", b"page_token", "stage", b"stage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
