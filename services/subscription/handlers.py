@@ -53,7 +53,7 @@ from services.subscription.domain.model import (
 )
 from services.subscription.domain.subscription import Option, Subscription
 from services.subscription.permissions import LISTS
-from shared.auth.policy import BUYER
+from shared.auth.policy import ACCOUNT_ROLES, BUYER
 from shared.db import Database, new_id
 from shared.errors import InvalidInput, NotAllowed, NotFound
 from tenure.events.v1 import events_pb2
@@ -154,15 +154,28 @@ def get_subscription(db: Database, subscription_id: str) -> Subscription:
 
 
 def list_subscriptions(
-    db: Database, account_id: str, stage: Stage | None, offset: int, limit: int, *, person: str = ""
+    db: Database,
+    account_id: str,
+    stage: Stage | None,
+    offset: int,
+    limit: int,
+    *,
+    person: str = "",
+    email: str = "",
+    order_number: str = "",
 ) -> list[Subscription]:
     """One account's subscriptions; a `person` who names no account gets those of every account where
-    they are the buyer or an admin."""
-    if not account_id and not person:
-        raise InvalidInput("account_id is required", field="account_id")
+    they are the buyer or an admin; an operator or a service who names none, those of every account.
+    `email` and `order_number` narrow any of these (an operator's lookups by buyer, member or order)."""
+    email, order_number = email.strip().lower(), order_number.strip()
     with reading(db) as uow:
-        accounts = account_id or uow.members.accounts_of(person, LISTS)
-        return uow.subscriptions.list(accounts, stage, offset, limit)
+        accounts: str | list[str] | None = account_id or (
+            uow.members.accounts_of(person, LISTS) if person else None
+        )
+        on_team = uow.members.accounts_of(email, ACCOUNT_ROLES) if email else []
+        return uow.subscriptions.list(
+            accounts, stage, offset, limit, email=email, email_accounts=on_team, order_number=order_number
+        )
 
 
 def self_service_options(db: Database, subscription_id: str) -> list[Option]:

@@ -215,7 +215,14 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
     def ListSubscriptions(self, request, context):
         offset, size = paging.offset_page(request.page_size, request.page_token)
         subs = handlers.list_subscriptions(
-            self.db, request.account_id, codec.stage_of(request.stage), offset, size + 1, person=_person()
+            self.db,
+            request.account_id,
+            codec.stage_of(request.stage),
+            offset,
+            size + 1,
+            person=_person(),
+            email=request.email,
+            order_number=request.order_number,
         )
         nxt = paging.next_offset_token(offset, size, len(subs) > size)
         return pb.ListSubscriptionsResponse(

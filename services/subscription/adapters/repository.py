@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
 from services.subscription.adapters.tables import (
@@ -407,15 +408,37 @@ class Repository:
         return to_domain(row)
 
     def list(
-        self, account_id: str | list[str], stage: Stage | None, offset: int, limit: int
+        self,
+        account_id: str | list[str] | None,
+        stage: Stage | None,
+        offset: int,
+        limit: int,
+        *,
+        email: str = "",
+        email_accounts: Sequence[str] = (),
+        order_number: str = "",
     ) -> list[Subscription]:
-        """The subscriptions of one account (or of several, oldest first)."""
-        accounts = [account_id] if isinstance(account_id, str) else account_id
-        if not accounts:
-            return []
-        stmt = select(SubscriptionRow).where(SubscriptionRow.account_id.in_(accounts))
+        """The subscriptions of one account (or of several; None: of every account), oldest first.
+        `email`: only those it bought or of `email_accounts` (where it is on the team); `order_number`:
+        only those that order made or changed."""
+        stmt = select(SubscriptionRow)
+        if account_id is not None:
+            accounts = [account_id] if isinstance(account_id, str) else account_id
+            if not accounts:
+                return []
+            stmt = stmt.where(SubscriptionRow.account_id.in_(accounts))
         if stage is not None:
             stmt = stmt.where(SubscriptionRow.stage == stage.value)
+        if email:
+            stmt = stmt.where(
+                or_(
+                    func.lower(SubscriptionRow.buyer_email) == email.lower(),
+                    SubscriptionRow.account_id.in_(list(email_accounts)),
+                )
+            )
+        if order_number:
+            made = select(OrderRow.subscription_id).where(OrderRow.order_number == order_number)
+            stmt = stmt.where(SubscriptionRow.subscription_id.in_(made))
         stmt = (
             stmt.order_by(SubscriptionRow.create_time, SubscriptionRow.subscription_id)
             .offset(offset)
