@@ -32,6 +32,7 @@ from services.subscription.booking import (
     stage_events,
     subtotal,
 )
+from services.subscription.catalog_admin import CATALOG_LOCK
 from services.subscription.domain import lifecycle
 from services.subscription.domain import subscription as ops
 from services.subscription.domain.catalog import (
@@ -135,6 +136,7 @@ def set_exchange_rate(
     uow: SubscriptionUnitOfWork, currency: str, channel: Channel, rate: str
 ) -> RateAdjustment:
     group = channel_group(channel)
+    uow.lock_key(CATALOG_LOCK)  # the new rate is a new price-book version, numbered under the catalog's lock
     current = uow.catalog.rate(currency, group, lock=True)
     if current is None:
         if currency == "USD":

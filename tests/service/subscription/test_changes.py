@@ -46,6 +46,14 @@ def test_catalog_prices_and_capped_exchange_rates(stack):
             break
     assert len(seen) == len(set(seen)) == 2 * 3 * 4 and pages == 5
 
+    def eur_annual() -> tuple[Decimal, int]:
+        r = stack.sub.ListPrices(pb.ListPricesRequest(product_code="ACDLT", currency_code="EUR"))
+        p = next(
+            p for p in r.prices if p.plan == common_pb2.PLAN_STANDARD and p.term == common_pb2.TERM_ANNUAL
+        )
+        return money(p.list_price), r.price_book_version
+
+    before, version = eur_annual()  # read (and kept by the service) before the rate changes
     req = pb.SetExchangeRateRequest(
         request_id=rid(), currency_code="EUR", channel=common_pb2.CHANNEL_DIRECT_ONLINE, rate="1.00"
     )
@@ -61,9 +69,8 @@ def test_catalog_prices_and_capped_exchange_rates(stack):
             pb.SetExchangeRateRequest(request_id=rid(), currency_code="EUR", rate="0.93"), metadata=OPERATOR
         )
     assert error_info(e.value).reason == "ERROR_REASON_EXCHANGE_RATE_ALREADY_ADJUSTED"
-    eur = stack.sub.ListPrices(pb.ListPricesRequest(product_code="ACDLT", currency_code="EUR")).prices
-    annual = next(p for p in eur if p.plan == common_pb2.PLAN_STANDARD and p.term == common_pb2.TERM_ANNUAL)
-    assert money(annual.list_price) == Decimal("436.72")
+    # the new rate is a new price-book version, and the very next read prices with it
+    assert eur_annual() == (Decimal("436.72"), version + 1) and before != Decimal("436.72")
     partner = stack.sub.SetExchangeRate(
         pb.SetExchangeRateRequest(
             request_id=rid(), currency_code="NOK", channel=common_pb2.CHANNEL_RESELLER, rate="12"

@@ -8,7 +8,7 @@ event published is kept in `db.events` as (event_type, subscription_id, payload 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -91,14 +91,26 @@ class FakeSubscriptions:
         return copy.deepcopy(saved)
 
     def list(
-        self, account_id: str | list[str], stage: Stage | None, offset: int, limit: int
+        self,
+        account_id: str | list[str] | None,
+        stage: Stage | None,
+        offset: int,
+        limit: int,
+        *,
+        email: str = "",
+        email_accounts: Sequence[str] = (),
+        order_number: str = "",
     ) -> list[Subscription]:
         accounts = [account_id] if isinstance(account_id, str) else account_id
+        made = {o.subscription_id for o in self.store.orders if o.order_number == order_number}
         subs = sorted(
             (
                 s
                 for s in self.store.subscriptions.values()
-                if s.account_id in accounts and (stage is None or s.stage is stage)
+                if (accounts is None or s.account_id in accounts)
+                and (stage is None or s.stage is stage)
+                and (not email or s.buyer_email.lower() == email.lower() or s.account_id in email_accounts)
+                and (not order_number or s.subscription_id in made)
             ),
             key=lambda s: (s.create_time, s.subscription_id),
         )
