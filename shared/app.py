@@ -82,7 +82,7 @@ class ServiceApp:
         makes a signing key under ./var/auth on first start."""
         auth = auth or Auth.from_settings()
         db = Database(settings.database_url, metadata, clock, source=name, uow_class=uow_class)
-        server = GrpcServer(name, settings.addr, settings.workers, auth=auth)
+        server = GrpcServer(name, settings.addr, settings.workers, auth=auth, reuse_port=settings.reuse_port)
         relay = Relay(
             db,
             subscribers(getattr(settings, "event_subscribers", "")),

@@ -36,8 +36,21 @@ def fill_unimplemented(servicer: object, service_descriptor: ServiceDescriptor, 
     return servicer
 
 
+class PortInUseError(RuntimeError):
+    """The server's port is taken (by another copy of the service, or by anything else)."""
+
+
 class GrpcServer:
-    def __init__(self, service: str, addr: str, workers: int = 16, auth: Auth | None = None) -> None:
+    def __init__(
+        self,
+        service: str,
+        addr: str,
+        workers: int = 16,
+        auth: Auth | None = None,
+        reuse_port: bool = False,
+    ) -> None:
+        """`reuse_port` (setting `reuse_port`) lets other processes bind the same port with SO_REUSEPORT;
+        off, the port is this server's alone and a second copy on it fails to start."""
         self.service = service
         self.auth = auth
         #: full proto service name → its permission table (filled as servicers are added)
@@ -47,12 +60,16 @@ class GrpcServer:
             interceptors=[ServerInterceptor(service, auth, self.permissions)],
             # a request is at most 8 MiB (shared/grpc/limits.py); anything larger is refused by gRPC with
             # RESOURCE_EXHAUSTED before it is read
-            options=[("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
+            options=[
+                ("grpc.so_reuseport", 1 if reuse_port else 0),
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ],
         )
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.service_names: list[str] = [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
         self.addr = addr
+        self.reuse_port = reuse_port
         self.port = 0
 
     def add(
@@ -71,12 +88,20 @@ class GrpcServer:
     def start(self) -> int:
         reflection.enable_server_reflection([*self.service_names, reflection.SERVICE_NAME], self.server)
         tls = self.auth.tls if self.auth is not None else None
-        if tls is not None and tls.enabled:
-            self.port = self.server.add_secure_port(self.addr, server_credentials(tls))
-        else:
-            self.port = self.server.add_insecure_port(self.addr)
+        try:
+            if tls is not None and tls.enabled:
+                self.port = self.server.add_secure_port(self.addr, server_credentials(tls))
+            else:
+                self.port = self.server.add_insecure_port(self.addr)
+        except RuntimeError:  # grpcio raises "Failed to bind"; older versions answer port 0
+            self.port = 0
         if self.port == 0:
-            raise RuntimeError(f"could not bind {self.addr}")
+            raise PortInUseError(
+                f"{self.service} could not listen on {self.addr}: the address is in use (is another copy "
+                f"of {self.service} running, e.g. an earlier `make run`?) or not this machine's; stop the "
+                f"other process, choose another TENURE_{self.service.upper()}_ADDR, or set "
+                f"TENURE_{self.service.upper()}_REUSE_PORT=true to share the port on purpose"
+            )
         self.server.start()
         for name in ["", *self.service_names]:
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
