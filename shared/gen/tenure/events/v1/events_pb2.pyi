@@ -92,6 +92,9 @@ class Event(_message.Message):
     SUBSCRIPTION_UPGRADED_FIELD_NUMBER: _builtins.int
     SUBSCRIPTION_REFUNDED_FIELD_NUMBER: _builtins.int
     QUOTE_ACCEPTED_FIELD_NUMBER: _builtins.int
+    QUOTE_ISSUED_FIELD_NUMBER: _builtins.int
+    QUOTE_EXPIRED_FIELD_NUMBER: _builtins.int
+    RENEWAL_OPPORTUNITY_FIELD_NUMBER: _builtins.int
     INVOICE_ISSUED_FIELD_NUMBER: _builtins.int
     INVOICE_PAID_FIELD_NUMBER: _builtins.int
     INVOICE_OVERDUE_FIELD_NUMBER: _builtins.int
@@ -159,6 +162,18 @@ class Event(_message.Message):
         """subscription.quote_accepted"""
 
     @_builtins.property
+    def quote_issued(self) -> Global___QuoteIssued:
+        """subscription.quote_issued"""
+
+    @_builtins.property
+    def quote_expired(self) -> Global___QuoteExpired:
+        """subscription.quote_expired"""
+
+    @_builtins.property
+    def renewal_opportunity(self) -> Global___RenewalOpportunity:
+        """notification.renewal_opportunity (scheduled by the notification service itself)"""
+
+    @_builtins.property
     def invoice_issued(self) -> Global___InvoiceIssued:
         """billing.invoice_issued"""
 
@@ -219,6 +234,9 @@ class Event(_message.Message):
         subscription_upgraded: Global___SubscriptionUpgraded | None = ...,
         subscription_refunded: Global___SubscriptionRefunded | None = ...,
         quote_accepted: Global___QuoteAccepted | None = ...,
+        quote_issued: Global___QuoteIssued | None = ...,
+        quote_expired: Global___QuoteExpired | None = ...,
+        renewal_opportunity: Global___RenewalOpportunity | None = ...,
         invoice_issued: Global___InvoiceIssued | None = ...,
         invoice_paid: Global___InvoicePaid | None = ...,
         invoice_overdue: Global___InvoiceOverdue | None = ...,
@@ -230,11 +248,11 @@ class Event(_message.Message):
         seat_unassigned: Global___SeatUnassigned | None = ...,
         role_changed: Global___RoleChanged | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["account_opened", b"account_opened", "credit_note_issued", b"credit_note_issued", "invoice_issued", b"invoice_issued", "invoice_overdue", b"invoice_overdue", "invoice_paid", b"invoice_paid", "occurred_time", b"occurred_time", "payer_changed", b"payer_changed", "payload", b"payload", "payment_failed", b"payment_failed", "quote_accepted", b"quote_accepted", "renewal_reminder", b"renewal_reminder", "role_changed", b"role_changed", "seat_assigned", b"seat_assigned", "seat_unassigned", b"seat_unassigned", "seats_added", b"seats_added", "stage_changed", b"stage_changed", "subscription_changed", b"subscription_changed", "subscription_created", b"subscription_created", "subscription_refunded", b"subscription_refunded", "subscription_renewed", b"subscription_renewed", "subscription_upgraded", b"subscription_upgraded"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account_opened", b"account_opened", "credit_note_issued", b"credit_note_issued", "invoice_issued", b"invoice_issued", "invoice_overdue", b"invoice_overdue", "invoice_paid", b"invoice_paid", "occurred_time", b"occurred_time", "payer_changed", b"payer_changed", "payload", b"payload", "payment_failed", b"payment_failed", "quote_accepted", b"quote_accepted", "quote_expired", b"quote_expired", "quote_issued", b"quote_issued", "renewal_opportunity", b"renewal_opportunity", "renewal_reminder", b"renewal_reminder", "role_changed", b"role_changed", "seat_assigned", b"seat_assigned", "seat_unassigned", b"seat_unassigned", "seats_added", b"seats_added", "stage_changed", b"stage_changed", "subscription_changed", b"subscription_changed", "subscription_created", b"subscription_created", "subscription_refunded", b"subscription_refunded", "subscription_renewed", b"subscription_renewed", "subscription_upgraded", b"subscription_upgraded"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "account_opened", b"account_opened", "credit_note_issued", b"credit_note_issued", "event_id", b"event_id", "event_type", b"event_type", "invoice_issued", b"invoice_issued", "invoice_overdue", b"invoice_overdue", "invoice_paid", b"invoice_paid", "occurred_time", b"occurred_time", "payer_changed", b"payer_changed", "payload", b"payload", "payment_failed", b"payment_failed", "quote_accepted", b"quote_accepted", "renewal_reminder", b"renewal_reminder", "request_id", b"request_id", "role_changed", b"role_changed", "seat_assigned", b"seat_assigned", "seat_unassigned", b"seat_unassigned", "seats_added", b"seats_added", "sequence", b"sequence", "source", b"source", "stage_changed", b"stage_changed", "subscription_changed", b"subscription_changed", "subscription_created", b"subscription_created", "subscription_id", b"subscription_id", "subscription_refunded", b"subscription_refunded", "subscription_renewed", b"subscription_renewed", "subscription_upgraded", b"subscription_upgraded", "traceparent", b"traceparent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "account_opened", b"account_opened", "credit_note_issued", b"credit_note_issued", "event_id", b"event_id", "event_type", b"event_type", "invoice_issued", b"invoice_issued", "invoice_overdue", b"invoice_overdue", "invoice_paid", b"invoice_paid", "occurred_time", b"occurred_time", "payer_changed", b"payer_changed", "payload", b"payload", "payment_failed", b"payment_failed", "quote_accepted", b"quote_accepted", "quote_expired", b"quote_expired", "quote_issued", b"quote_issued", "renewal_opportunity", b"renewal_opportunity", "renewal_reminder", b"renewal_reminder", "request_id", b"request_id", "role_changed", b"role_changed", "seat_assigned", b"seat_assigned", "seat_unassigned", b"seat_unassigned", "seats_added", b"seats_added", "sequence", b"sequence", "source", b"source", "stage_changed", b"stage_changed", "subscription_changed", b"subscription_changed", "subscription_created", b"subscription_created", "subscription_id", b"subscription_id", "subscription_refunded", b"subscription_refunded", "subscription_renewed", b"subscription_renewed", "subscription_upgraded", b"subscription_upgraded", "traceparent", b"traceparent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["subscription_created", "subscription_renewed", "seats_added", "subscription_changed", "stage_changed", "renewal_reminder", "subscription_upgraded", "subscription_refunded", "quote_accepted", "invoice_issued", "invoice_paid", "invoice_overdue", "payment_failed", "credit_note_issued", "payer_changed", "account_opened", "seat_assigned", "seat_unassigned", "role_changed"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["subscription_created", "subscription_renewed", "seats_added", "subscription_changed", "stage_changed", "renewal_reminder", "subscription_upgraded", "subscription_refunded", "quote_accepted", "quote_issued", "quote_expired", "renewal_opportunity", "invoice_issued", "invoice_paid", "invoice_overdue", "payment_failed", "credit_note_issued", "payer_changed", "account_opened", "seat_assigned", "seat_unassigned", "role_changed"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -1160,6 +1178,7 @@ class QuoteAccepted(_message.Message):
     INVOICE_ID_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     SUBSCRIPTION_FIELD_NUMBER: _builtins.int
+    PARTNER_CONTACT_FIELD_NUMBER: _builtins.int
     quote_number: _builtins.str
     """Quote number."""
     version: _builtins.int
@@ -1180,6 +1199,10 @@ class QuoteAccepted(_message.Message):
     def subscription(self) -> Global___SubscriptionSnapshot:
         """The subscription as the order left it."""
 
+    @_builtins.property
+    def partner_contact(self) -> Global___PartnerContact:
+        """Whom at the partner to tell."""
+
     def __init__(
         self,
         *,
@@ -1191,11 +1214,268 @@ class QuoteAccepted(_message.Message):
         invoice_id: _builtins.str = ...,
         amount: _money_pb2.Money | None = ...,
         subscription: Global___SubscriptionSnapshot | None = ...,
+        partner_contact: Global___PartnerContact | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "subscription", b"subscription"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "partner_contact", b"partner_contact", "subscription", b"subscription"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "buyer_email", b"buyer_email", "invoice_id", b"invoice_id", "order_number", b"order_number", "partner", b"partner", "quote_number", b"quote_number", "subscription", b"subscription", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "buyer_email", b"buyer_email", "invoice_id", b"invoice_id", "order_number", b"order_number", "partner", b"partner", "partner_contact", b"partner_contact", "quote_number", b"quote_number", "subscription", b"subscription", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___QuoteAccepted: _TypeAlias = QuoteAccepted  # noqa: Y015
+
+@_typing.final
+class PartnerContact(_message.Message):
+    """Whom at a partner to tell about its quotes and its customers' renewals (rules §9)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTNER_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
+    partner: _builtins.str
+    """The partner organisation."""
+    email: _builtins.str
+    """The e-mail of its staff member who made the quote."""
+    language: _builtins.str
+    """The language of the partner's e-mail (en, nb, fr, sv)."""
+    def __init__(
+        self,
+        *,
+        partner: _builtins.str = ...,
+        email: _builtins.str = ...,
+        language: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "language", b"language", "partner", b"partner"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PartnerContact: _TypeAlias = PartnerContact  # noqa: Y015
+
+@_typing.final
+class QuoteLine(_message.Message):
+    """One priced line of a quote."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    UNIT_PRICE_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    PERIOD_START_DATE_FIELD_NUMBER: _builtins.int
+    PERIOD_END_DATE_FIELD_NUMBER: _builtins.int
+    description: _builtins.str
+    """What the line orders."""
+    quantity: _builtins.int
+    """Seats."""
+    @_builtins.property
+    def unit_price(self) -> _money_pb2.Money:
+        """Per-seat price."""
+
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """Line amount before tax."""
+
+    @_builtins.property
+    def period_start_date(self) -> _date_pb2.Date:
+        """First day the line covers."""
+
+    @_builtins.property
+    def period_end_date(self) -> _date_pb2.Date:
+        """Last day (exclusive end) the line covers."""
+
+    def __init__(
+        self,
+        *,
+        description: _builtins.str = ...,
+        quantity: _builtins.int = ...,
+        unit_price: _money_pb2.Money | None = ...,
+        amount: _money_pb2.Money | None = ...,
+        period_start_date: _date_pb2.Date | None = ...,
+        period_end_date: _date_pb2.Date | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "period_end_date", b"period_end_date", "period_start_date", b"period_start_date", "unit_price", b"unit_price"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "description", b"description", "period_end_date", b"period_end_date", "period_start_date", b"period_start_date", "quantity", b"quantity", "unit_price", b"unit_price"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuoteLine: _TypeAlias = QuoteLine  # noqa: Y015
+
+@_typing.final
+class QuoteIssued(_message.Message):
+    """A partner issued (or re-issued) a quote to a buyer (rules §9): the buyer gets it as a PDF."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUOTE_NUMBER_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    PARTNER_CONTACT_FIELD_NUMBER: _builtins.int
+    BUYER_EMAIL_FIELD_NUMBER: _builtins.int
+    BUYER_NAME_FIELD_NUMBER: _builtins.int
+    BUYER_LANGUAGE_FIELD_NUMBER: _builtins.int
+    CURRENCY_CODE_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    SUBTOTAL_FIELD_NUMBER: _builtins.int
+    TAX_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    ISSUE_DATE_FIELD_NUMBER: _builtins.int
+    VALID_UNTIL_DATE_FIELD_NUMBER: _builtins.int
+    SUPERSEDED_VERSION_FIELD_NUMBER: _builtins.int
+    quote_number: _builtins.str
+    """Quote number."""
+    version: _builtins.int
+    """Version issued."""
+    buyer_email: _builtins.str
+    """The buyer who may accept it."""
+    buyer_name: _builtins.str
+    """The buyer's name."""
+    buyer_language: _builtins.str
+    """The buyer's language."""
+    currency_code: _builtins.str
+    """ISO 4217 currency code."""
+    superseded_version: _builtins.int
+    """The version it supersedes (0: none)."""
+    @_builtins.property
+    def partner_contact(self) -> Global___PartnerContact:
+        """The partner and whom there to tell."""
+
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___QuoteLine]:
+        """The priced lines."""
+
+    @_builtins.property
+    def subtotal(self) -> _money_pb2.Money:
+        """Before tax."""
+
+    @_builtins.property
+    def tax(self) -> _money_pb2.Money:
+        """Tax."""
+
+    @_builtins.property
+    def total(self) -> _money_pb2.Money:
+        """Total with tax."""
+
+    @_builtins.property
+    def issue_date(self) -> _date_pb2.Date:
+        """Date issued (customer's zone)."""
+
+    @_builtins.property
+    def valid_until_date(self) -> _date_pb2.Date:
+        """Last day it can be accepted."""
+
+    def __init__(
+        self,
+        *,
+        quote_number: _builtins.str = ...,
+        version: _builtins.int = ...,
+        partner_contact: Global___PartnerContact | None = ...,
+        buyer_email: _builtins.str = ...,
+        buyer_name: _builtins.str = ...,
+        buyer_language: _builtins.str = ...,
+        currency_code: _builtins.str = ...,
+        lines: _abc.Iterable[Global___QuoteLine] | None = ...,
+        subtotal: _money_pb2.Money | None = ...,
+        tax: _money_pb2.Money | None = ...,
+        total: _money_pb2.Money | None = ...,
+        issue_date: _date_pb2.Date | None = ...,
+        valid_until_date: _date_pb2.Date | None = ...,
+        superseded_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["issue_date", b"issue_date", "partner_contact", b"partner_contact", "subtotal", b"subtotal", "tax", b"tax", "total", b"total", "valid_until_date", b"valid_until_date"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_email", b"buyer_email", "buyer_language", b"buyer_language", "buyer_name", b"buyer_name", "currency_code", b"currency_code", "issue_date", b"issue_date", "lines", b"lines", "partner_contact", b"partner_contact", "quote_number", b"quote_number", "subtotal", b"subtotal", "superseded_version", b"superseded_version", "tax", b"tax", "total", b"total", "valid_until_date", b"valid_until_date", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuoteIssued: _TypeAlias = QuoteIssued  # noqa: Y015
+
+@_typing.final
+class QuoteExpired(_message.Message):
+    """An issued quote passed its validity date without being accepted (rules §9): the partner is told."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUOTE_NUMBER_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    PARTNER_CONTACT_FIELD_NUMBER: _builtins.int
+    BUYER_EMAIL_FIELD_NUMBER: _builtins.int
+    BUYER_NAME_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    VALID_UNTIL_DATE_FIELD_NUMBER: _builtins.int
+    quote_number: _builtins.str
+    """Quote number."""
+    version: _builtins.int
+    """Version that expired."""
+    buyer_email: _builtins.str
+    """The buyer it was issued to."""
+    buyer_name: _builtins.str
+    """The buyer's name."""
+    @_builtins.property
+    def partner_contact(self) -> Global___PartnerContact:
+        """The partner and whom there to tell."""
+
+    @_builtins.property
+    def total(self) -> _money_pb2.Money:
+        """Total with tax."""
+
+    @_builtins.property
+    def valid_until_date(self) -> _date_pb2.Date:
+        """Last day it could be accepted."""
+
+    def __init__(
+        self,
+        *,
+        quote_number: _builtins.str = ...,
+        version: _builtins.int = ...,
+        partner_contact: Global___PartnerContact | None = ...,
+        buyer_email: _builtins.str = ...,
+        buyer_name: _builtins.str = ...,
+        total: _money_pb2.Money | None = ...,
+        valid_until_date: _date_pb2.Date | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["partner_contact", b"partner_contact", "total", b"total", "valid_until_date", b"valid_until_date"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_email", b"buyer_email", "buyer_name", b"buyer_name", "partner_contact", b"partner_contact", "quote_number", b"quote_number", "total", b"total", "valid_until_date", b"valid_until_date", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuoteExpired: _TypeAlias = QuoteExpired  # noqa: Y015
+
+@_typing.final
+class RenewalOpportunity(_message.Message):
+    """90 days before the renewal date of a subscription a partner sold (rules §9): the partner may quote its
+    renewal.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTNER_CONTACT_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_FIELD_NUMBER: _builtins.int
+    DAYS_BEFORE_FIELD_NUMBER: _builtins.int
+    days_before: _builtins.int
+    """Days before the renewal date (90)."""
+    @_builtins.property
+    def partner_contact(self) -> Global___PartnerContact:
+        """The partner and whom there to tell."""
+
+    @_builtins.property
+    def subscription(self) -> Global___SubscriptionSnapshot:
+        """The subscription as it was when the reminder was scheduled."""
+
+    def __init__(
+        self,
+        *,
+        partner_contact: Global___PartnerContact | None = ...,
+        subscription: Global___SubscriptionSnapshot | None = ...,
+        days_before: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["partner_contact", b"partner_contact", "subscription", b"subscription"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["days_before", b"days_before", "partner_contact", b"partner_contact", "subscription", b"subscription"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenewalOpportunity: _TypeAlias = RenewalOpportunity  # noqa: Y015

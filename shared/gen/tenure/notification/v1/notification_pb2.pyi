@@ -69,6 +69,14 @@ class _NotificationKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Noti
     """To the buyer and the payers: an open invoice falls due in 7 days, or today (the PDF is attached)."""
     NOTIFICATION_KIND_USER_ASSIGNED: _NotificationKind.ValueType  # 17
     """To the admins: a user was given a seat of a product (user management)."""
+    NOTIFICATION_KIND_QUOTE_ISSUED: _NotificationKind.ValueType  # 18
+    """To the buyer named on a partner's quote: the quote to accept (the quote PDF is attached)."""
+    NOTIFICATION_KIND_QUOTE_ACCEPTED: _NotificationKind.ValueType  # 19
+    """To the partner: its quote was accepted and the order booked."""
+    NOTIFICATION_KIND_QUOTE_EXPIRED: _NotificationKind.ValueType  # 20
+    """To the partner: its quote passed its validity date without being accepted."""
+    NOTIFICATION_KIND_RENEWAL_OPPORTUNITY: _NotificationKind.ValueType  # 21
+    """To the partner: a subscription it sold renews in 90 days; it may quote the renewal."""
 
 class NotificationKind(_NotificationKind, metaclass=_NotificationKindEnumTypeWrapper):
     """What an e-mail is about. Each kind has a subject, a plain-text body and an HTML body in every
@@ -115,6 +123,14 @@ NOTIFICATION_KIND_INVOICE_REMINDER: NotificationKind.ValueType  # 16
 """To the buyer and the payers: an open invoice falls due in 7 days, or today (the PDF is attached)."""
 NOTIFICATION_KIND_USER_ASSIGNED: NotificationKind.ValueType  # 17
 """To the admins: a user was given a seat of a product (user management)."""
+NOTIFICATION_KIND_QUOTE_ISSUED: NotificationKind.ValueType  # 18
+"""To the buyer named on a partner's quote: the quote to accept (the quote PDF is attached)."""
+NOTIFICATION_KIND_QUOTE_ACCEPTED: NotificationKind.ValueType  # 19
+"""To the partner: its quote was accepted and the order booked."""
+NOTIFICATION_KIND_QUOTE_EXPIRED: NotificationKind.ValueType  # 20
+"""To the partner: its quote passed its validity date without being accepted."""
+NOTIFICATION_KIND_RENEWAL_OPPORTUNITY: NotificationKind.ValueType  # 21
+"""To the partner: a subscription it sold renews in 90 days; it may quote the renewal."""
 Global___NotificationKind: _TypeAlias = NotificationKind  # noqa: Y015
 
 class _NotificationStatus:
@@ -288,7 +304,9 @@ class Notification(_message.Message):
     recipient_name: _builtins.str
     """Recipient's name."""
     recipient_role: _common_pb2.Role.ValueType
-    """The role the recipient gets this e-mail for (buyer first when a person has several)."""
+    """The role the recipient gets this e-mail for (buyer first when a person has several); unspecified for
+    a partner's mail (the partner holds no role on the account).
+    """
     language: _builtins.str
     """Language the e-mail was rendered in (en, nb, fr or sv)."""
     subject: _builtins.str

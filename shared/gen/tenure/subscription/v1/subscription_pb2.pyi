@@ -440,6 +440,8 @@ class _QuoteLineKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_QuoteLi
     """A switch to another product, effective at renewal."""
     QUOTE_LINE_KIND_ADDED_SEATS: _QuoteLineKind.ValueType  # 4
     """Seats added, co-termed and prorated."""
+    QUOTE_LINE_KIND_EXTENSION: _QuoteLineKind.ValueType  # 5
+    """The term extended to another subscription's renewal date (alignment), the extra days prorated."""
 
 class QuoteLineKind(_QuoteLineKind, metaclass=_QuoteLineKindEnumTypeWrapper):
     """What a quote line orders."""
@@ -456,6 +458,8 @@ QUOTE_LINE_KIND_PRODUCT_SWITCH: QuoteLineKind.ValueType  # 3
 """A switch to another product, effective at renewal."""
 QUOTE_LINE_KIND_ADDED_SEATS: QuoteLineKind.ValueType  # 4
 """Seats added, co-termed and prorated."""
+QUOTE_LINE_KIND_EXTENSION: QuoteLineKind.ValueType  # 5
+"""The term extended to another subscription's renewal date (alignment), the extra days prorated."""
 Global___QuoteLineKind: _TypeAlias = QuoteLineKind  # noqa: Y015
 
 @_typing.final
@@ -3063,6 +3067,7 @@ class QuoteLineSpec(_message.Message):
     PLAN_FIELD_NUMBER: _builtins.int
     TERM_FIELD_NUMBER: _builtins.int
     SEATS_FIELD_NUMBER: _builtins.int
+    ALIGN_TO_SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
     kind: Global___QuoteLineKind.ValueType
     """What the line orders."""
     subscription_id: _builtins.str
@@ -3075,6 +3080,8 @@ class QuoteLineSpec(_message.Message):
     """A new subscription's term, or a renewal's new term (unset: as it renews)."""
     seats: _builtins.int
     """A new subscription's seats, the seats added, or a renewal's seat count (0: as it renews)."""
+    align_to_subscription_id: _builtins.str
+    """An extension: the subscription of the same account whose renewal date it is extended to."""
     def __init__(
         self,
         *,
@@ -3084,10 +3091,11 @@ class QuoteLineSpec(_message.Message):
         plan: _common_pb2.Plan.ValueType = ...,
         term: _common_pb2.Term.ValueType = ...,
         seats: _builtins.int = ...,
+        align_to_subscription_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "plan", b"plan", "product_code", b"product_code", "seats", b"seats", "subscription_id", b"subscription_id", "term", b"term"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["align_to_subscription_id", b"align_to_subscription_id", "kind", b"kind", "plan", b"plan", "product_code", b"product_code", "seats", b"seats", "subscription_id", b"subscription_id", "term", b"term"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -3119,6 +3127,8 @@ class Quote(_message.Message):
     ORDER_NUMBER_FIELD_NUMBER: _builtins.int
     INVOICE_ID_FIELD_NUMBER: _builtins.int
     SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    PARTNER_EMAIL_FIELD_NUMBER: _builtins.int
+    PARTNER_LANGUAGE_FIELD_NUMBER: _builtins.int
     quote_number: _builtins.str
     """Quote number."""
     version: _builtins.int
@@ -3141,6 +3151,12 @@ class Quote(_message.Message):
     """The invoice of that order."""
     subscription_id: _builtins.str
     """The subscription the order made or changed."""
+    partner_email: _builtins.str
+    """The partner's contact: the staff member who created the quote (from their token); told when the
+    quote is accepted or expires and 90 days before each renewal of what it sold.
+    """
+    partner_language: _builtins.str
+    """The language of the partner's e-mail (en, nb, fr, sv)."""
     @_builtins.property
     def buyer(self) -> Global___Buyer:
         """The buyer who may accept it."""
@@ -3200,10 +3216,12 @@ class Quote(_message.Message):
         order_number: _builtins.str = ...,
         invoice_id: _builtins.str = ...,
         subscription_id: _builtins.str = ...,
+        partner_email: _builtins.str = ...,
+        partner_language: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "issue_date", b"issue_date", "subtotal", b"subtotal", "tax", b"tax", "total", b"total", "valid_until_date", b"valid_until_date"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "buyer", b"buyer", "country_code", b"country_code", "currency_code", b"currency_code", "invoice_id", b"invoice_id", "issue_date", b"issue_date", "lines", b"lines", "order_number", b"order_number", "partner", b"partner", "payer_emails", b"payer_emails", "priced_lines", b"priced_lines", "quote_number", b"quote_number", "status", b"status", "subscription_id", b"subscription_id", "subtotal", b"subtotal", "tax", b"tax", "time_zone", b"time_zone", "total", b"total", "valid_until_date", b"valid_until_date", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "buyer", b"buyer", "country_code", b"country_code", "currency_code", b"currency_code", "invoice_id", b"invoice_id", "issue_date", b"issue_date", "lines", b"lines", "order_number", b"order_number", "partner", b"partner", "partner_email", b"partner_email", "partner_language", b"partner_language", "payer_emails", b"payer_emails", "priced_lines", b"priced_lines", "quote_number", b"quote_number", "status", b"status", "subscription_id", b"subscription_id", "subtotal", b"subtotal", "tax", b"tax", "time_zone", b"time_zone", "total", b"total", "valid_until_date", b"valid_until_date", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -3223,6 +3241,7 @@ class CreateQuoteRequest(_message.Message):
     COUNTRY_CODE_FIELD_NUMBER: _builtins.int
     TIME_ZONE_FIELD_NUMBER: _builtins.int
     LINES_FIELD_NUMBER: _builtins.int
+    PARTNER_LANGUAGE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key."""
     account_id: _builtins.str
@@ -3233,6 +3252,10 @@ class CreateQuoteRequest(_message.Message):
     """ISO 3166-1 alpha-2 country."""
     time_zone: _builtins.str
     """IANA time zone."""
+    partner_language: _builtins.str
+    """The language of the partner's e-mail (en, nb, fr, sv; default en). The partner's e-mail address is
+    the caller's.
+    """
     @_builtins.property
     def buyer(self) -> Global___Buyer:
         """The buyer who may accept it."""
@@ -3256,10 +3279,11 @@ class CreateQuoteRequest(_message.Message):
         country_code: _builtins.str = ...,
         time_zone: _builtins.str = ...,
         lines: _abc.Iterable[Global___QuoteLineSpec] | None = ...,
+        partner_language: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "buyer", b"buyer", "country_code", b"country_code", "currency_code", b"currency_code", "lines", b"lines", "payer_emails", b"payer_emails", "request_id", b"request_id", "time_zone", b"time_zone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "buyer", b"buyer", "country_code", b"country_code", "currency_code", b"currency_code", "lines", b"lines", "partner_language", b"partner_language", "payer_emails", b"payer_emails", "request_id", b"request_id", "time_zone", b"time_zone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
