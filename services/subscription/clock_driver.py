@@ -79,7 +79,7 @@ class ClockDriver:
 
     def _next_due(self, after: datetime) -> datetime:
         with reading(self.db) as uow:
-            nxt = uow.subscriptions.next_action_after(after)
+            nxt = sweep.next_due(uow, after)
         return nxt if nxt is not None else NEVER
 
     def _peers_next_due(self, after: datetime) -> datetime:

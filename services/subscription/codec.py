@@ -337,6 +337,7 @@ def quote_line_spec_of(m: pb.QuoteLineSpec):
         plan_of(m.plan, "lines.plan", default=Plan.STANDARD),
         term_of(m.term, "lines.term") if m.term else None,
         m.seats,
+        m.align_to_subscription_id.strip(),
     )
 
 
@@ -368,6 +369,7 @@ def quote_pb(q, today) -> pb.Quote:
                 plan=plan_pb(ln.plan),
                 term=term_pb(ln.term),
                 seats=ln.seats,
+                align_to_subscription_id=ln.align_to,
             )
             for ln in q.lines
         ],
@@ -381,6 +383,8 @@ def quote_pb(q, today) -> pb.Quote:
         order_number=q.order_number,
         invoice_id=q.invoice_id,
         subscription_id=q.subscription_id,
+        partner_email=q.partner_email,
+        partner_language=q.partner_language,
     )
 
 

@@ -8,13 +8,18 @@ quote's number on every line, then marks the quote accepted and tells the partne
 (`subscription.quote_accepted`). The quote row is locked and its status checked in the same transaction,
 and billing's request id derives from the quote number, so a quote books one order however often it is
 accepted.
+
+Issuing a version publishes `subscription.quote_issued` (the buyer gets the quote as a PDF); the lifecycle
+sweep records an issued quote past its validity date as expired and publishes `subscription.quote_expired`
+once (`expire_due`). Every quote event names the partner's contact (the staff member who made it, in the
+language they chose), whom the notification service writes to.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 
 from services.subscription import codec
 from services.subscription.adapters.unit_of_work import SubscriptionUnitOfWork, reading
@@ -23,6 +28,7 @@ from services.subscription.booking import (
     Order,
     Peers,
     book_order,
+    changed_by_order,
     created,
     money,
     new_order_number,
@@ -63,6 +69,9 @@ def create_quote(
     country_code: str,
     time_zone: str,
     lines: list[rules.LineSpec],
+    *,
+    partner_email: str = "",
+    partner_language: str = "en",
 ) -> Quote:
     q = rules.draft(
         new_quote_number(uow),
@@ -74,14 +83,13 @@ def create_quote(
         time_zone,
         lines,
         uow.now,
+        partner_email=partner_email,
+        partner_language=partner_language,
     )
     for ln in q.lines:  # a partner quotes only the subscriptions of the account it names
-        if ln.subscription_id:
-            sub = uow.subscriptions.get(ln.subscription_id)
-            if sub.account_id != q.account_id:
-                raise NotFound(
-                    f"subscription {ln.subscription_id} not found", reason="SUBSCRIPTION_NOT_FOUND"
-                )
+        for sid in (ln.subscription_id, ln.align_to):
+            if sid and uow.subscriptions.get(sid).account_id != q.account_id:
+                raise NotFound(f"subscription {sid} not found", reason="SUBSCRIPTION_NOT_FOUND")
     return uow.quotes.add(q, uow.now)
 
 
@@ -90,12 +98,57 @@ def _subscription_of(uow: SubscriptionUnitOfWork, q: Quote, *, lock: bool = Fals
     return uow.subscriptions.get(ln.subscription_id, lock=lock) if ln.subscription_id else None
 
 
-def _issue(uow: SubscriptionUnitOfWork, peers: Peers, q: Quote) -> Quote:
+def _aligned_to(uow: SubscriptionUnitOfWork, q: Quote) -> Subscription | None:
+    (ln,) = q.lines
+    return uow.subscriptions.get(ln.align_to) if ln.kind is LineKind.EXTENSION else None
+
+
+def partner_contact(q: Quote) -> events_pb2.PartnerContact:
+    return events_pb2.PartnerContact(partner=q.partner, email=q.partner_email, language=q.partner_language)
+
+
+def _issue(uow: SubscriptionUnitOfWork, peers: Peers, q: Quote, superseded: int = 0) -> Quote:
     sub = _subscription_of(uow, q)
-    out = rules.order_of(q, sub, uow.catalog.load(), uow.now, subscription_id="")
+    out = rules.order_of(
+        q, sub, uow.catalog.load(), uow.now, subscription_id="", align_to=_aligned_to(uow, q)
+    )
     tax = peers.billing.preview_tax(out.subscription, out.lines)
-    issued = rules.issue(q, out.lines, tax.subtotal, tax.tax, tax.total, q.today(uow.now))
-    return uow.quotes.save(issued, uow.now)
+    issued = uow.quotes.save(
+        rules.issue(q, out.lines, tax.subtotal, tax.tax, tax.total, q.today(uow.now)), uow.now
+    )
+    cur = issued.currency
+    uow.publish(
+        "subscription.quote_issued",
+        account_id=issued.account_id,
+        subscription_id=sub.subscription_id if sub is not None else "",
+        quote_issued=events_pb2.QuoteIssued(
+            quote_number=issued.quote_number,
+            version=issued.version,
+            partner_contact=partner_contact(issued),
+            buyer_email=issued.contacts.buyer_email,
+            buyer_name=issued.contacts.buyer_name,
+            buyer_language=issued.contacts.buyer_language,
+            currency_code=cur,
+            lines=[
+                events_pb2.QuoteLine(
+                    description=ln.description,
+                    quantity=ln.quantity,
+                    unit_price=money(ln.unit_price, cur),
+                    amount=money(ln.amount, cur),
+                    period_start_date=codec.date_pb(ln.period_start_date),
+                    period_end_date=codec.date_pb(ln.period_end_date),
+                )
+                for ln in issued.priced
+            ],
+            subtotal=money(issued.subtotal, cur),
+            tax=money(issued.tax, cur),
+            total=money(issued.total, cur),
+            issue_date=codec.date_pb(issued.issue_date) if issued.issue_date else None,
+            valid_until_date=codec.date_pb(issued.valid_until) if issued.valid_until else None,
+            superseded_version=superseded,
+        ),
+    )
+    return issued
 
 
 def issue_quote(uow: SubscriptionUnitOfWork, peers: Peers, partner: str, quote_number: str) -> Quote:
@@ -122,7 +175,7 @@ def revise_quote(
     uow.quotes.save(old, uow.now)
     nxt = replace(nxt, create_time=uow.now)
     uow.quotes.add(nxt, uow.now)
-    return (_issue(uow, peers, nxt) if was_issued else nxt), old.version
+    return (_issue(uow, peers, nxt, old.version) if was_issued else nxt), old.version
 
 
 def get_quote(db: Database, caller: Caller, quote_number: str, version: int = 0) -> Quote:
@@ -164,10 +217,20 @@ def accept_quote(
     before = _subscription_of(uow, q, lock=True)
     sub_id = before.subscription_id if before is not None else new_id("sub")
     out = rules.order_of(
-        q, before, uow.catalog.load(), now, subscription_id=sub_id, payment_method_id=payment_method_id
+        q,
+        before,
+        uow.catalog.load(),
+        now,
+        subscription_id=sub_id,
+        payment_method_id=payment_method_id,
+        align_to=_aligned_to(uow, q),
     )
     number = new_order_number(now)
-    kind = {LineKind.NEW_SUBSCRIPTION: "new", LineKind.ADDED_SEATS: "add_seats"}.get(ln.kind, "renewal")
+    kind = {
+        LineKind.NEW_SUBSCRIPTION: "new",
+        LineKind.ADDED_SEATS: "add_seats",
+        LineKind.EXTENSION: "align",
+    }.get(ln.kind, "renewal")
     order = Order(
         kind,
         out.subscription,
@@ -184,6 +247,8 @@ def accept_quote(
         announce = renewed(uow)
     elif kind == "new":
         announce = created(uow)
+    elif kind == "align":
+        announce = changed_by_order(uow, "aligned")
     else:
         announce = seats_added(uow, ln.seats)
     b = book_order(uow, peers, order, announce)
@@ -219,6 +284,47 @@ def accept_quote(
             invoice_id=b.invoice_id,
             amount=money(b.total, b.sub.currency),
             subscription=codec.snapshot_pb(b.sub),
+            partner_contact=partner_contact(q),
         ),
     )
     return Accepted(accepted, b)
+
+
+# -- expiry (the lifecycle sweep) -------------------------------------------------------------------
+
+
+def expire_due(uow: SubscriptionUnitOfWork, as_of: datetime, limit: int = 500) -> int:
+    """Record the issued quotes whose validity ended by `as_of` as expired, each telling its partner once
+    (`subscription.quote_expired`); returns how many."""
+    done = 0
+    # the last valid day of a quote expiring by now is at most yesterday in the zone furthest behind UTC
+    for q in uow.quotes.issued_until(as_of.astimezone(UTC).date(), limit):
+        expired = rules.expire(q, as_of)
+        if expired is None:
+            continue
+        uow.quotes.save(expired, uow.now)
+        cur = q.currency
+        uow.publish(
+            "subscription.quote_expired",
+            account_id=q.account_id,
+            subscription_id=q.lines[0].subscription_id if q.lines else "",
+            quote_expired=events_pb2.QuoteExpired(
+                quote_number=q.quote_number,
+                version=q.version,
+                partner_contact=partner_contact(q),
+                buyer_email=q.contacts.buyer_email,
+                buyer_name=q.contacts.buyer_name,
+                total=money(q.total, cur),
+                valid_until_date=codec.date_pb(q.valid_until) if q.valid_until else None,
+            ),
+        )
+        done += 1
+    return done
+
+
+def next_expiry_after(uow: SubscriptionUnitOfWork, after: datetime) -> datetime | None:
+    """The first instant after `after` at which an issued quote expires (the test clock steps to it)."""
+    # zones run from UTC-12 to UTC+14: a quote expiring after `after` was valid on its UTC date - 1 or later
+    first = after.astimezone(UTC).date() - timedelta(days=1)
+    times = [t for q in uow.quotes.issued_from(first) if (t := q.expiry_time) is not None and t > after]
+    return min(times, default=None)

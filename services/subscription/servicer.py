@@ -459,6 +459,8 @@ class SubscriptionServicer(subscription_pb2_grpc.SubscriptionServiceServicer):
                 request.country_code,
                 request.time_zone,
                 lines,
+                partner_email=caller.email,
+                partner_language=request.partner_language,
             )
             return pb.CreateQuoteResponse(quote=codec.quote_pb(q, self._today(q)))
 

@@ -13,6 +13,9 @@ change), so its cost grows with the work due, not with the number of subscriptio
   per transaction, claimed the same way. Renewal invoices carry a request id derived from (subscription,
   term start) and `renewals` has that pair as its primary key, so a raced or retried sweep never renews or
   bills one period twice.
+- Partner quotes past their validity date are recorded as expired, each publishing
+  `subscription.quote_expired` once (`quotes.expire_due`); `next_due` includes the next expiry, so the test
+  clock stops at it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
+from services.subscription import quotes
 from services.subscription.adapters import bulk
 from services.subscription.adapters.peers import Billing
 from services.subscription.adapters.unit_of_work import SubscriptionUnitOfWork, subscription_db, writing
@@ -48,6 +52,7 @@ class SweepCounts:
     expired: int = 0
     suspended: int = 0
     cancelled: int = 0
+    quotes_expired: int = 0
 
     def count(self, transitions: Sequence[Transition], reminders: Sequence[int] = (), times: int = 1) -> None:
         for t in transitions:
@@ -61,7 +66,14 @@ class SweepCounts:
 
     @property
     def total(self) -> int:
-        return self.renewed + self.reminded + self.expired + self.suspended + self.cancelled
+        return (
+            self.renewed
+            + self.reminded
+            + self.expired
+            + self.suspended
+            + self.cancelled
+            + self.quotes_expired
+        )
 
 
 def run(db: Database, billing: Billing, as_of: datetime, *, batch: int = BATCH) -> SweepCounts:
@@ -74,7 +86,16 @@ def run(db: Database, billing: Billing, as_of: datetime, *, batch: int = BATCH) 
         called = _remote_pass(db, billing, as_of, counts)
         if not moved and not called:
             break
+    with writing(subscription_db(db)) as uow:
+        counts.quotes_expired = quotes.expire_due(uow, as_of)
     return counts
+
+
+def next_due(uow: SubscriptionUnitOfWork, after: datetime) -> datetime | None:
+    """The first instant after `after` at which the sweep has work: a subscription's next action or a
+    quote's expiry."""
+    due = [uow.subscriptions.next_action_after(after), quotes.next_expiry_after(uow, after)]
+    return min((t for t in due if t is not None), default=None)
 
 
 def _moves(states: Sequence[lifecycle.LifecycleState], as_of: datetime) -> list[lifecycle.Move]:

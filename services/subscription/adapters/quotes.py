@@ -90,6 +90,7 @@ def _spec_json(s: LineSpec) -> dict[str, Any]:
         "plan": s.plan.value,
         "term": s.term.value if s.term else "",
         "seats": s.seats,
+        "align_to": s.align_to,
     }
 
 
@@ -101,6 +102,7 @@ def _spec_of(d: dict[str, Any]) -> LineSpec:
         Plan(d["plan"]),
         Term(d["term"]) if d["term"] else None,
         d["seats"],
+        d.get("align_to", ""),
     )
 
 
@@ -127,6 +129,8 @@ def to_domain(row: QuoteRow) -> Quote:
         invoice_id=row.invoice_id,
         subscription_id=row.subscription_id,
         create_time=row.create_time,
+        partner_email=c.get("partner_email", ""),
+        partner_language=c.get("partner_language", "en"),
     )
 
 
@@ -140,6 +144,8 @@ def _apply(row: QuoteRow, q: Quote, now: datetime) -> None:
             "buyer_name": q.contacts.buyer_name,
             "buyer_language": q.contacts.buyer_language,
             "payer_emails": list(q.contacts.payer_emails),
+            "partner_email": q.partner_email,
+            "partner_language": q.partner_language,
         }
     )
     row.currency = q.currency
@@ -197,6 +203,29 @@ class QuoteRepository:
         _apply(row, q, now)
         self.session.flush()
         return to_domain(row)
+
+    def issued_until(self, last_valid_day: date, limit: int = 500) -> list[Quote]:
+        """Issued quotes whose last valid day is `last_valid_day` or earlier, earliest first (the sweep
+        decides in each quote's own zone whether its validity has ended)."""
+        stmt = (
+            select(QuoteRow)
+            .where(QuoteRow.status == QuoteStatus.ISSUED.value, QuoteRow.valid_until <= last_valid_day)
+            .order_by(QuoteRow.valid_until, QuoteRow.quote_number, QuoteRow.version)
+            .limit(limit)
+        )
+        if self.postgres:
+            stmt = stmt.with_for_update(skip_locked=True)
+        return [to_domain(r) for r in self.session.execute(stmt).scalars()]
+
+    def issued_from(self, first_valid_day: date, limit: int = 50) -> list[Quote]:
+        """Issued quotes whose last valid day is `first_valid_day` or later, earliest first."""
+        stmt = (
+            select(QuoteRow)
+            .where(QuoteRow.status == QuoteStatus.ISSUED.value, QuoteRow.valid_until >= first_valid_day)
+            .order_by(QuoteRow.valid_until)
+            .limit(limit)
+        )
+        return [to_domain(r) for r in self.session.execute(stmt).scalars()]
 
     def account_of(self, quote_number: str) -> str | None:
         stmt = select(QuoteRow.account_id).where(QuoteRow.quote_number == quote_number.strip()).limit(1)

@@ -55,13 +55,15 @@ class LineKind(StrEnum):
     RENEWAL = "RENEWAL"
     PRODUCT_SWITCH = "PRODUCT_SWITCH"
     ADDED_SEATS = "ADDED_SEATS"
+    EXTENSION = "EXTENSION"
 
 
 @dataclass(frozen=True)
 class LineSpec:
     """What one line of a quote orders. `subscription_id` for every kind but a new subscription; `term`,
     `seats`: a new subscription's, or a renewal's changes (None / 0: as the subscription renews);
-    `product_code`: a new subscription's product or the switch's target."""
+    `product_code`: a new subscription's product or the switch's target; `align_to`: an extension's
+    subscription whose renewal date it is extended to."""
 
     kind: LineKind
     subscription_id: str = ""
@@ -69,6 +71,7 @@ class LineSpec:
     plan: Plan = Plan.STANDARD
     term: Term | None = None
     seats: int = 0
+    align_to: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,8 @@ class Quote:
     invoice_id: str = ""
     subscription_id: str = ""
     create_time: datetime | None = None
+    partner_email: str = ""  # whom at the partner to tell (the staff member who made the quote)
+    partner_language: str = "en"
 
     def status_on(self, today: date) -> QuoteStatus:
         """The status as of `today`: an issued quote past its validity date is expired (the sweep records
@@ -111,6 +116,23 @@ class Quote:
 
     def today(self, now: datetime) -> date:
         return dates.local_date(now, self.time_zone)
+
+    @property
+    def expiry_time(self) -> datetime | None:
+        """The instant an issued quote expires: the start of the day after its last valid day, in the
+        customer's zone (None: not issued, or no longer open)."""
+        if self.status is not QuoteStatus.ISSUED or self.valid_until is None:
+            return None
+        return dates.local_midnight(self.valid_until + timedelta(days=1), self.time_zone)
+
+
+def expire(q: Quote, now: datetime) -> Quote | None:
+    """The quote as the sweep records it at `now`: expired once its validity date has passed; None when it
+    is not due (not issued, or still valid)."""
+    at = q.expiry_time
+    if at is None or now < at:
+        return None
+    return replace(q, status=QuoteStatus.EXPIRED)
 
 
 # -- making and changing a quote -----------------------------------------------------------------------
@@ -145,9 +167,32 @@ def valid_lines(lines: list[LineSpec]) -> list[LineSpec]:
                 raise InvalidInput(
                     "a product switch names the product to switch to", field="lines.product_code"
                 )
+            if ln.kind is LineKind.EXTENSION:
+                if not ln.align_to:
+                    raise InvalidInput(
+                        "an extension names the subscription to align to",
+                        field="lines.align_to_subscription_id",
+                    )
+                if ln.align_to == ln.subscription_id:
+                    raise InvalidInput(
+                        "an extension aligns to another subscription", field="lines.align_to_subscription_id"
+                    )
             if ln.kind is LineKind.ADDED_SEATS or ln.seats:
                 valid_seats(ln.seats, "lines.seats")
     return lines
+
+
+#: the languages partner mail is written in (rules §8: at least these)
+PARTNER_LANGUAGES = ("en", "nb", "fr", "sv")
+
+
+def valid_partner_language(language: str) -> str:
+    lang = (language or "en").strip().lower()
+    if lang not in PARTNER_LANGUAGES:
+        raise InvalidInput(
+            f"partner_language is one of {', '.join(PARTNER_LANGUAGES)}", field="partner_language"
+        )
+    return lang
 
 
 def draft(
@@ -160,6 +205,9 @@ def draft(
     time_zone: str,
     lines: list[LineSpec],
     now: datetime,
+    *,
+    partner_email: str = "",
+    partner_language: str = "en",
 ) -> Quote:
     if not partner:
         raise InvalidInput("only a partner makes quotes: the token names no partner", field="partner")
@@ -179,6 +227,8 @@ def draft(
         time_zone,
         valid_lines(lines),
         create_time=now,
+        partner_email=partner_email.strip().lower(),
+        partner_language=valid_partner_language(partner_language),
     )
 
 
@@ -336,6 +386,7 @@ def order_of(
     *,
     subscription_id: str = "",
     payment_method_id: str = "quote",
+    align_to: Subscription | None = None,
 ) -> Outcome:
     """The order the quote's line books: the subscription as it leaves it and the lines, priced from the
     price book (list price for a new purchase, the renewal price for renewals, switches and reinstatement),
@@ -365,6 +416,10 @@ def order_of(
     _check_subscription(q, sub)
     if ln.kind is LineKind.ADDED_SEATS:
         return _added_seats(q, sub, ln.seats, now, payment_method_id)
+    if ln.kind is LineKind.EXTENSION:
+        if align_to is None or align_to.subscription_id != ln.align_to or align_to.account_id != q.account_id:
+            raise NotFound(f"subscription {ln.align_to} not found", reason="SUBSCRIPTION_NOT_FOUND")
+        return _extension(q, sub, align_to, now, payment_method_id)
     if ln.kind is LineKind.PRODUCT_SWITCH:
         target = catalog.product(ln.product_code)
         if not target.supported:
@@ -413,6 +468,62 @@ def _added_seats(q: Quote, sub: Subscription, seats: int, now: datetime, payment
         sub,
         seats=sub.seats + seats,
         renewal_seats=sub.renewal_seats + seats,
+        payment_method_id=payment_method_id,
+    )
+    return Outcome(new, _tagged(q, [line]))
+
+
+def _extension(
+    q: Quote, sub: Subscription, target: Subscription, now: datetime, payment_method_id: str
+) -> Outcome:
+    """Extended to `target`'s renewal date (alignment, rules §3): the extra days of all its seats, prorated
+    over the days of its term as bought (a day costs the same before and after the extension). The term's
+    start stays; the term as bought is kept (`aligned_from_*`) for the prorations of the rest of the term."""
+    for s, action in ((sub, "quote an extension"), (target, "align to it")):
+        require_open(s, action)
+        if s.stage is not Stage.ACTIVE or s.access_until is not None:
+            raise RuleViolation("only active subscriptions are aligned", reason="STAGE_NOT_ALLOWED")
+    require_before_renewal(sub, now, "quote an extension")
+    if sub.term is not target.term:
+        raise RuleViolation(
+            "only subscriptions with the same term length can be aligned", reason="ALIGN_TERM_MISMATCH"
+        )
+    if target.currency != sub.currency:
+        raise RuleViolation(
+            "only subscriptions in the same currency can be aligned", reason="ALIGN_PAYMENT_METHOD_MISMATCH"
+        )
+    if target.renewal_date <= sub.renewal_date:
+        raise RuleViolation(
+            f"an extension moves the renewal date later: {sub.renewal_date.isoformat()} is not before "
+            f"{target.renewal_date.isoformat()}",
+            reason="NOTHING_TO_CHANGE",
+        )
+    extra = dates.days_between(sub.renewal_date, target.renewal_date)
+    line = OrderLine(
+        description=(
+            f"{sub.product_name}: renewal date moved from {sub.renewal_date.isoformat()} to "
+            f"{target.renewal_date.isoformat()}"
+        ),
+        quantity=sub.seats,
+        unit_price=sub.unit_price,
+        currency=sub.currency,
+        amount=prorate(sub.unit_price, sub.seats, extra, sub.term_days, sub.currency),
+        period_start_date=sub.renewal_date,
+        period_end_date=target.renewal_date,
+        subscription_id=sub.subscription_id,
+        prorated_days=extra,
+        term_days=sub.term_days,
+        term_start_date=sub.current_period_start_date,
+        term_end_date=sub.term_end_date,
+    )
+    new = replace(
+        sub,
+        renewal_date=target.renewal_date,
+        anchor_date=target.anchor_date,
+        months_from_anchor=target.months_from_anchor,
+        aligned_from_date=sub.term_end_date,
+        aligned_from_anchor_date=sub.aligned_from_anchor_date if sub.aligned else sub.anchor_date,
+        aligned_from_months=sub.aligned_from_months if sub.aligned else sub.months_from_anchor,
         payment_method_id=payment_method_id,
     )
     return Outcome(new, _tagged(q, [line]))
