@@ -3,20 +3,30 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# what `make run` needs: the services and grpcurl (extra `ops`), none of the test tools
+RUN_STAMP := $(VENV)/.installed-run
 BUF := node_modules/.bin/buf
 
 .PHONY: run test protos lint typecheck buf-lint drift pytest bench soak clean
 
+$(RUN_STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[ops]"
+	touch $(RUN_STAMP)
+
+# the tests and tools on top (a venv made by `make test` also serves `make run`)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
-	touch $(STAMP)
+	$(PY) -m pip install -q -e ".[dev,ops]"
+	touch $(STAMP) $(RUN_STAMP)
 
 $(BUF):
 	npm install --no-audit --no-fund --silent @bufbuild/buf@1.75.0
 
-run: $(STAMP)
+# grpcurl and python -m services.token are in .venv/bin: `export PATH=$$PWD/.venv/bin:$$PATH` (README, Operating)
+run: $(RUN_STAMP)
 	mkdir -p var
 	$(PY) -m services
 
