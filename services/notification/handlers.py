@@ -322,14 +322,19 @@ def deliver_due(db: Database, mailing: Mailing, limit: int = 100) -> DeliveryCou
     now = db.clock.now()
     with db.reading() as uow:
         ids = uow.notifications.due(now, limit)
-    for nid in ids:
-        outcome = _deliver_one(db, mailing, nid, now)
-        if outcome is Status.SENT:
-            counts.sent += 1
-        elif outcome is Status.PENDING:
-            counts.retrying += 1
-        elif outcome is Status.FAILED:
-            counts.failed += 1
+    try:
+        for nid in ids:
+            outcome = _deliver_one(db, mailing, nid, now)
+            if outcome is Status.SENT:
+                counts.sent += 1
+            elif outcome is Status.PENDING:
+                counts.retrying += 1
+            elif outcome is Status.FAILED:
+                counts.failed += 1
+    finally:
+        close = getattr(mailing.mailer, "close", None)
+        if ids and close is not None:
+            close()  # one SMTP session served the whole pass
     return counts
 
 

@@ -105,3 +105,79 @@ def test_eml_files_are_written_once(tmp_path) -> None:
 def test_tls_mode_is_checked() -> None:
     with pytest.raises(ValueError):
         SmtpMailer("127.0.0.1", 25, tls="tls1.3", sender=SENDER)
+
+
+class Sessions(Inbox):
+    """Counts SMTP sessions (each EHLO starts one), and can hang up on a session after some mails."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sessions = 0
+        self.drop_after = 0  # close the connection after this many messages in a session (0: never)
+        self.in_session = 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.sessions += 1
+        self.in_session = 0
+        session.host_name = hostname
+        return responses
+
+    async def handle_DATA(self, server, session, envelope):
+        self.in_session += 1
+        return await super().handle_DATA(server, session, envelope)
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.drop_after and self.in_session >= self.drop_after:  # as a server closing an idle session
+            server.transport.close()
+            return "421 4.4.2 closing"
+        envelope.mail_from = address
+        return "250 OK"
+
+
+def _mail(n: int) -> Outgoing:
+    return Outgoing(
+        message_id=message_id_for(f"ntf_{n}", SENDER),
+        to_email=f"user{n}@example.com",
+        to_name="",
+        subject=f"Mail {n}",
+        text="Hei\n",
+        html="<p>Hei</p>",
+        language="nb",
+        date=datetime(2025, 6, 10, 8, 0, tzinfo=UTC),
+    )
+
+
+def test_one_smtp_session_carries_a_whole_pass_and_a_dropped_one_is_replaced(smtp_server) -> None:
+    inbox = Sessions()
+    mailer = SmtpMailer("127.0.0.1", smtp_server(inbox), sender=SENDER)
+    for n in range(5):
+        mailer.send(_mail(n))
+    mailer.close()
+    assert len(inbox.messages) == 5 and inbox.sessions == 1
+
+    inbox.drop_after = 2  # the server hangs up after every second mail: each mail still goes once
+    for n in range(5, 10):
+        mailer.send(_mail(n))
+    mailer.close()
+    assert sorted(r[0] for r, _ in inbox.messages) == sorted(f"user{n}@example.com" for n in range(10))
+    assert inbox.sessions == 1 + 3
+
+
+def test_a_refused_recipient_does_not_spoil_the_session_for_the_next_mail(smtp_server) -> None:
+    class RefusesOne(Sessions):
+        async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+            if address == "user1@example.com":
+                return "550 5.1.1 no such user"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+    inbox = RefusesOne()
+    mailer = SmtpMailer("127.0.0.1", smtp_server(inbox), sender=SENDER)
+    mailer.send(_mail(0))
+    with pytest.raises(SendFailed) as err:
+        mailer.send(_mail(1))
+    assert err.value.permanent
+    mailer.send(_mail(2))
+    mailer.close()
+    assert [r for r, _ in inbox.messages] == [["user0@example.com"], ["user2@example.com"]]
+    assert inbox.sessions == 1
