@@ -1,15 +1,18 @@
 """The event pipe: outbox relay (producer side) and inbox sink (consumer side).
 
 The producer writes events into its `outbox` in the same transaction as the
-change (`UnitOfWork.publish`). A `Relay` thread delivers them to every
-subscriber's `EventSinkService.Deliver` in commit order (the outbox `seq`), one subscriber at a
-time, and moves that subscriber's cursor only after an acknowledgement. A
-subscriber that is down is retried with exponential back-off; nothing is
-skipped, so order per subscription holds and nothing is lost.
+change (`UnitOfWork.publish`). A `Relay` thread hands them to each of its targets in
+commit order (the outbox `seq`), one target at a time, and moves that target's cursor
+only after an acknowledgement. The targets are either every subscriber's
+`EventSinkService.Deliver` (the direct gRPC push, the embedded default) or one
+JetStream stream (shared.nats_bus, when TENURE_NATS_URL is set). A target that is down
+is retried with exponential back-off; nothing is skipped, so order per subscription
+holds and nothing is lost.
 
 The consumer's `EventSink` records each event id in its `inbox` in the same
 transaction as the handler's changes; a repeat is acknowledged as a duplicate
-and changes nothing.
+and changes nothing. Over gRPC the sink is called by `Deliver`; over NATS by the
+service's durable JetStream consumer.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 from sqlalchemy import func, insert, select, update
@@ -35,6 +38,7 @@ from shared.settings import TlsSettings
 
 if TYPE_CHECKING:
     from sqlalchemy import Row
+    from sqlmodel import Session
 
     from tenure.events.v1 import events_pb2, events_pb2_grpc
 
@@ -72,18 +76,76 @@ def events_of(row: Row[Any]) -> list[events_pb2.Event]:
     return events
 
 
+class DeliveryFailed(Exception):
+    """A target did not take an event (down, refused it, timed out); the relay retries from that event."""
+
+
+class Target(Protocol):
+    """Where a relay delivers one outbox: `name` keys its cursor in `outbox_cursor`."""
+
+    name: str
+
+    def send(self, events: Sequence[events_pb2.Event]) -> None:
+        """Hand over `events` in order; return once every one is acknowledged, raise DeliveryFailed otherwise.
+        Events handed over before a failure may be handed over again (consumers' inboxes drop repeats)."""
+        ...
+
+    def downstream_pending(self) -> int:
+        """Events handed over but not yet applied by their consumers (0 when acknowledgement means applied)."""
+        ...
+
+
+@dataclass
+class GrpcTarget:
+    """The direct push: `EventSinkService.Deliver` of one subscriber, which acknowledges after its inbox commit."""
+
+    name: str
+    stub: Any  # events_pb2_grpc.EventSinkServiceStub, or a stand-in with its Deliver
+    timeout: float = 10.0
+    credentials: Callable[[], list[tuple[str, str]]] | None = None
+
+    def send(self, events: Sequence[events_pb2.Event]) -> None:
+        from tenure.events.v1 import events_pb2
+
+        try:
+            for ev in events:
+                self.stub.Deliver(
+                    events_pb2.DeliverRequest(event=ev),
+                    timeout=self.timeout,
+                    metadata=tuple(self.credentials()) if self.credentials else None,
+                )
+        except grpc.RpcError as err:
+            detail = f"{err.code().name}: {err.details()}" if hasattr(err, "code") else str(err)
+            raise DeliveryFailed(detail) from err
+
+    def downstream_pending(self) -> int:
+        return 0
+
+
 @dataclass
 class _Subscriber:
-    addr: str
-    stub: events_pb2_grpc.EventSinkServiceStub
+    target: Target
     backoff: float = 0.0
     next_attempt: float = 0.0
     failures: int = 0
     last_error: str = ""
 
+    @property
+    def addr(self) -> str:
+        return self.target.name
+
 
 @dataclass
 class Relay:
+    """Delivers the outbox to its targets: each subscriber's EventSinkService (the direct gRPC push, built
+    from `subscriber_addrs`) and/or the `targets` given (the JetStream stream, see shared.nats_bus).
+
+    Replicas: every copy of a service runs a relay on the same database. On PostgreSQL a pass over one
+    target first locks that target's `outbox_cursor` row (`FOR UPDATE SKIP LOCKED`) and holds it until the
+    cursor has moved: a copy that finds the row locked leaves that target to the copy holding it, so no
+    two copies hand over the same rows and each target still sees the rows in `seq` order. (SQLite is one
+    process's database: a lock in the process keeps its own threads, the relay's and a drain's, apart.)"""
+
     db: Database
     subscriber_addrs: list[str]
     interval: float = 0.5
@@ -93,19 +155,30 @@ class Relay:
     #: metadata of each delivery (the service's own token); a callable so the token can be renewed
     credentials: Callable[[], list[tuple[str, str]]] | None = None
     tls: TlsSettings | None = None
+    #: further targets beside the subscribers' (the JetStream stream)
+    targets: list[Target] = field(default_factory=list)
     _wake: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _subs: list[_Subscriber] = field(default_factory=list)
+    _pass: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         from tenure.events.v1 import events_pb2_grpc
 
         # A plain channel: the relay does its own back-off, and one refused call must not hold the pass.
         self._subs = [
-            _Subscriber(a, events_pb2_grpc.EventSinkServiceStub(tls_channel(a, self.tls, options=RECONNECT)))
+            _Subscriber(
+                GrpcTarget(
+                    a,
+                    events_pb2_grpc.EventSinkServiceStub(tls_channel(a, self.tls, options=RECONNECT)),
+                    timeout=self.timeout,
+                    credentials=self.credentials,
+                )
+            )
             for a in self.subscriber_addrs
         ]
+        self._subs += [_Subscriber(t) for t in self.targets]
         self.db.on_commit(self._wake.set)
 
     def start(self) -> None:
@@ -138,12 +211,13 @@ class Relay:
             self._wake.clear()
 
     def deliver_once(self) -> int:
-        """One pass over every subscriber; returns the number of events acknowledged."""
+        """One pass over every target; returns the number of events acknowledged."""
         delivered = 0
-        for sub in self._subs:
-            if sub.next_attempt > time.monotonic():
-                continue
-            delivered += self._deliver_to(sub)
+        with self._pass:
+            for sub in self._subs:
+                if sub.next_attempt > time.monotonic():
+                    continue
+                delivered += self._deliver_to(sub)
         return delivered
 
     def _cursor(self, addr: str) -> int:
@@ -160,56 +234,81 @@ class Relay:
         return 0
 
     def _deliver_to(self, sub: _Subscriber) -> int:
-        from tenure.events.v1 import events_pb2
-
-        ob = self.db.tables["outbox"]
         cur = self.db.tables["outbox_cursor"]
         last = self._cursor(sub.addr)
-        with self.db.read() as s:
-            rows = s.execute(
-                select(*(ob.c[c] for c in OUTBOX_COLUMNS))
-                .where(ob.c.seq > last)
-                .order_by(ob.c.seq)
-                .limit(self.batch_size)
-            ).all()
+        if not self.db.is_postgres:
+            rows = self._rows_after(self.db, last)
+            done, acked = self._send(sub, rows, last)
+            if acked != last or sub.failures:
+                with self.db.unit_of_work() as uow:
+                    self._move(uow, sub, acked)
+            return done
+        with self.db.unit_of_work() as uow:
+            claimed = uow.session.execute(
+                select(cur.c.last_id).where(cur.c.subscriber == sub.addr).with_for_update(skip_locked=True)
+            ).first()
+            if claimed is None:
+                return 0  # another copy of the service is delivering to this target now
+            last = int(claimed.last_id)
+            rows = self._rows_after(uow.session, last)
+            done, acked = self._send(sub, rows, last)
+            if acked != last or sub.failures:
+                self._move(uow, sub, acked)
+        return done
+
+    def _rows_after(self, source: Database | Session, last: int) -> list[Row[Any]]:
+        ob = self.db.tables["outbox"]
+        stmt = (
+            select(*(ob.c[c] for c in OUTBOX_COLUMNS))
+            .where(ob.c.seq > last)
+            .order_by(ob.c.seq)
+            .limit(self.batch_size)
+        )
+        if isinstance(source, Database):
+            with source.read() as s:
+                return list(s.execute(stmt).all())
+        return list(source.execute(stmt).all())
+
+    def _send(self, sub: _Subscriber, rows: list[Row[Any]], last: int) -> tuple[int, int]:
+        """Hand `rows` over in order; returns the events acknowledged and the seq of the last whole row."""
         done = 0
         acked = last
         try:
             for row in rows:
                 # a batch row is acknowledged whole: after a failure part-way it is sent again from its
                 # first event, and the consumers' inboxes drop the ones they had
-                for ev in events_of(row):
-                    sub.stub.Deliver(
-                        events_pb2.DeliverRequest(event=ev),
-                        timeout=self.timeout,
-                        metadata=tuple(self.credentials()) if self.credentials else None,
-                    )
-                    done += 1
+                events = events_of(row)
+                sub.target.send(events)
+                done += len(events)
                 acked = row.seq
             sub.backoff, sub.failures, sub.next_attempt = 0.0, 0, 0.0
-        except grpc.RpcError as err:
+        except DeliveryFailed as err:
             sub.failures += 1
             sub.backoff = min(self.max_backoff, max(0.1, sub.backoff * 2 or 0.1))
             sub.next_attempt = time.monotonic() + sub.backoff
-            sub.last_error = f"{err.code().name}: {err.details()}" if hasattr(err, "code") else str(err)
+            sub.last_error = str(err)
             log.warning("delivery to %s failed (%s); retry in %.1fs", sub.addr, sub.last_error, sub.backoff)
-        if acked != last or sub.failures:
-            with self.db.unit_of_work() as uow:
-                uow.session.execute(
-                    update(cur)
-                    .where(cur.c.subscriber == sub.addr, cur.c.last_id <= acked)
-                    .values(last_id=acked, attempts=sub.failures, last_error=sub.last_error)
-                )
-        return done
+        return done, acked
+
+    def _move(self, uow: UnitOfWork, sub: _Subscriber, acked: int) -> None:
+        cur = self.db.tables["outbox_cursor"]
+        uow.session.execute(
+            update(cur)
+            .where(cur.c.subscriber == sub.addr, cur.c.last_id <= acked)
+            .values(last_id=acked, attempts=sub.failures, last_error=sub.last_error)
+        )
 
     def pending(self) -> int:
-        """Events not yet acknowledged by the slowest subscriber."""
+        """Events not yet acknowledged by the slowest target (outbox rows not handed over, and what a
+        target reports handed over but not yet applied by its consumers)."""
         if not self._subs:
             return 0
         ob = self.db.tables["outbox"]
         with self.db.read() as s:
             max_id = s.execute(select(func.coalesce(func.max(ob.c.seq), 0))).scalar_one()
-        return max(int(max_id) - self._cursor(sub.addr) for sub in self._subs)
+        return max(
+            int(max_id) - self._cursor(sub.addr) + sub.target.downstream_pending() for sub in self._subs
+        )
 
     def drain(self, timeout: float = 30.0) -> bool:
         """Deliver until nothing is pending (True) or `timeout` passes (False)."""

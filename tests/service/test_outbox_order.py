@@ -34,7 +34,7 @@ def test_a_late_commit_with_an_earlier_row_is_not_skipped(new_db_url, clock):
     db.create_all()
     relay = Relay(db, ["sink:1"])
     recorder = Recorder()
-    relay._subs[0].stub = recorder
+    relay._subs[0].target.stub = recorder
 
     first_inserted = threading.Event()
     second_committed = threading.Event()
