@@ -104,6 +104,96 @@ def _invoice_facts(inv: events_pb2.InvoiceSummary) -> MailFacts:
     )
 
 
+def _partner(c: events_pb2.PartnerContact) -> Person | None:
+    if not c.email:
+        return None
+    return Person(c.email, c.partner, c.language, frozenset({Role.PARTNER}))
+
+
+def _partner_facts(base: EventFacts, ev: events_pb2.Event) -> EventFacts:
+    """Quote mail (rules §9): the quote to its buyer, its acceptance and expiry and a sold subscription's
+    renewal opportunity to the partner."""
+    which = ev.WhichOneof("payload")
+    if which == "quote_issued":
+        p = ev.quote_issued
+        total, currency = _money(p.total)
+        subtotal, _ = _money(p.subtotal)
+        tax, _ = _money(p.tax)
+        return replace(
+            base,
+            subject=Person(p.buyer_email, p.buyer_name, p.buyer_language, frozenset({Role.BUYER})),
+            partner=_partner(p.partner_contact),
+            facts=replace(
+                base.facts,
+                quote_number=p.quote_number,
+                quote_version=p.version,
+                partner_name=p.partner_contact.partner,
+                customer_name=p.buyer_name,
+                customer_email=p.buyer_email,
+                amount=total,
+                subtotal=subtotal,
+                tax=tax,
+                currency_code=currency,
+                issue_date=_date(p.issue_date),
+                valid_until_date=_date(p.valid_until_date),
+            ),
+        )
+    if which == "quote_accepted":
+        p = ev.quote_accepted
+        snap = p.subscription
+        amount, currency = _money(p.amount)
+        return replace(
+            base,
+            account_id=base.account_id or snap.account_id,
+            subscription_id=base.subscription_id or snap.subscription_id,
+            partner=_partner(p.partner_contact),
+            facts=replace(
+                _snapshot_facts(snap),
+                quote_number=p.quote_number,
+                quote_version=p.version,
+                partner_name=p.partner_contact.partner or p.partner,
+                customer_name=snap.buyer_name,
+                customer_email=p.buyer_email,
+                order_number=p.order_number,
+                amount=amount,
+                **({"currency_code": currency} if currency else {}),
+            ),
+        )
+    if which == "quote_expired":
+        p = ev.quote_expired
+        total, currency = _money(p.total)
+        return replace(
+            base,
+            partner=_partner(p.partner_contact),
+            facts=replace(
+                base.facts,
+                quote_number=p.quote_number,
+                quote_version=p.version,
+                partner_name=p.partner_contact.partner,
+                customer_name=p.buyer_name,
+                customer_email=p.buyer_email,
+                amount=total,
+                currency_code=currency,
+                valid_until_date=_date(p.valid_until_date),
+            ),
+        )
+    p = ev.renewal_opportunity
+    snap = p.subscription
+    return replace(
+        base,
+        account_id=base.account_id or snap.account_id,
+        subscription_id=base.subscription_id or snap.subscription_id,
+        partner=_partner(p.partner_contact),
+        facts=replace(
+            _snapshot_facts(snap),
+            partner_name=p.partner_contact.partner,
+            customer_name=snap.buyer_name,
+            customer_email=snap.buyer_email,
+            days_before=p.days_before,
+        ),
+    )
+
+
 def to_facts(ev: events_pb2.Event) -> EventFacts:
     """The facts of one event; events without a payload this service knows carry only the envelope."""
     base = EventFacts(
@@ -179,6 +269,9 @@ def to_facts(ev: events_pb2.Event) -> EventFacts:
             facts=replace(facts, **extra),
             **event_extra,
         )
+
+    if which in ("quote_issued", "quote_accepted", "quote_expired", "renewal_opportunity"):
+        return _partner_facts(base, ev)
 
     if which == "subscription_upgraded":
         p = ev.subscription_upgraded
@@ -295,6 +388,11 @@ def status_of(value: int) -> Status | None:
         raise InvalidInput(f"unknown status {value}", field="status", reason="INVALID_ARGUMENT") from None
 
 
+def _role_pb(role: str) -> int:
+    """The proto role of a recipient; a partner holds no role on the account (unspecified)."""
+    return common_pb2.Role.Value(f"ROLE_{role}") if f"ROLE_{role}" in common_pb2.Role.keys() else 0
+
+
 def notification_pb(row: NotificationRow, files: list[AttachmentRow], *, bodies: bool) -> pb.Notification:
     msg = pb.Notification(
         notification_id=row.notification_id,
@@ -305,7 +403,7 @@ def notification_pb(row: NotificationRow, files: list[AttachmentRow], *, bodies:
         kind=pb.NotificationKind.Value(f"NOTIFICATION_KIND_{row.kind}"),
         recipient_email=row.recipient_email,
         recipient_name=row.recipient_name,
-        recipient_role=common_pb2.Role.Value(f"ROLE_{Role(row.recipient_role).value}"),
+        recipient_role=_role_pb(row.recipient_role),
         language=row.language,
         subject=row.subject,
         status=pb.NotificationStatus.Value(f"NOTIFICATION_STATUS_{row.status}"),

@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from services.notification.adapters.mailer import Outgoing, OutgoingAttachment, SendFailed, message_id_for
 from services.notification.adapters.peers import Pdf, Peers
+from services.notification.adapters.quote_pdf import quote_pdf
 from services.notification.adapters.repository import NotificationUnitOfWork
 from services.notification.adapters.tables import AttachmentRow, EventRow, NotificationRow
 from services.notification.codec import to_facts, zone_of
@@ -51,11 +52,15 @@ from shared.auth.principal import Access
 from shared.db import Database, new_id
 from shared.errors import InvalidInput, NotFound, PeerUnavailable
 from shared.grpc.codec import timestamp
+from tenure.common.v1 import common_pb2
 from tenure.events.v1 import events_pb2
 
 log = logging.getLogger("tenure.notification")
 
 PDF = "application/pdf"
+
+#: Kinds whose e-mail carries a PDF: the invoice's, or the quote issued to its buyer.
+ATTACHMENT_KINDS = INVOICE_KINDS | {Kind.QUOTE_ISSUED}
 
 #: When payers are reminded of an open invoice (rules §8): 7 days before its due date and on it.
 REMINDERS = reminders.ReminderPolicy()
@@ -94,6 +99,19 @@ def record_event(uow: NotificationUnitOfWork, ev: events_pb2.Event) -> None:
     issued invoice also schedules its reminders."""
     if ev.event_type == "billing.invoice_issued":
         _schedule_reminders(uow, ev)
+    elif ev.event_type == "subscription.quote_accepted":
+        p = ev.quote_accepted
+        _schedule_opportunity(uow, ev, p.partner_contact, p.subscription)
+    elif ev.event_type == "subscription.renewed":
+        _reschedule_opportunity(uow, ev)
+    elif (
+        ev.event_type == "subscription.stage_changed"
+        and ev.stage_changed.to_stage == common_pb2.STAGE_CANCELLED
+    ):
+        snap = ev.stage_changed.subscription
+        if snap.renewal_date.year:
+            renews = date(snap.renewal_date.year, snap.renewal_date.month, snap.renewal_date.day)
+            uow.events.cancel([reminders.opportunity_event_id(snap.subscription_id, renews)])
     if not routes_for(to_facts(ev)):
         return
     now = uow.now
@@ -142,6 +160,64 @@ def _schedule_reminders(uow: NotificationUnitOfWork, ev: events_pb2.Event) -> No
                 next_attempt_time=r.due_time,
             )
         )
+
+
+_PARTNER_CHANNELS = (common_pb2.CHANNEL_PARTNER_QUOTE, common_pb2.CHANNEL_RESELLER)
+
+
+def _schedule_opportunity(
+    uow: NotificationUnitOfWork,
+    ev: events_pb2.Event,
+    contact: events_pb2.PartnerContact,
+    snap: events_pb2.SubscriptionSnapshot,
+) -> None:
+    """The partner that sold a subscription is told 90 days before its renewal date (rules §9); the
+    reminder waits as an event of its own, due then."""
+    if not contact.email or not snap.subscription_id or not snap.renewal_date.year:
+        return
+    renews = date(snap.renewal_date.year, snap.renewal_date.month, snap.renewal_date.day)
+    happened = ev.occurred_time.ToDatetime(tzinfo=UTC) if ev.HasField("occurred_time") else uow.now
+    r = reminders.schedule_opportunity(snap.subscription_id, renews, zone_of(snap.time_zone), happened)
+    if r is None or uow.events.has(r.event_id):
+        return
+    reminder = events_pb2.Event(
+        event_id=r.event_id,
+        event_type=reminders.RENEWAL_OPPORTUNITY_EVENT,
+        occurred_time=timestamp(r.due_time),
+        source="notification",
+        account_id=ev.account_id or snap.account_id,
+        subscription_id=snap.subscription_id,
+        renewal_opportunity=events_pb2.RenewalOpportunity(
+            partner_contact=contact,
+            subscription=snap,
+            days_before=reminders.OPPORTUNITY_DAYS_BEFORE,
+        ),
+    )
+    uow.events.add(
+        EventRow(
+            event_id=r.event_id,
+            event_type=reminders.RENEWAL_OPPORTUNITY_EVENT,
+            account_id=reminder.account_id,
+            subscription_id=snap.subscription_id,
+            payload=reminder.SerializeToString(),
+            status="PENDING",
+            received_time=uow.now,
+            next_attempt_time=r.due_time,
+        )
+    )
+
+
+def _reschedule_opportunity(uow: NotificationUnitOfWork, ev: events_pb2.Event) -> None:
+    """A partner-sold subscription renewed (automatically or by the partner's quote): its partner is told
+    again 90 days before the next renewal date, at the contact of its last opportunity."""
+    snap = ev.subscription_renewed.subscription
+    if snap.channel not in _PARTNER_CHANNELS:
+        return
+    last = uow.events.latest(reminders.RENEWAL_OPPORTUNITY_EVENT, snap.subscription_id)
+    if last is None:
+        return
+    contact = events_pb2.Event.FromString(last.payload).renewal_opportunity.partner_contact
+    _schedule_opportunity(uow, ev, contact, snap)
 
 
 def invoice_paid(uow: NotificationUnitOfWork, ev: events_pb2.Event) -> None:
@@ -225,6 +301,9 @@ def _plan_event(db: Database, mailing: Mailing, event_row_id: int, ev: events_pb
         pdf: Pdf | None = None
         if facts.invoice_id and any(p.kind in INVOICE_KINDS for p in planned):
             pdf = peers.invoice_pdf(facts.invoice_id)
+        elif ev.event_type == "subscription.quote_issued" and planned:
+            # the quote as a PDF in the buyer's language (rules §9), made here from the event
+            pdf = quote_pdf(ev.quote_issued, planned[0].language)
     except PeerUnavailable as e:
         _retry_event(db, mailing, event_row_id, str(e))
         return 0
@@ -288,7 +367,7 @@ def _store_planned(
                     next_attempt_time=now,
                 )
             )
-            if pdf is not None and p.kind in INVOICE_KINDS:
+            if pdf is not None and p.kind in ATTACHMENT_KINDS:
                 uow.attachments.add_all(
                     [
                         AttachmentRow(

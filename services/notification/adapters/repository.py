@@ -58,6 +58,17 @@ class EventRepository:
     def has(self, event_id: str) -> bool:
         return self.session.exec(select(EventRow.id).where(EventRow.event_id == event_id)).first() is not None
 
+    def latest(self, event_type: str, subscription_id: str) -> EventRow | None:
+        """The newest stored event of a type about a subscription (a partner's last renewal opportunity)."""
+        if not subscription_id:
+            return None
+        return self.session.exec(
+            select(EventRow)
+            .where(EventRow.event_type == event_type, EventRow.subscription_id == subscription_id)
+            .order_by(EventRow.id.desc())  # type: ignore[union-attr]
+            .limit(1)
+        ).first()
+
     def cancel(self, event_ids: list[str]) -> int:
         """Drop pending events (an invoice's reminders once it is paid); the number dropped."""
         if not event_ids:

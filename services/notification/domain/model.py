@@ -28,6 +28,10 @@ class Kind(StrEnum):
     SEAT_ASSIGNED = "SEAT_ASSIGNED"
     INVOICE_REMINDER = "INVOICE_REMINDER"
     USER_ASSIGNED = "USER_ASSIGNED"
+    QUOTE_ISSUED = "QUOTE_ISSUED"
+    QUOTE_ACCEPTED = "QUOTE_ACCEPTED"
+    QUOTE_EXPIRED = "QUOTE_EXPIRED"
+    RENEWAL_OPPORTUNITY = "RENEWAL_OPPORTUNITY"
 
     @property
     def template_name(self) -> str:
@@ -53,6 +57,11 @@ BILLING_AND_RENEWAL_KINDS: frozenset[Kind] = frozenset(
     }
 )
 
+# Mail to a partner about its quotes and the renewals of what it sold (rules §9).
+PARTNER_KINDS: frozenset[Kind] = frozenset(
+    {Kind.QUOTE_ACCEPTED, Kind.QUOTE_EXPIRED, Kind.RENEWAL_OPPORTUNITY}
+)
+
 # Kinds whose e-mail carries the invoice PDF.
 INVOICE_KINDS: frozenset[Kind] = frozenset({Kind.INVOICE_ISSUED, Kind.INVOICE_OVERDUE, Kind.INVOICE_REMINDER})
 
@@ -68,6 +77,7 @@ class Role(StrEnum):
     SECONDARY_ADMIN = "SECONDARY_ADMIN"
     PAYER = "PAYER"
     USER = "USER"
+    PARTNER = "PARTNER"  # the partner that quoted or sold (no role on the account; rules §9)
 
 
 ADMIN_ROLES: frozenset[Role] = frozenset({Role.PRIMARY_ADMIN, Role.SECONDARY_ADMIN})
@@ -79,6 +89,7 @@ ROLE_PRECEDENCE: tuple[Role, ...] = (
     Role.SECONDARY_ADMIN,
     Role.PAYER,
     Role.USER,
+    Role.PARTNER,
 )
 
 
@@ -155,6 +166,14 @@ class MailFacts:
     old_access_until_date: date | None = None
     next_stage_date: date | None = None  # stage e-mails: when the next shutoff stage begins
     immediate_shutoff: bool = False  # the product loses access the moment it expires
+    quote_number: str = ""  # quote mail (rules §9)
+    quote_version: int = 0
+    valid_until_date: date | None = None  # the quote's last valid day
+    partner_name: str = ""  # the partner organisation
+    customer_name: str = ""  # partner mail: the buyer the quote names
+    customer_email: str = ""
+    subtotal: Decimal | None = None  # a quote before tax
+    tax: Decimal | None = None
     portal_url: str = "https://manage.tenure.example"
 
     def for_recipient(self, person: Person) -> MailFacts:
@@ -182,6 +201,7 @@ class EventFacts:
     buyer: Person | None = None
     subject: Person | None = None
     payer_emails: tuple[str, ...] = ()
+    partner: Person | None = None  # whom at the partner to tell (quote and renewal-opportunity mail)
     invoice_id: str = ""
     change: str = ""  # subscription.changed only: aligned, trial_converted, auto_renew, …
     time: datetime | None = None  # when the event happened (an invoice reminder: when it is due)

@@ -7,6 +7,8 @@
 |        | seats added) (and downloads, activation, training) |
 | payers | invoices and invoice reminders (7 days before the due date and on it, while unpaid) |
 | users  | you have been given access to a product: sign in and download |
+| partner | (rules §9) its quote accepted, its quote expired, a subscription it sold renews in 90 days |
+| quote's buyer | the quote issued to them, with the quote as a PDF |
 
 Admins get no billing or renewal e-mail unless they are also the buyer; someone who is both buyer
 and payer gets one e-mail per kind.
@@ -30,7 +32,7 @@ from services.notification.domain.model import (
     Role,
     normalize_email,
 )
-from services.notification.domain.reminders import INVOICE_REMINDER_EVENT
+from services.notification.domain.reminders import INVOICE_REMINDER_EVENT, RENEWAL_OPPORTUNITY_EVENT
 
 
 class Audience(StrEnum):
@@ -38,6 +40,7 @@ class Audience(StrEnum):
     ADMINS = "ADMINS"  # primary and secondary admins
     PAYERS = "PAYERS"  # the payers of the invoice (at most five)
     SUBJECT = "SUBJECT"  # the person the event is about (new user, member whose role changed)
+    PARTNER = "PARTNER"  # the partner's contact the event names (rules §9)
 
 
 # The role a recipient gets the mail for, by audience (SUBJECT: see `_subject_role`).
@@ -95,6 +98,7 @@ def _route(event_type: str, kind: Kind, *audiences: Audience, when: Condition = 
 
 
 B, A, P, S = Audience.BUYER, Audience.ADMINS, Audience.PAYERS, Audience.SUBJECT
+PT = Audience.PARTNER
 
 ROUTES: tuple[Route, ...] = (
     _route("subscription.created", Kind.ORDER_CONFIRMATION, B),
@@ -131,12 +135,21 @@ ROUTES: tuple[Route, ...] = (
     _route("entitlement.role_changed", Kind.ROLE_CHANGED, A, S, when=_team_change_made_by_someone),
     _route("entitlement.seat_assigned", Kind.SEAT_ASSIGNED, S),
     _route("entitlement.seat_assigned", Kind.USER_ASSIGNED, A),  # user management
+    # partner quotes (rules §9): the quote goes to the buyer it names (the subject), the rest to the partner
+    _route("subscription.quote_issued", Kind.QUOTE_ISSUED, S),
+    _route("subscription.quote_accepted", Kind.QUOTE_ACCEPTED, PT),
+    _route("subscription.quote_expired", Kind.QUOTE_EXPIRED, PT),
+    # scheduled by this service from a partner's sale or renewal (domain/reminders.py)
+    _route(RENEWAL_OPPORTUNITY_EVENT, Kind.RENEWAL_OPPORTUNITY, PT),
 )
 
 ROUTED_EVENT_TYPES: frozenset[str] = frozenset(r.event_type for r in ROUTES)
 
-#: The routed events other services send (the rest this service makes itself: invoice reminders).
-CONSUMED_EVENT_TYPES: frozenset[str] = frozenset(t for t in ROUTED_EVENT_TYPES if t != INVOICE_REMINDER_EVENT)
+#: The events this service makes itself (invoice reminders, partners' renewal opportunities).
+OWN_EVENT_TYPES: frozenset[str] = frozenset({INVOICE_REMINDER_EVENT, RENEWAL_OPPORTUNITY_EVENT})
+
+#: The routed events other services send.
+CONSUMED_EVENT_TYPES: frozenset[str] = ROUTED_EVENT_TYPES - OWN_EVENT_TYPES
 
 
 def routes_for(event: EventFacts) -> list[Route]:
@@ -247,6 +260,10 @@ def _audience_people(
         known = directory.get(event.subject.email)
         person = _merge(event.subject, known) if known else event.subject
         return [(person, _subject_role(event.subject))]
+    if audience is Audience.PARTNER:
+        if event.partner is None or not event.partner.email:
+            return []  # a partner without a contact (e.g. a sale recorded by an operator) is not written to
+        return [(event.partner, Role.PARTNER)]
     raise ValueError(f"unknown audience {audience}")
 
 

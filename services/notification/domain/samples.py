@@ -110,6 +110,55 @@ SAMPLES: dict[Kind, MailFacts] = {
     Kind.USER_ASSIGNED: replace(
         _BASE, order_number="", amount=None, member_name="Ola Hansen", member_email="ola@example.com"
     ),
+    Kind.QUOTE_ISSUED: replace(
+        _BASE,
+        order_number="",
+        quote_number="Q-20241001-3F9A1C2B",
+        quote_version=2,
+        partner_name="ACME Reseller AS",
+        amount=Decimal("1637.50"),
+        subtotal=Decimal("1310.00"),
+        tax=Decimal("327.50"),
+        issue_date=date(2024, 10, 1),
+        valid_until_date=date(2024, 10, 31),
+    ),
+    Kind.QUOTE_ACCEPTED: replace(
+        _BASE,
+        recipient_name="ACME Reseller AS",
+        recipient_email="sally@acme.example",
+        order_number="ORD-2024-000321",
+        quote_number="Q-20241001-3F9A1C2B",
+        quote_version=2,
+        partner_name="ACME Reseller AS",
+        customer_name="Kari Nordmann",
+        customer_email="kari@example.com",
+        term="THREE_YEAR",
+        amount=Decimal("545.84"),
+    ),
+    Kind.QUOTE_EXPIRED: replace(
+        _BASE,
+        recipient_name="ACME Reseller AS",
+        recipient_email="sally@acme.example",
+        order_number="",
+        quote_number="Q-20241001-3F9A1C2B",
+        quote_version=1,
+        partner_name="ACME Reseller AS",
+        customer_name="Kari Nordmann",
+        customer_email="kari@example.com",
+        amount=Decimal("1637.50"),
+        valid_until_date=date(2024, 10, 31),
+    ),
+    Kind.RENEWAL_OPPORTUNITY: replace(
+        _BASE,
+        recipient_name="ACME Reseller AS",
+        recipient_email="sally@acme.example",
+        order_number="",
+        amount=None,
+        partner_name="ACME Reseller AS",
+        customer_name="Kari Nordmann",
+        customer_email="kari@example.com",
+        days_before=90,
+    ),
 }
 
 # Facts each kind's e-mail must state (checked by the template tests and shown in previews).
@@ -131,6 +180,10 @@ KEY_FACTS: dict[Kind, tuple[str, ...]] = {
     Kind.SEAT_ASSIGNED: ("product_name",),
     Kind.INVOICE_REMINDER: ("invoice_number", "amount_due", "due_date", "days_before"),
     Kind.USER_ASSIGNED: ("member_name", "product_name"),
+    Kind.QUOTE_ISSUED: ("quote_number", "partner_name", "amount", "valid_until_date"),
+    Kind.QUOTE_ACCEPTED: ("quote_number", "customer_name", "order_number", "amount"),
+    Kind.QUOTE_EXPIRED: ("quote_number", "customer_name", "valid_until_date"),
+    Kind.RENEWAL_OPPORTUNITY: ("product_name", "customer_name", "renewal_date", "days_before"),
 }
 
 

@@ -55,6 +55,14 @@ class FakeEvents:
     def has(self, event_id: str) -> bool:
         return any(r.event_id == event_id for r in self.rows.values())
 
+    def latest(self, event_type: str, subscription_id: str) -> EventRow | None:
+        found = [
+            r
+            for _, r in sorted(self.rows.items())
+            if subscription_id and r.event_type == event_type and r.subscription_id == subscription_id
+        ]
+        return found[-1] if found else None
+
     def cancel(self, event_ids: list[str]) -> int:
         dropped = 0
         for r in self.rows.values():

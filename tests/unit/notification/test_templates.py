@@ -18,10 +18,10 @@ from services.notification.rendering import TEMPLATE_DIR, Renderer
 RENDERER = Renderer()
 
 MONTHS = {
-    "en": {6: "June", 7: "July", 12: "December"},
-    "nb": {6: "juni", 7: "juli", 12: "desember"},
-    "fr": {6: "juin", 7: "juillet", 12: "décembre"},
-    "sv": {6: "juni", 7: "juli", 12: "december"},
+    "en": {6: "June", 7: "July", 10: "October", 12: "December"},
+    "nb": {6: "juni", 7: "juli", 10: "oktober", 12: "desember"},
+    "fr": {6: "juin", 7: "juillet", 10: "octobre", 12: "décembre"},
+    "sv": {6: "juni", 7: "juli", 10: "oktober", 12: "december"},
 }
 
 
