@@ -11,10 +11,12 @@ import pytest
 
 from tenure.billing.v1 import billing_pb2
 from tenure.common.v1 import common_pb2
+from tenure.events.v1 import events_pb2
 from tenure.subscription.v1 import subscription_pb2 as pb
 from tests.auth import bearer, issuer, person
+from tests.service.notification.conftest import peers, smtp, start_notification, wait_for  # noqa: F401
 
-from .conftest import KARI, OPERATOR, error_info, money, outbox_events, rid
+from .conftest import KARI, OPERATOR, Stack, error_info, money, outbox_events, rid
 
 ACME = "ACME Reseller AS"
 OTHER = "Other Partner Ltd"
@@ -36,7 +38,9 @@ def _new_line(term=common_pb2.TERM_THREE_YEAR, seats=1):
     )
 
 
-def _quote(stack, account: str, line: pb.QuoteLineSpec, buyer: str = KARI, who=None) -> pb.Quote:
+def _quote(
+    stack, account: str, line: pb.QuoteLineSpec, buyer: str = KARI, who=None, partner_language: str = ""
+) -> pb.Quote:
     q = stack.sub.CreateQuote(
         pb.CreateQuoteRequest(
             request_id=rid(),
@@ -46,6 +50,7 @@ def _quote(stack, account: str, line: pb.QuoteLineSpec, buyer: str = KARI, who=N
             country_code="NO",
             time_zone="Europe/Oslo",
             lines=[line],
+            partner_language=partner_language,
         ),
         metadata=who or partner(),
     ).quote
@@ -87,10 +92,26 @@ def _partner_subscription(stack, account: str, renewal_start: datetime) -> pb.Su
     return _accept(stack, q, stack.card(account)).subscription
 
 
-def test_a_3_year_quote_reissued_with_a_corrected_buyer_and_accepted_with_pay_by_invoice(stack):
+def _mail_of(start_service, peers, smtp, stack, *event_types: str):  # noqa: F811
+    """A notification service given the subscription service's events of these types (as its relay would
+    deliver them)."""
+    notif = start_notification(start_service, peers, smtp.port)
+    for ev in outbox_events(stack.sub_app.db):
+        if ev.event_type in event_types:
+            notif.sink.Deliver(events_pb2.DeliverRequest(event=ev))
+    return notif
+
+
+def test_a_3_year_quote_reissued_with_a_corrected_buyer_and_accepted_with_pay_by_invoice(
+    stack,
+    start_service,
+    peers,  # noqa: F811
+    smtp,  # noqa: F811
+):
     stack.clock.set(datetime(2024, 10, 1, 9, 0, tzinfo=UTC))
-    v1 = _quote(stack, "acct-q1", _new_line(), buyer="kari@exmaple.no")
+    v1 = _quote(stack, "acct-q1", _new_line(), buyer="kari@exmaple.no", partner_language="sv")
     assert v1.status == pb.QUOTE_STATUS_ISSUED and v1.version == 1
+    assert (v1.partner_email, v1.partner_language) == (SALLY, "sv")
     assert (v1.valid_until_date.year, v1.valid_until_date.month, v1.valid_until_date.day) == (2024, 10, 31)
     assert money(v1.subtotal) == Decimal("1310.00") * 1  # the 3-year list price of one seat
     revised = stack.sub.ReviseQuote(
@@ -131,7 +152,28 @@ def test_a_3_year_quote_reissued_with_a_corrected_buyer_and_accepted_with_pay_by
     events = outbox_events(stack.sub_app.db)
     told = [e.quote_accepted for e in events if e.event_type == "subscription.quote_accepted"]
     assert len(told) == 1 and told[0].partner == ACME and told[0].order_number == done.order_number
+    assert (told[0].partner_contact.email, told[0].partner_contact.language) == (SALLY, "sv")
     assert sum(1 for e in events if e.event_type == "subscription.created") == 1
+    issued = [e.quote_issued for e in events if e.event_type == "subscription.quote_issued"]
+    assert [(i.version, i.buyer_email, i.superseded_version) for i in issued] == [
+        (1, "kari@exmaple.no", 0),
+        (2, KARI, 1),
+    ]
+
+    # the partner is told, in Swedish; each version went to the buyer it named, in the language named with
+    # it (version 1 in Norwegian; version 2 named no language: English), with its PDF
+    _mail_of(start_service, peers, smtp, stack, "subscription.quote_accepted", "subscription.quote_issued")
+    wait_for(lambda: smtp.inbox.to(SALLY) and smtp.inbox.to(KARI) and smtp.inbox.to("kari@exmaple.no"))
+    (to_partner,) = smtp.inbox.to(SALLY)
+    assert v1.quote_number in to_partner["Subject"] and "godkänd" in to_partner["Subject"]
+    assert done.order_number in to_partner.get_body(("plain",)).get_content()
+    (first,) = smtp.inbox.to("kari@exmaple.no")
+    assert "Tilbud" in first["Subject"] and v1.quote_number in first["Subject"]
+    (to_buyer,) = smtp.inbox.to(KARI)
+    assert to_buyer["Subject"].startswith(f"Quote {v1.quote_number} from {ACME}")
+    (pdf,) = [a for a in to_buyer.iter_attachments() if a.get_content_type() == "application/pdf"]
+    assert pdf.get_filename() == f"{v1.quote_number}-v2.pdf"
+    assert pdf.get_content().startswith(b"%PDF")
 
 
 def test_a_renewal_quote_opens_89_days_before_renewal_and_renews_at_the_renewal_price(stack):
@@ -241,3 +283,92 @@ def test_a_partner_sees_only_its_own_customers_and_refunds_are_the_partners(stac
         )
     )
     assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "REFUND_NOT_DIRECT") and ACME in details
+
+
+def test_an_issued_quote_expires_after_its_validity_date_and_tells_the_partner_once(
+    start_service,
+    clock,
+    peers,  # noqa: F811
+    smtp,  # noqa: F811
+):
+    """Issued 2024-10-01, valid until 2024-10-31: the sweep records it expired at local midnight of
+    2024-11-01 in Oslo (2024-10-31 23:00 UTC), the instant the test clock steps to on its way."""
+    billing_app = start_service("billing", sweep_interval_seconds=0)
+    sub_app = start_service(
+        "subscription",
+        billing_addr=billing_app.addr,
+        entitlement_addr="",
+        notification_addr="",
+        lifecycle_interval_seconds=0,
+    )
+    stack = Stack.at(sub_app, billing_app, clock)
+    stack.clock.set(datetime(2024, 10, 1, 9, 0, tzinfo=UTC))
+    q = _quote(stack, "acct-q8", _new_line(), partner_language="fr")
+    stack.sub.RunLifecycle(pb.RunLifecycleRequest(), metadata=OPERATOR)
+    got = stack.sub.GetQuote(pb.GetQuoteRequest(quote_number=q.quote_number), metadata=partner()).quote
+    assert got.status == pb.QUOTE_STATUS_ISSUED
+    stack.sub.AdvanceClock(
+        pb.AdvanceClockRequest(to_time=_ts(datetime(2024, 11, 5, 9, 0, tzinfo=UTC))), metadata=OPERATOR
+    )
+    stack.sub.RunLifecycle(pb.RunLifecycleRequest(), metadata=OPERATOR)  # a second sweep: nothing again
+    expired = [e for e in outbox_events(stack.sub_app.db) if e.event_type == "subscription.quote_expired"]
+    assert len(expired) == 1
+    (ev,) = expired
+    assert ev.occurred_time.ToDatetime(tzinfo=UTC) == datetime(2024, 10, 31, 23, 0, tzinfo=UTC)
+    p = ev.quote_expired
+    assert (p.quote_number, p.version, p.partner_contact.email) == (q.quote_number, 1, SALLY)
+    assert (p.valid_until_date.year, p.valid_until_date.month, p.valid_until_date.day) == (2024, 10, 31)
+    got = stack.sub.GetQuote(pb.GetQuoteRequest(quote_number=q.quote_number), metadata=partner()).quote
+    assert got.status == pb.QUOTE_STATUS_EXPIRED
+    code, reason, _ = _refused(lambda: _accept(stack, q, stack.card("acct-q8")))
+    assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "QUOTE_EXPIRED")
+
+    _mail_of(start_service, peers, smtp, stack, "subscription.quote_expired")
+    wait_for(lambda: smtp.inbox.to(SALLY))
+    (mail,) = smtp.inbox.to(SALLY)
+    assert q.quote_number in mail["Subject"] and "expiré" in mail["Subject"]
+    assert "31 octobre 2024" in mail.get_body(("plain",)).get_content()
+
+
+def _ts(when: datetime):
+    from google.protobuf import timestamp_pb2
+
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(when)
+    return ts
+
+
+def test_an_extension_quote_aligns_a_subscription_to_anothers_renewal_date_prorated(stack):
+    """A: 2 seats from 2024-10-01 (renews 2025-10-01, a 365-day term); B renews 2025-12-01. Extended to
+    B's date: 2 seats x the unit price x 61 days / 365, on an invoice naming the quote."""
+    a = _partner_subscription(stack, "acct-q9", datetime(2024, 10, 1, 9, 0, tzinfo=UTC))
+    b = _partner_subscription(stack, "acct-q9", datetime(2024, 12, 1, 9, 0, tzinfo=UTC))
+    stack.clock.set(datetime(2025, 2, 1, 9, 0, tzinfo=UTC))
+    line = pb.QuoteLineSpec(
+        kind=pb.QUOTE_LINE_KIND_EXTENSION,
+        subscription_id=a.subscription_id,
+        align_to_subscription_id=b.subscription_id,
+    )
+    q = _quote(stack, "acct-q9", line)
+    unit = money(a.unit_price)
+    expected = (unit * 2 * 61 / 365).quantize(Decimal("0.01"))
+    assert unit == Decimal("470.00") and expected == Decimal("157.10")
+    assert money(q.subtotal) == expected and q.lines[0].align_to_subscription_id == b.subscription_id
+    (priced,) = q.priced_lines
+    assert "2025-10-01" in priced.description and "2025-12-01" in priced.description
+    backwards = pb.QuoteLineSpec(
+        kind=pb.QUOTE_LINE_KIND_EXTENSION,
+        subscription_id=b.subscription_id,
+        align_to_subscription_id=a.subscription_id,
+    )
+    code, reason, _ = _refused(lambda: _quote(stack, "acct-q9", backwards))
+    assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "NOTHING_TO_CHANGE")
+    done = _accept(stack, q, stack.card("acct-q9"))
+    s = done.subscription
+    assert (s.renewal_date.year, s.renewal_date.month, s.renewal_date.day) == (2025, 12, 1)
+    assert (s.current_period_start_date.year, s.current_period_start_date.month) == (2024, 10)
+    inv = stack.billing.GetInvoice(billing_pb2.GetInvoiceRequest(invoice_id=done.invoice_id)).invoice
+    assert money(inv.subtotal) == expected and q.quote_number in inv.lines[0].description
+    missing = pb.QuoteLineSpec(kind=pb.QUOTE_LINE_KIND_EXTENSION, subscription_id=a.subscription_id)
+    code, _, _ = _refused(lambda: _quote(stack, "acct-q9", missing))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
