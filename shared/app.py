@@ -21,8 +21,9 @@ from shared.db import Database, UnitOfWork
 from shared.grpc.auth import CLOCK_PERMISSIONS, Auth, Permissions, event_sink_permissions
 from shared.grpc.clients import ServiceClient
 from shared.grpc.server import GrpcServer, fill_unimplemented
+from shared.nats_bus import NatsBus
 from shared.outbox import EventHandler, EventSink, Relay
-from shared.settings import ClockSettings, ServiceSettings, subscribers
+from shared.settings import ClockSettings, EventBusSettings, ServiceSettings, subscribers
 
 log = logging.getLogger("tenure.app")
 
@@ -67,6 +68,8 @@ class ServiceApp:
     port: int = 0
     #: the service's own time-driven work, run by ClockService.DrainOutbox (see shared/grpc/clock_service)
     settle: Callable[[], datetime | None] | None = None
+    #: the NATS connection when events go over JetStream (TENURE_NATS_URL); None: the direct gRPC push
+    bus: NatsBus | None = None
 
     @classmethod
     def create(
@@ -77,22 +80,35 @@ class ServiceApp:
         metadata: MetaData,
         auth: Auth | None = None,
         uow_class: type[UnitOfWork] | None = None,
+        events: EventBusSettings | None = None,
     ) -> ServiceApp:
         """`auth` defaults to the process's settings (TENURE_AUTH_*, TENURE_TLS_*): the embedded default
         makes a signing key under ./var/auth on first start."""
         auth = auth or Auth.from_settings()
         db = Database(settings.database_url, metadata, clock, source=name, uow_class=uow_class)
         server = GrpcServer(name, settings.addr, settings.workers, auth=auth, reuse_port=settings.reuse_port)
+        events = events or EventBusSettings()
+        bus = None
+        if events.url:  # events over JetStream instead of the direct push to event_subscribers
+            bus = NatsBus(
+                name,
+                events,
+                timeout=settings.client_timeout_seconds,
+                max_backoff=settings.relay_max_backoff_seconds,
+            )
         relay = Relay(
             db,
-            subscribers(getattr(settings, "event_subscribers", "")),
+            [] if bus else subscribers(getattr(settings, "event_subscribers", "")),
             interval=settings.relay_interval_seconds,
             max_backoff=settings.relay_max_backoff_seconds,
             timeout=settings.client_timeout_seconds,
             credentials=auth.credentials(name),
             tls=auth.tls,
+            targets=[bus.target()] if bus else [],
         )
-        app = cls(name=name, settings=settings, clock=clock, db=db, server=server, relay=relay, auth=auth)
+        app = cls(
+            name=name, settings=settings, clock=clock, db=db, server=server, relay=relay, auth=auth, bus=bus
+        )
         app._add_clock_service()
         return app
 
@@ -129,6 +145,8 @@ class ServiceApp:
             events_pb2.DESCRIPTOR.services_by_name["EventSinkService"].full_name,
             event_sink_permissions(),
         )
+        if self.bus:
+            self.bus.consume(sink, list(handlers))
         return sink
 
     def client(self, stub_cls: type, addr: str) -> ServiceClient:
@@ -157,6 +175,8 @@ class ServiceApp:
             self.clock.resume(self.db.stored_clock())
             self.clock.listen(self.db.store_clock)
         self.port = self.server.start()
+        if self.bus:
+            self.bus.start()
         self.relay.start()
         for loop in self.loops:
             loop.start()
@@ -168,6 +188,8 @@ class ServiceApp:
             loop.stop()
         self.server.stop(self.settings.grace_seconds if grace is None else grace)
         self.relay.stop()
+        if self.bus:
+            self.bus.stop()
         for c in self.clients:
             c.close()
         self.db.dispose()

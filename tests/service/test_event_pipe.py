@@ -1,7 +1,9 @@
-"""The event pipe: outbox → relay → EventSinkService → inbox, exactly once, nothing lost.
+"""The event pipe: outbox → relay → EventSinkService (or a JetStream stream and its durable consumer)
+→ inbox, exactly once, in order, nothing lost.
 
 The producer and consumer here are small apps of their own (their own tables, no migration
-history), started with the settings classes of two real services.
+history), started with the settings classes of two real services. Tests that take `transport` run
+once with the direct gRPC push and once over NATS JetStream, each with a stream of its own.
 """
 
 from __future__ import annotations
@@ -19,7 +21,24 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, s
 from shared.app import ServiceApp
 from shared.errors import RuleViolation
 from tenure.events.v1 import events_pb2, events_pb2_grpc
+from tests import nats_support
 from tests.auth import channel, service
+
+
+@pytest.fixture(params=["grpc", "nats"])
+def transport(request, monkeypatch):
+    """`grpc`: the relay pushes to `event_subscribers`. `nats`: every app started in the test publishes to
+    and consumes from a stream of the test's own (deleted afterwards); `event_subscribers` is unused."""
+    if request.param == "grpc":
+        yield "grpc"
+        return
+    if not nats_support.NATS_AVAILABLE:
+        pytest.skip("NATS with JetStream is not reachable")
+    bus = nats_support.unique_bus()
+    for k, v in nats_support.env_of(bus).items():
+        monkeypatch.setenv(k, v)
+    yield "nats"
+    nats_support.delete_stream(bus)
 
 
 def producer(settings, clock):
@@ -80,7 +99,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_event_is_applied_once_in_order(start_service):
+def test_event_is_applied_once_in_order(transport, start_service):
     create, applied = consumer_factory()
     cons = start_service("entitlement", create=create)
     prod = start_service("billing", create=producer, event_subscribers=cons.addr)
@@ -94,7 +113,9 @@ def test_event_is_applied_once_in_order(start_service):
         assert s.execute(select(func.count()).select_from(cons.db.tables["inbox"])).scalar_one() == 3
 
 
-def test_consumer_down_at_first_gets_everything_later(start_service):
+def test_consumer_down_at_first_gets_everything_later(transport, start_service):
+    if transport == "nats":
+        return consumer_never_started_reads_the_stream_from_its_start(start_service)
     port = free_port()
     prod = start_service("billing", create=producer, event_subscribers=f"127.0.0.1:{port}")
     publish(prod, "one", "two", "three")
@@ -126,7 +147,7 @@ def test_same_event_delivered_twice_is_applied_once(start_service):
     assert applied_reasons(cons, applied) == ["once"]
 
 
-def test_refused_event_maps_to_error_model_changes_nothing_and_blocks_later_events(start_service):
+def test_refused_event_maps_to_error_model_changes_nothing_and_blocks_later_events(transport, start_service):
     create, applied = consumer_factory(refuses=lambda ev: ev.stage_changed.reason == "refuse")
     cons = start_service("entitlement", create=create)
     stub = events_pb2_grpc.EventSinkServiceStub(channel(cons.addr, default=service()))
@@ -151,6 +172,7 @@ def test_refused_event_maps_to_error_model_changes_nothing_and_blocks_later_even
     publish(prod, "refuse", "after")
     time.sleep(1.0)
     assert applied_reasons(cons, applied) == []
+    # over NATS: both rows are in the stream, one handed out and refused (again and again), one waiting
     assert prod.relay.pending() == 2
 
 
@@ -203,9 +225,12 @@ def publish_batch(app, *reasons) -> str:
     return row_id
 
 
-def test_a_json_batch_is_delivered_event_by_event_and_a_retried_batch_applies_each_once(start_service):
+def test_a_json_batch_is_delivered_event_by_event_and_a_retried_batch_applies_each_once(
+    transport, start_service
+):
     """The consumer refuses the second event of a batch once: the relay sends the batch again from its first
-    event, whose repeat the inbox drops (its id is the same: derived from the row and the event's place)."""
+    event, whose repeat the inbox drops (its id is the same: derived from the row and the event's place).
+    Over NATS the refused event alone comes again, and the one after it waits for it."""
     refused = []
 
     def refuses_b_once(ev) -> bool:
@@ -272,3 +297,100 @@ def test_events_of_a_batch_row_are_its_payload_merged_with_each_element():
     single = SimpleNamespace(seq=8, event_id="", payload=first.SerializeToString(), batch=None)
     (again,) = events_of(single)
     assert (again.event_id, again.sequence, again.subscription_id) == (first.event_id, 8, "sub_1")
+
+
+# -- over NATS JetStream ------------------------------------------------------------------------------
+
+
+def consumer_never_started_reads_the_stream_from_its_start(start_service):
+    """The producer's relay publishes whether or not anyone consumes; a consumer started later reads the
+    stream from its first event."""
+    prod = start_service("billing", create=producer)
+    publish(prod, "one", "two", "three")
+    bus = prod.bus.settings
+    assert wait_for(lambda: nats_support.stream_messages(bus) == 3)
+    assert prod.relay.pending() == 0  # in the stream, and no consumer waits for anything yet
+    cur = prod.db.tables["outbox_cursor"]
+    with prod.db.read() as s:
+        assert s.execute(select(cur.c.subscriber, cur.c.last_id)).all() == [(f"nats:{bus.stream}", 3)]
+    create, applied = consumer_factory()
+    cons = start_service("entitlement", create=create)
+    assert wait_for(lambda: applied_reasons(cons, applied) == ["one", "two", "three"], timeout=15)
+    assert wait_for(lambda: prod.relay.pending() == 0)
+
+
+def test_a_consumer_that_was_down_catches_up_from_the_stream(transport, start_service, new_db_url):
+    if transport != "nats":
+        pytest.skip("the direct push's version is test_consumer_down_at_first_gets_everything_later")
+    create, applied = consumer_factory()
+    cons_db = new_db_url("consumer")
+    cons = start_service("entitlement", create=create, database_url=cons_db)
+    prod = start_service("billing", create=producer)
+    publish(prod, "before")
+    assert wait_for(lambda: applied_reasons(cons, applied) == ["before"])
+    cons.stop(grace=0)
+    publish(prod, "while", "down")
+    bus = prod.bus.settings
+    assert wait_for(lambda: nats_support.stream_messages(bus) == 3)
+    assert nats_support.consumers(bus) == {
+        "consumer": (2, 0)
+    }  # its durable (the service's name) keeps its place
+    assert prod.relay.pending() == 2
+    cons = start_service("entitlement", create=create, database_url=cons_db)
+    assert wait_for(lambda: applied_reasons(cons, applied) == ["before", "while", "down"], timeout=15)
+    assert wait_for(lambda: prod.relay.pending() == 0)
+    assert nats_support.consumers(bus) == {"consumer": (0, 0)}
+
+
+def test_events_go_to_one_subject_per_type_and_subscription_and_the_event_id_is_the_msg_id(
+    transport, start_service
+):
+    if transport != "nats":
+        pytest.skip("subjects are NATS's")
+    import asyncio
+
+    import nats
+
+    prod = start_service("billing", create=producer)
+    publish(prod, "a")
+    bus = prod.bus.settings
+    assert wait_for(lambda: nats_support.stream_messages(bus) == 1)
+    ob = prod.db.tables["outbox"]
+    with prod.db.read() as s:
+        (event_id,) = s.execute(select(ob.c.event_id)).one()
+
+    async def first():
+        nc = await nats.connect(bus.url)
+        try:
+            return await nc.jetstream().get_msg(bus.stream, 1)
+        finally:
+            await nc.close()
+
+    msg = asyncio.run(first())
+    assert msg.subject == f"{bus.subject_prefix}.subscription.stage_changed.sub_1"
+    assert msg.headers["Nats-Msg-Id"] == event_id
+    ev = events_pb2.Event.FromString(msg.data)
+    assert (ev.event_id, ev.stage_changed.reason, ev.sequence) == (event_id, "a", 1)
+
+
+def test_a_row_published_again_is_dropped_by_the_stream(transport, start_service):
+    """The relay died after the stream acknowledged a row but before its cursor moved: the row goes out
+    again, and JetStream drops it by its Nats-Msg-Id (the consumers' inboxes would drop it after the window)."""
+    if transport != "nats":
+        pytest.skip("de-duplication by Nats-Msg-Id is JetStream's")
+    create, applied = consumer_factory()
+    cons = start_service("entitlement", create=create)
+    prod = start_service("billing", create=producer)
+    publish(prod, "x", "y")
+    assert wait_for(lambda: applied_reasons(cons, applied) == ["x", "y"])
+    (target,) = prod.relay.targets
+    assert (target.published, target.duplicates) == (2, 0)
+    cur = prod.db.tables["outbox_cursor"]
+    from sqlalchemy import update
+
+    with prod.db.unit_of_work() as uow:
+        uow.session.execute(update(cur).values(last_id=0))
+    assert prod.relay.drain(10)
+    assert (target.published, target.duplicates) == (4, 2)
+    assert nats_support.stream_messages(prod.bus.settings) == 2
+    assert applied_reasons(cons, applied) == ["x", "y"]
