@@ -81,9 +81,12 @@ class DeliveryFailed(Exception):
 
 
 class Target(Protocol):
-    """Where a relay delivers one outbox: `name` keys its cursor in `outbox_cursor`."""
+    """Where a relay delivers one outbox."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The key of its cursor in `outbox_cursor`."""
+        ...
 
     def send(self, events: Sequence[events_pb2.Event]) -> None:
         """Hand over `events` in order; return once every one is acknowledged, raise DeliveryFailed otherwise.
