@@ -1,4 +1,4 @@
-"""The permission matrix: every RPC of the four services, called as twelve kinds of caller.
+"""The permission matrix: every RPC of the four services, called as fourteen kinds of caller.
 
 The expected answer of each (RPC, caller) pair is generated from the service's permission table
 (`services/<name>/permissions.py`) and the roles each caller holds in the world built below, never
@@ -22,7 +22,7 @@ from google.protobuf.message_factory import GetMessageClass
 from grpc_status import rpc_status
 from sqlalchemy import func, literal, select, union_all
 
-from shared.auth.policy import MEMBER, OPERATOR, PERSON, SELF, SERVICE, Rule, field_value
+from shared.auth.policy import MEMBER, OPERATOR, PARTNER, PERSON, SELF, SERVICE, Rule, field_value
 from shared.auth.tokens import TokenIssuer
 from tenure.billing.v1 import billing_pb2, billing_pb2_grpc
 from tenure.common.v1 import clock_pb2, clock_pb2_grpc
@@ -46,6 +46,9 @@ SAM = "sam@a.example"  # secondary admin of A
 PIA = "pia@a.example"  # payer of A
 UMA = "uma@a.example"  # holds a seat on A's subscription
 BO = "bo@b.example"  # buyer of B: a stranger to A
+SALLY, ACME = "sally@acme.example", "ACME Reseller AS"  # staff of a partner that has quoted A (rules §9)
+OLE, OTHER = "ole@other.example", "Other Partner Ltd"  # staff of a partner that has not
+QUOTE_BUYER = "quote.buyer@a.example"  # the buyer ACME's quote names (nobody in the matrix accepts it)
 
 ROLES = {
     ADA: {"BUYER", "SECONDARY_ADMIN"},
@@ -54,7 +57,12 @@ ROLES = {
     PIA: {"PAYER"},
     UMA: {"USER"},
     BO: set(),
+    SALLY: set(),
+    OLE: set(),
 }
+
+#: the accounts each partner has quoted
+QUOTED = {ACME: {ACC_A}, OTHER: set()}
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,7 @@ class Caller:
     name: str
     kind: str  # "anonymous", "person", "operator", "service"
     email: str = ""
+    partner: str = ""  # a partner's staff member: the partner their token names
 
     def metadata(self):
         if self.name == "no token":
@@ -77,6 +86,8 @@ class Caller:
             return operator()
         if self.kind == "service":
             return service("matrix")
+        if self.partner:
+            return bearer(issuer().person(self.email, partner=self.partner))
         return person(self.email)
 
 
@@ -91,6 +102,8 @@ CALLERS = [
     Caller("secondary admin", "person", SAM),
     Caller("payer", "person", PIA),
     Caller("user", "person", UMA),
+    Caller("partner", "person", SALLY, ACME),
+    Caller("other partner", "person", OLE, OTHER),
     Caller("service", "service"),
     Caller("operator", "operator"),
 ]
@@ -138,7 +151,9 @@ def expected(rpc: str, rule: Rule, caller: Caller, request) -> object:
         return OK
     if not rule.target:
         return OK if PERSON in rule.allow else DENIED
-    roles = ROLES[caller.email]
+    roles = set(ROLES[caller.email])
+    if caller.partner and PARTNER in rule.allow and ACC_A in QUOTED[caller.partner]:
+        roles.add(PARTNER)
     if not roles:
         return HIDDEN
     return OK if MEMBER in rule.allow or roles & rule.allow else DENIED
@@ -155,6 +170,7 @@ class World:
     inv_a: str = ""
     pm_a: str = ""
     notification_a: str = ""
+    quote_a: str = ""
 
     def drain(self) -> None:
         """Deliver until no outbox has anything pending (an event may cause events in other services)."""
@@ -254,8 +270,35 @@ def _order(w: World, account: str, buyer: str, name: str) -> tuple[str, str]:
     return created.subscription.subscription_id, created.invoice_id, pm
 
 
+def _partner_quote(w: World) -> str:
+    """ACME's draft quote for account A, made before A's first order (a quote for a new customer)."""
+    req = json_format.ParseDict(
+        {
+            "request_id": "quote-a",
+            "account_id": ACC_A,
+            "buyer": {"email": QUOTE_BUYER, "name": "Quinn", "language": "en"},
+            "currency_code": "USD",
+            "country_code": "NO",
+            "time_zone": "Europe/Oslo",
+            "lines": [
+                {
+                    "kind": "QUOTE_LINE_KIND_NEW_SUBSCRIPTION",
+                    "product_code": "ACDLT",
+                    "term": "TERM_ANNUAL",
+                    "seats": 1,
+                }
+            ],
+        },
+        subscription_pb2.CreateQuoteRequest(),
+    )
+    s = w.stubs["tenure.subscription.v1.SubscriptionService"]
+    partner = bearer(issuer().person(SALLY, partner=ACME))
+    return s.CreateQuote(req, metadata=partner, timeout=20).quote.quote_number
+
+
 def build_world(start_service) -> World:
     w = _start(start_service)
+    w.quote_a = _partner_quote(w)
     w.sub_a, w.inv_a, w.pm_a = _order(w, ACC_A, ADA, "Ada Lovelace")
     _order(w, ACC_B, BO, "Bo Ek")
     w.drain()
@@ -347,10 +390,10 @@ def requests(w: World) -> dict[str, dict]:
             "time_zone": "Europe/Oslo",
             "lines": [{"kind": "QUOTE_LINE_KIND_RENEWAL", "subscription_id": w.sub_a}],
         },
-        "IssueQuote": {**rid, "quote_number": "Q-none"},
-        "ReviseQuote": {**rid, "quote_number": "Q-none", "buyer": {"email": ADA}},
-        "GetQuote": {"quote_number": "Q-none"},
-        "AcceptQuote": {**rid, "quote_number": "Q-none", "payment_method_id": w.pm_a},
+        "IssueQuote": {**rid, "quote_number": w.quote_a},
+        "ReviseQuote": {**rid, "quote_number": w.quote_a, "buyer": {"email": QUOTE_BUYER}},
+        "GetQuote": {"quote_number": w.quote_a},
+        "AcceptQuote": {**rid, "quote_number": w.quote_a, "payment_method_id": w.pm_a},
         "ListUpcomingPayments": {"account_id": ACC_A},
         "CreateSubscription": {
             **rid,
