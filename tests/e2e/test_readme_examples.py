@@ -83,3 +83,26 @@ def test_the_test_clock_examples_work_as_printed(stack):
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert '"2025-07-25T00:00:00Z"' in r.stdout
+
+
+def test_the_partner_quote_walk_works_as_printed(stack):
+    """The quote flow of rules §9: issued, re-issued, accepted with pay by invoice, the partner's mail."""
+    readme = (ROOT / "README.md").read_text()
+    script = _blocks(_section(readme, "## Selling through partners (quotes)"), "sh")[0]
+    env = dict(_env(), TENURE_NOTIFICATION_MAIL_DIR=str(stack["tmp"] / "mail"))
+    r = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", _on_stack(script, stack["addr"])],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    assert '"QUOTE_STATUS_SUPERSEDED"' not in out  # GetQuote shows the newest version
+    assert '"version": 2' in out and '"QUOTE_STATUS_ISSUED"' in out and '"lena@example.se"' in out
+    assert '"CHANNEL_PARTNER_QUOTE"' in out and '"partner_name": "ACME Reseller AS"' in out
+    assert out.count('"sequence"') >= 3  # the three installments of the 3-year term
+    assert "godtatt" in out  # the partner's mail, in Norwegian
+    assert ".eml" in out
