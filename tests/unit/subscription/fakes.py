@@ -58,6 +58,28 @@ class Store:
     members: set[tuple[str, str, str]] = field(default_factory=set)
     catalog: Catalog = field(default_factory=demo_catalog)
     events: list[tuple[str, str, Any]] = field(default_factory=list)
+    quotes: dict[tuple[str, int], Any] = field(default_factory=dict)  # (number, version) -> Quote
+
+
+class FakeQuotes:
+    """The partner quotes the lifecycle sweep reads and expires."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def _issued(self) -> list[Any]:
+        issued = [q for q in self.store.quotes.values() if q.status.value == "ISSUED"]
+        return sorted(issued, key=lambda q: (q.valid_until, q.quote_number, q.version))
+
+    def issued_until(self, last_valid_day: date, limit: int = 500) -> list[Any]:
+        return [q for q in self._issued() if q.valid_until <= last_valid_day][:limit]
+
+    def issued_from(self, first_valid_day: date, limit: int = 50) -> list[Any]:
+        return [q for q in self._issued() if q.valid_until >= first_valid_day][:limit]
+
+    def save(self, q: Any, now: datetime) -> Any:
+        self.store.quotes[(q.quote_number, q.version)] = q
+        return q
 
 
 class FakeSubscriptions:
@@ -288,6 +310,7 @@ class FakeUnitOfWork:
         self.subscriptions = FakeSubscriptions(store)
         self.catalog = FakeCatalog(store)
         self.members = FakeMembers(store)
+        self.quotes = FakeQuotes(store)
         self.published = 0
 
     @property
