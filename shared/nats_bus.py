@@ -8,9 +8,11 @@ its cursor (`outbox_cursor` row `nats:<stream>`) only after the acknowledgements
 its subjects brought up to date, when a service starts.
 
 Each consuming service has one durable pull consumer, named after the service and shared by all its
-copies, filtered to the event types it handles (the keys given to `ServiceApp.add_event_sink`; a server
-older than 2.10 has no multi-subject filters, so there the consumer reads `<prefix>.>` and acknowledges the
-other types without applying them). The consumer calls the same `EventSink.apply` as the gRPC push and
+copies, filtered to the event types it handles (the keys of the plain dict given to
+`ServiceApp.add_event_sink`). Where the consumer cannot be filtered so, it reads `<prefix>.>` and
+acknowledges the types without a handler without applying them: a handler table with a `get` of its own
+(entitlement's answers every `subscription.*` type), and a server older than 2.10 (no multi-subject
+filters). The consumer calls the same `EventSink.apply` as the gRPC push and
 acknowledges after the inbox commit; an event the handler refuses is negatively acknowledged with
 exponential back-off and comes again. A consumer that was down (or never ran) reads on from where its
 durable stands, so it catches up from the stream.
@@ -81,7 +83,8 @@ def cursor_name(stream: str) -> str:
 class _Consumer:
     durable: str
     sink: EventSink
-    event_types: list[str]
+    #: the types its durable is filtered to (None: every type, those without a handler acknowledged unapplied)
+    event_types: list[str] | None
     task: asyncio.Task[None] | None = None
     applied: int = 0
 
@@ -115,9 +118,10 @@ class NatsBus:
     def target(self) -> JetStreamTarget:
         return JetStreamTarget(self)
 
-    def consume(self, sink: EventSink, event_types: Sequence[str]) -> None:
-        """Apply the given event types with `sink` (the service's durable consumer, started with the bus)."""
-        c = _Consumer(self.service, sink, sorted(event_types))
+    def consume(self, sink: EventSink, event_types: Sequence[str] | None) -> None:
+        """Apply the given event types with `sink` (the service's durable consumer, started with the bus);
+        None: every type, each applied when the sink's handler table has a handler for it."""
+        c = _Consumer(self.service, sink, sorted(event_types) if event_types is not None else None)
         self._consumers.append(c)
         if self._js is not None:
             self.call(self._start_consumer(c))
@@ -227,7 +231,7 @@ class NatsBus:
         assert self._js is not None and self._nc is not None
         version = self._nc.connected_server_version
         many = (version.major, version.minor) >= (2, 10)
-        filters = [f"{self.prefix}.{t}.>" for t in c.event_types]
+        filters = [f"{self.prefix}.{t}.>" for t in c.event_types or []] or [f"{self.prefix}.>"]
         config = ConsumerConfig(
             durable_name=c.durable,
             deliver_policy=DeliverPolicy.ALL,
@@ -270,8 +274,8 @@ class NatsBus:
             log.error("NATS message on %s is not an Event; dropped", msg.subject)
             await msg.term()
             return
-        if ev.event_type not in c.sink.handlers:
-            await msg.ack()  # another service's type, read only where the server has no multi-subject filter
+        if c.sink.handlers.get(ev.event_type) is None:
+            await msg.ack()  # a type this service does not handle (read where the consumer cannot filter)
             return
         loop = asyncio.get_running_loop()
         applying = loop.run_in_executor(None, c.sink.apply, ev)
