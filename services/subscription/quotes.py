@@ -36,6 +36,7 @@ from services.subscription.booking import (
     seats_added,
 )
 from services.subscription.domain import quotes as rules
+from services.subscription.domain.lifecycle import PAYMENT_FAILED
 from services.subscription.domain.quotes import LineKind, Quote
 from services.subscription.domain.subscription import Subscription
 from shared.db import Database, new_id
@@ -261,6 +262,13 @@ def accept_quote(
             status="OPEN" if b.invoice.payment_status == "PENDING" else "PAID",
             now=now,
         )
+        if before is not None and before.shutoff_reason == PAYMENT_FAILED and before.shutoff_invoice_id:
+            # the declined automatic renewal's invoice is replaced by the quote's: the period is billed once
+            peers.billing.void_invoice(
+                request_id=f"{before.shutoff_invoice_id}:void",
+                invoice_id=before.shutoff_invoice_id,
+                reason=f"replaced by quote {q.quote_number} v{q.version} (invoice {b.invoice_id})",
+            )
     accepted = uow.quotes.save(
         replace(
             q,

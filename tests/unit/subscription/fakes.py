@@ -77,9 +77,17 @@ class FakeQuotes:
     def issued_from(self, first_valid_day: date, limit: int = 50) -> list[Any]:
         return [q for q in self._issued() if q.valid_until >= first_valid_day][:limit]
 
+    def get(self, quote_number: str, version: int = 0, *, lock: bool = False) -> Any:
+        found = [q for (n, v), q in self.store.quotes.items() if n == quote_number and version in (0, v)]
+        if not found:
+            raise NotFound(f"quote {quote_number} not found", reason="QUOTE_NOT_FOUND")
+        return max(found, key=lambda q: q.version)
+
     def save(self, q: Any, now: datetime) -> Any:
         self.store.quotes[(q.quote_number, q.version)] = q
         return q
+
+    add = save
 
 
 class FakeSubscriptions:

@@ -8,13 +8,15 @@ from decimal import Decimal
 
 import pytest
 
-from services.subscription import sweep
+from services.subscription import handlers, sweep
+from services.subscription import quotes as uc
+from services.subscription.domain import lifecycle
 from services.subscription.domain import quotes as q
 from services.subscription.domain.catalog import demo_catalog
 from services.subscription.domain.model import Channel, Term
 from shared.errors import InvalidInput, NotFound, RuleViolation
-from tests.unit.subscription.factory import OSLO, at, bought
-from tests.unit.subscription.fakes import FakeBilling, FakeDatabase
+from tests.unit.subscription.factory import OSLO, at, bought, order
+from tests.unit.subscription.fakes import FakeBilling, FakeDatabase, peers
 
 ACME = "ACME Reseller AS"
 CAT = demo_catalog()
@@ -149,3 +151,40 @@ def test_an_extension_names_another_subscription_to_align_to():
         with pytest.raises(InvalidInput) as e:
             q.valid_lines([q.LineSpec(q.LineKind.EXTENSION, subscription_id="sub-a", align_to=align_to)])
         assert e.value.field_violations[0][0] == "lines.align_to_subscription_id"
+
+
+def test_a_renewal_quote_accepted_after_a_declined_renewal_voids_the_declined_invoice():
+    """Sold by ACME with automatic renewal (1 seat, renews 2025-06-10 at 420.00); the renewal charge is
+    declined and the subscription goes Expired with that invoice open. ACME's renewal quote, accepted on
+    2025-06-15, renews the same period from 2025-06-10: the declined invoice is void, so the period is
+    billed once."""
+
+    db, billing = FakeDatabase(datetime(2024, 6, 10, 8, 0, tzinfo=UTC)), FakeBilling()
+    with db.unit_of_work() as uow:
+        req = order(channel=Channel.PARTNER_QUOTE, partner_name=ACME)
+        sub = handlers.create_subscription(uow, peers(billing), req, "r-buy").subscription
+    billing.decline.add(sub.payment_method_id)
+    renewal_instant = datetime(2025, 6, 9, 22, 0, tzinfo=UTC)  # 2025-06-10 00:00 in Oslo
+    db.clock.set(renewal_instant)
+    sweep.run(db, billing, renewal_instant)  # type: ignore[arg-type]
+    shut = handlers.get_subscription(db, sub.subscription_id)
+    assert shut.shutoff_reason == lifecycle.PAYMENT_FAILED and shut.shutoff_invoice_id
+    declined = shut.shutoff_invoice_id
+
+    db.clock.set(datetime(2025, 6, 15, 9, 0, tzinfo=UTC))
+    line = q.LineSpec(q.LineKind.RENEWAL, subscription_id=sub.subscription_id)
+    with db.unit_of_work() as uow:
+        quote = uc.create_quote(uow, ACME, "acct-1", q.Contacts("kari@example.no"), "USD", "NO", OSLO, [line])
+        issued = uc.issue_quote(uow, peers(billing), ACME, quote.quote_number)
+    assert issued.subtotal == Decimal("420.00")
+    billing.decline.clear()  # Kari accepts with a card that pays
+    with db.unit_of_work() as uow:
+        done = uc.accept_quote(
+            uow, peers(billing), uc.Caller(email="kari@example.no"), quote.quote_number, 0, "pm-new", "r-acc"
+        )
+    s = done.booked.sub
+    assert (s.current_period_start_date, s.renewal_date) == (date(2025, 6, 10), date(2026, 6, 10))
+    (void,) = billing.called("void_invoice")
+    assert void["invoice_id"] == declined and quote.quote_number in void["reason"]
+    renewal = db.store.renewals[(sub.subscription_id, date(2025, 6, 10))]
+    assert renewal.status == "PAID" and renewal.invoice_id == done.booked.invoice_id != declined
