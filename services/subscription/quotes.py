@@ -301,6 +301,11 @@ def accept_quote(
 # -- expiry (the lifecycle sweep) -------------------------------------------------------------------
 
 
+def due_to_expire(uow: SubscriptionUnitOfWork, as_of: datetime, limit: int = 500) -> bool:
+    """Whether an issued quote's validity has ended by `as_of` (the sweep then records it)."""
+    return any(rules.expire(q, as_of) for q in uow.quotes.issued_until(as_of.astimezone(UTC).date(), limit))
+
+
 def expire_due(uow: SubscriptionUnitOfWork, as_of: datetime, limit: int = 500) -> int:
     """Record the issued quotes whose validity ended by `as_of` as expired, each telling its partner once
     (`subscription.quote_expired`); returns how many."""

@@ -29,7 +29,12 @@ from datetime import date, datetime
 from services.subscription import quotes
 from services.subscription.adapters import bulk
 from services.subscription.adapters.peers import Billing
-from services.subscription.adapters.unit_of_work import SubscriptionUnitOfWork, subscription_db, writing
+from services.subscription.adapters.unit_of_work import (
+    SubscriptionUnitOfWork,
+    reading,
+    subscription_db,
+    writing,
+)
 from services.subscription.booking import Order, book_order, record_moves, renewed
 from services.subscription.domain import lifecycle
 from services.subscription.domain import subscription as ops
@@ -86,8 +91,11 @@ def run(db: Database, billing: Billing, as_of: datetime, *, batch: int = BATCH) 
         called = _remote_pass(db, billing, as_of, counts)
         if not moved and not called:
             break
-    with writing(subscription_db(db)) as uow:
-        counts.quotes_expired = quotes.expire_due(uow, as_of)
+    with reading(db) as uow:  # a read first: most sweeps have no quote to expire and take no write lock
+        due = quotes.due_to_expire(uow, as_of)
+    if due:
+        with writing(subscription_db(db)) as uow:
+            counts.quotes_expired = quotes.expire_due(uow, as_of)
     return counts
 
 
