@@ -174,9 +174,9 @@ class ServiceApp:
             # the test clock resumes where it was stored (a restart mid-way keeps up with the other services)
             self.clock.resume(self.db.stored_clock())
             self.clock.listen(self.db.store_clock)
-        self.port = self.server.start()
-        if self.bus:
+        if self.bus:  # first: a NATS that cannot be reached stops the start before the port is taken
             self.bus.start()
+        self.port = self.server.start()
         self.relay.start()
         for loop in self.loops:
             loop.start()
