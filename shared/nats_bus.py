@@ -95,11 +95,10 @@ class NatsBus:
 
     service: str
     settings: EventBusSettings
-    #: deadline of a publish and of the other JetStream calls
+    #: deadline of a publish and of the other JetStream calls, and of the first connection
     timeout: float = 10.0
     #: longest back-off before a refused event comes again
     max_backoff: float = 30.0
-    connect_timeout: float = 10.0
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
     _nc: Client | None = None
@@ -139,7 +138,7 @@ class NatsBus:
         )
         self._thread.start()
         try:
-            self.call(self._connect(), timeout=self.connect_timeout + self.timeout)
+            self.call(self._connect(), timeout=self.timeout * 3)
             for c in self._consumers:
                 self.call(self._start_consumer(c))
         except BaseException:
@@ -183,19 +182,24 @@ class NatsBus:
             log.warning("NATS: %s", e)
 
         try:
-            self._nc = await nats.connect(
-                servers=servers,
-                name=f"tenure-{self.service}",
-                connect_timeout=min(self.connect_timeout, 5.0),
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
-                disconnected_cb=disconnected,
-                reconnected_cb=reconnected,
-                error_cb=error,
+            # once connected it reconnects for ever; the first connection must come within connect_timeout
+            self._nc = await asyncio.wait_for(
+                nats.connect(
+                    servers=servers,
+                    name=f"tenure-{self.service}",
+                    connect_timeout=min(self.timeout, 2.0),
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    disconnected_cb=disconnected,
+                    reconnected_cb=reconnected,
+                    error_cb=error,
+                ),
+                timeout=self.timeout,
             )
-        except Exception as e:
+        except Exception as e:  # TimeoutError too
             raise RuntimeError(
-                f"NATS at {self.settings.url} cannot be reached ({e!r}); is it running?"
+                f"NATS at {self.settings.url} (TENURE_NATS_URL) cannot be reached within "
+                f"{self.timeout:.0f} s; is it running with JetStream (-js)?"
             ) from e
         self._js = self._nc.jetstream(timeout=self.timeout)
         await self._ensure_stream()

@@ -394,3 +394,12 @@ def test_a_row_published_again_is_dropped_by_the_stream(transport, start_service
     assert (target.published, target.duplicates) == (4, 2)
     assert nats_support.stream_messages(prod.bus.settings) == 2
     assert applied_reasons(cons, applied) == ["x", "y"]
+
+
+def test_a_service_whose_nats_cannot_be_reached_does_not_start(start_service, monkeypatch):
+    monkeypatch.setenv("TENURE_NATS_URL", f"nats://127.0.0.1:{free_port()}")
+    create, _ = consumer_factory()
+    with pytest.raises(
+        RuntimeError, match=r"NATS at nats://127\.0\.0\.1:\d+ \(TENURE_NATS_URL\) cannot be reached"
+    ):
+        start_service("entitlement", create=create, client_timeout_seconds=1.0)
