@@ -339,11 +339,15 @@ class UnitOfWork:
     def publish_many(self, events: Iterable[tuple[str, str, str, str, Message]]) -> list[str]:
         """Write many events to the outbox in this transaction, in order: each is (event_type,
         account_id, subscription_id, payload field, payload). Returns their event ids."""
+        from shared.telemetry.context import current_request_id
+        from shared.telemetry.tracing import current_traceparent
         from tenure.events.v1 import events_pb2
 
         now = self.now
         occurred = timestamp(now)
         source = self.db.source
+        # the call (or event) that caused these events: consumers log its request id and continue its trace
+        request_id, traceparent = current_request_id(), current_traceparent()
         rows: list[dict[str, Any]] = []
         for event_type, account_id, subscription_id, field, message in events:
             event_id = str(uuid.uuid4())
@@ -354,6 +358,8 @@ class UnitOfWork:
                 source=source,
                 account_id=account_id,
                 subscription_id=subscription_id,
+                request_id=request_id,
+                traceparent=traceparent,
             )
             getattr(ev, field).CopyFrom(message)  # the payload: one field of the event's oneof
             rows.append(

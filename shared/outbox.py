@@ -35,6 +35,7 @@ from shared.errors import InvalidInput
 from shared.grpc.clients import RECONNECT
 from shared.grpc.tls import channel as tls_channel
 from shared.settings import TlsSettings
+from shared.telemetry.tracing import applies_event
 
 if TYPE_CHECKING:
     from sqlalchemy import Row
@@ -346,6 +347,7 @@ class EventSink:
 
         return Servicer()
 
+    @applies_event  # in the trace of the call that published the event, with its request id
     def apply(self, ev: events_pb2.Event) -> bool:
         """Apply one event exactly once; returns True when it was a repeat."""
         missing = [f for f in ("event_id", "event_type") if not getattr(ev, f)]

@@ -1,4 +1,5 @@
-"""Clients of the other services: deadlines, retries on UNAVAILABLE, errors mapped back to domain exceptions."""
+"""Clients of the other services: deadlines, retries on UNAVAILABLE, errors mapped back to domain exceptions,
+and a client span per call whose W3C `traceparent` (with the request id in hand) goes in the metadata."""
 
 from __future__ import annotations
 
@@ -7,10 +8,16 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+from opentelemetry.trace import SpanKind, StatusCode
 
 from shared.grpc.errors import from_rpc_error
 from shared.grpc.tls import channel as tls_channel
 from shared.settings import TlsSettings
+from shared.telemetry import tracing
+from shared.telemetry.context import current_request_id
+
+#: metadata key of the request id that travels with every call (read by the server interceptor)
+REQUEST_ID = "x-request-id"
 
 RETRY_POLICY = {
     "methodConfig": [
@@ -63,6 +70,8 @@ class ServiceClient:
         tls: TlsSettings | None = None,
     ):
         self.addr = addr
+        #: the proto service's short name, for span names: BillingServiceStub → BillingService
+        self.service = stub_cls.__name__.removesuffix("Stub")
         self.channel = make_channel(addr, tls)
         self.stub = stub_cls(self.channel)
         self.timeout = timeout
@@ -70,15 +79,31 @@ class ServiceClient:
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.stub, name)
+        span_name = f"{self.service}/{name}"
 
         def call(
             request: Any, timeout: float | None = None, metadata: list[tuple[str, str]] | None = None
         ) -> Any:
-            try:
-                md = metadata if metadata is not None else (self.credentials() if self.credentials else None)
-                return method(request, timeout=timeout or self.timeout, metadata=md)
-            except grpc.RpcError as err:
-                raise from_rpc_error(err) from None
+            given = metadata if metadata is not None else (self.credentials() if self.credentials else [])
+            with tracing.tracer().start_as_current_span(
+                span_name,
+                kind=SpanKind.CLIENT,
+                attributes={"rpc.system": "grpc", "rpc.method": name, "server.address": self.addr},
+                record_exception=False,
+                set_status_on_exception=False,
+            ) as span:
+                md = list(given)
+                tracing.inject(md)
+                request_id = current_request_id()
+                if request_id and all(k != REQUEST_ID for k, _ in md):
+                    md.append((REQUEST_ID, request_id))
+                try:
+                    return method(request, timeout=timeout or self.timeout, metadata=md)
+                except grpc.RpcError as err:
+                    code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+                    span.set_attribute("rpc.grpc.status_code", code.value[0])
+                    span.set_status(StatusCode.ERROR, code.name)
+                    raise from_rpc_error(err) from None
 
         return call
 

@@ -17,6 +17,7 @@ from shared.grpc.auth import Auth, Permissions
 from shared.grpc.interceptors import ServerInterceptor
 from shared.grpc.limits import MAX_MESSAGE_BYTES
 from shared.grpc.tls import server_credentials
+from shared.telemetry.metrics import ServiceMetrics
 
 log = logging.getLogger("tenure.server")
 
@@ -48,6 +49,7 @@ class GrpcServer:
         workers: int = 16,
         auth: Auth | None = None,
         reuse_port: bool = False,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         """`reuse_port` (setting `reuse_port`) lets other processes bind the same port with SO_REUSEPORT;
         off, the port is this server's alone and a second copy on it fails to start."""
@@ -57,7 +59,7 @@ class GrpcServer:
         self.permissions: dict[str, Permissions] = {}
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{service}-rpc"),
-            interceptors=[ServerInterceptor(service, auth, self.permissions)],
+            interceptors=[ServerInterceptor(service, auth, self.permissions, metrics)],
             # a request is at most 8 MiB (shared/grpc/limits.py); anything larger is refused by gRPC with
             # RESOURCE_EXHAUSTED before it is read
             options=[

@@ -102,7 +102,9 @@ def test_every_rpc_logs_one_structured_line(start_service, caplog):
         stub(app).SetTime(clock_pb2.SetTimeRequest(), metadata=ADA, timeout=5)
     with pytest.raises(grpc.RpcError):
         stub(app).SetTime(clock_pb2.SetTimeRequest(), timeout=5)
-    records = [r.getMessage() for r in caplog.records if r.name == "tenure.rpc"]
+    from shared.telemetry.logs import json_formatter
+
+    records = [json_formatter().format(r) for r in caplog.records if r.name == "tenure.rpc"]
     lines = [json.loads(r) for r in records]
     assert [(line["method"], line["code"], line["principal"]) for line in lines] == [
         ("/tenure.common.v1.ClockService/GetTime", "OK", "ada@example.com"),
@@ -110,7 +112,7 @@ def test_every_rpc_logs_one_structured_line(start_service, caplog):
         ("/tenure.common.v1.ClockService/SetTime", "UNAUTHENTICATED", "anonymous"),
     ]
     assert lines[0]["request_id"] == "req-42" and lines[0]["service"] == "notification"
-    assert all(isinstance(line["ms"], float | int) for line in lines)
+    assert all(isinstance(line["duration_ms"], float | int) for line in lines)
     token = ADA[0][1].removeprefix("Bearer ")
     assert not any(token in r or token.split(".")[2] in r for r in records), "a token was logged"
 
