@@ -55,7 +55,7 @@ def main() -> None:
 
     clock = clock_from_env()
     settings = SubscriptionSettings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     bs, es, ns = BillingSettings(), EntitlementSettings(), NotificationSettings()
     all_settings = {"subscription": settings, "billing": bs, "entitlement": es, "notification": ns}
     print(banner(all_settings, TlsSettings()), file=sys.stderr, flush=True)

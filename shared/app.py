@@ -23,7 +23,9 @@ from shared.grpc.clients import ServiceClient
 from shared.grpc.server import GrpcServer, fill_unimplemented
 from shared.nats_bus import NatsBus
 from shared.outbox import EventHandler, EventSink, Relay
-from shared.settings import ClockSettings, EventBusSettings, ServiceSettings, subscribers
+from shared.settings import ClockSettings, EventBusSettings, ServiceSettings, TelemetrySettings, subscribers
+from shared.telemetry import logs, tracing
+from shared.telemetry.metrics import ServiceMetrics
 
 log = logging.getLogger("tenure.app")
 
@@ -70,6 +72,8 @@ class ServiceApp:
     settle: Callable[[], datetime | None] | None = None
     #: the NATS connection when events go over JetStream (TENURE_NATS_URL); None: the direct gRPC push
     bus: NatsBus | None = None
+    #: the service's Prometheus metrics (its own registry), served on `settings.metrics_addr`
+    metrics: ServiceMetrics = field(default_factory=lambda: ServiceMetrics(""))
 
     @classmethod
     def create(
@@ -86,7 +90,11 @@ class ServiceApp:
         makes a signing key under ./var/auth on first start."""
         auth = auth or Auth.from_settings()
         db = Database(settings.database_url, metadata, clock, source=name, uow_class=uow_class)
-        server = GrpcServer(name, settings.addr, settings.workers, auth=auth, reuse_port=settings.reuse_port)
+        metrics = ServiceMetrics(name)
+        metrics.watch_outbox(db)
+        server = GrpcServer(
+            name, settings.addr, settings.workers, auth=auth, reuse_port=settings.reuse_port, metrics=metrics
+        )
         events = events or EventBusSettings()
         bus = None
         if events.url:  # events over JetStream instead of the direct push to event_subscribers
@@ -109,6 +117,7 @@ class ServiceApp:
         app = cls(
             name=name, settings=settings, clock=clock, db=db, server=server, relay=relay, auth=auth, bus=bus
         )
+        app.metrics = metrics
         app._add_clock_service()
         return app
 
@@ -169,6 +178,7 @@ class ServiceApp:
         upgrade(self.db, self.name)
 
     def start(self) -> int:
+        tracing.setup(TelemetrySettings(), self.name)  # the process's first service sets it up
         self.migrate()
         if isinstance(self.clock, TestClock):
             # the test clock resumes where it was stored (a restart mid-way keeps up with the other services)
@@ -177,10 +187,17 @@ class ServiceApp:
         if self.bus:  # first: a NATS that cannot be reached stops the start before the port is taken
             self.bus.start()
         self.port = self.server.start()
+        metrics_port = self.metrics.serve(self.settings.metrics_addr)
         self.relay.start()
         for loop in self.loops:
             loop.start()
-        log.info("%s serving on port %s (%s)", self.name, self.port, self.db.dialect)
+        log.info(
+            "%s serving on port %s (%s)%s",
+            self.name,
+            self.port,
+            self.db.dialect,
+            f", metrics on port {metrics_port}" if metrics_port else "",
+        )
         return self.port
 
     def stop(self, grace: float | None = None) -> None:
@@ -192,11 +209,14 @@ class ServiceApp:
             self.bus.stop()
         for c in self.clients:
             c.close()
+        self.metrics.stop()
         self.db.dispose()
 
 
-def configure_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+    """The process's logging: `fmt` `json` (one JSON object per line, the default) or `text`; see
+    shared/telemetry/logs."""
+    logs.configure(level, fmt)
 
 
 def clock_from_env() -> Clock:
@@ -207,6 +227,8 @@ def clock_from_env() -> Clock:
 def run(apps: list[ServiceApp]) -> None:
     """Start the apps and serve until SIGTERM or SIGINT, then stop gracefully."""
     stop = threading.Event()
+    # one tracer provider per process, named after its service (`tenure` when it runs several)
+    tracing.setup(TelemetrySettings(), apps[0].name if len(apps) == 1 else "tenure")
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     started: list[ServiceApp] = []

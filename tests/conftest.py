@@ -117,6 +117,7 @@ def start_service(new_db_url, clock) -> Iterator[Callable[..., object]]:
             create = module.create
         overrides.setdefault("database_url", new_db_url(name))
         overrides.setdefault("addr", "127.0.0.1:0")
+        overrides.setdefault("metrics_addr", "")  # no metrics endpoint unless a test asks for one (port 0)
         overrides.setdefault("event_subscribers", "")
         overrides.setdefault("relay_interval_seconds", 0.05)
         overrides.setdefault("relay_max_backoff_seconds", 0.5)

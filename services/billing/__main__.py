@@ -8,7 +8,7 @@ def main() -> None:
     from services.billing.app import create
 
     settings = BillingSettings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     run([create(settings, clock_from_env())])
 
 

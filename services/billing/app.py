@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from services.billing.adapters.directory import BillingDirectory
+from services.billing.adapters.metered_gateway import MeteredGateway
 from services.billing.adapters.tables import BillingModel
 from services.billing.adapters.uow import BillingUnitOfWork
 from services.billing.domain.gateway import PaymentGateway, SandboxGateway
@@ -30,7 +31,7 @@ def policy_from(settings: BillingSettings) -> Policy:
 
 def create(settings: BillingSettings, clock: Clock, gateway: PaymentGateway | None = None) -> ServiceApp:
     app = ServiceApp.create("billing", settings, clock, BillingModel.metadata, uow_class=BillingUnitOfWork)
-    gateway = gateway or SandboxGateway()
+    gateway = MeteredGateway(gateway or SandboxGateway(), app.metrics)  # payment attempts by result
     policy = policy_from(settings)
     servicer = BillingServicer(app.db, clock, gateway, policy)
     directory = BillingDirectory(app.db)

@@ -8,7 +8,7 @@ def main() -> None:
     from services.entitlement.app import create
 
     settings = EntitlementSettings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     run([create(settings, clock_from_env())])
 
 

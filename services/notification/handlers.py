@@ -52,6 +52,7 @@ from shared.auth.principal import Access
 from shared.db import Database, new_id
 from shared.errors import InvalidInput, NotFound, PeerUnavailable
 from shared.grpc.codec import timestamp
+from shared.telemetry.metrics import record_emails
 from tenure.common.v1 import common_pb2
 from tenure.events.v1 import events_pb2
 
@@ -414,6 +415,7 @@ def deliver_due(db: Database, mailing: Mailing, limit: int = 100) -> DeliveryCou
         close = getattr(mailing.mailer, "close", None)
         if ids and close is not None:
             close()  # one SMTP session served the whole pass
+    record_emails(db, sent=counts.sent, retried=counts.retrying, failed=counts.failed)
     return counts
 
 

@@ -8,7 +8,7 @@ def main() -> None:
     from services.subscription.app import create
 
     settings = SubscriptionSettings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     run([create(settings, clock_from_env())])
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -44,6 +45,7 @@ from services.subscription.domain.model import Stage, Transition
 from services.subscription.domain.subscription import Subscription, lifecycle_state, with_state
 from shared.db import Database
 from shared.errors import DomainError, InvalidInput, NotFound, RuleViolation
+from shared.telemetry.metrics import record_sweep
 
 log = logging.getLogger("tenure.subscription.lifecycle")
 
@@ -84,7 +86,7 @@ class SweepCounts:
 def run(db: Database, billing: Billing, as_of: datetime, *, batch: int = BATCH) -> SweepCounts:
     """Everything due by `as_of`: local work in batches, then the renewals and other calls to billing, again
     until nothing is left (a renewal can make a reminder of the new term due when the sweep runs late)."""
-    counts = SweepCounts()
+    counts, started = SweepCounts(), time.perf_counter()
     local = _local_pass_set_based if db.is_postgres else _local_pass_by_row
     for _ in range(20):
         moved = local(db, as_of, batch, counts)
@@ -96,6 +98,7 @@ def run(db: Database, billing: Billing, as_of: datetime, *, batch: int = BATCH) 
     if due:
         with writing(subscription_db(db)) as uow:
             counts.quotes_expired = quotes.expire_due(uow, as_of)
+    record_sweep(db, "lifecycle", time.perf_counter() - started, vars(counts))
     return counts
 
 

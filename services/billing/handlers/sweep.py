@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ from services.billing.handlers.common import Policy, require, state, tax_status
 from services.billing.handlers.invoices import issue
 from shared.db import Database
 from shared.errors import InvalidInput, RuleViolation
+from shared.telemetry.metrics import record_sweep
 
 log = logging.getLogger("tenure.billing")
 
@@ -49,7 +51,7 @@ def sweep(db: Database, gateway: PaymentGateway, policy: Policy, as_of: datetime
     the work; the unique installment key on invoices means a raced or repeated sweep never issues one
     twice. Each installment is its own transaction, so one failure does not hold back the others.
     """
-    result = SweepResult()
+    result, started = SweepResult(), time.perf_counter()
     # A date bound wide enough for every zone; the exact local midnight is checked per row.
     horizon = (as_of + timedelta(days=2)).date()
     skip: set[str] = set()
@@ -90,6 +92,7 @@ def sweep(db: Database, gateway: PaymentGateway, policy: Policy, as_of: datetime
                     events.invoice_overdue(uow, row)
                     result.overdue += 1
     result.next_due = next_due(db, as_of)
+    record_sweep(db, "billing", time.perf_counter() - started, vars(result))
     return result
 
 
