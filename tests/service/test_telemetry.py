@@ -290,3 +290,20 @@ def test_an_rpc_is_logged_as_one_json_object_with_its_fields(start_service, cloc
     assert len(line["trace_id"]) == 32 and int(line["trace_id"], 16)
     assert line["principal"] == KARI
     assert line["account"] == "acct-l"
+
+
+def test_health_checks_are_counted_and_logged_only_at_debug(start_service, caplog):
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    app = start_service("billing", metrics_addr="127.0.0.1:0", sweep_interval_seconds=0)
+    caplog.set_level(logging.DEBUG, logger="tenure.rpc")
+    with grpc.insecure_channel(app.addr) as ch:
+        for _ in range(3):
+            health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
+    checks = [r for r in caplog.records if r.name == "tenure.rpc" and "Health/Check" in r.getMessage()]
+    assert len(checks) == 3 and {r.levelno for r in checks} == {logging.DEBUG}
+    got = sample(
+        scrape(app), "tenure_rpc_requests_total", service="grpc.health.v1.Health", method="Check", code="OK"
+    )
+    assert got == 3
