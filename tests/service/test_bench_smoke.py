@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from tests.bench import orders, relay, sweeps
+from tests.bench import access, clock, mail, orders, relay, sweeps
 from tests.bench.harness import Result
-from tests.conftest import PG_AVAILABLE
+from tests.conftest import PG_ADMIN_URL, PG_AVAILABLE
 
 
 def sane(r: Result) -> None:
@@ -46,3 +46,31 @@ def test_sweeps(new_db_url):
         assert r.extra["duplicates"] == 0
     finally:
         db.dispose()
+
+
+def test_mail():
+    sane(mail.mail_throughput(n=4, per_pass=2, runs=1))
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_advance_clock(start_service, new_db_url, tmp_path):
+    (r,) = clock.advance_one_year(start_service, new_db_url, tmp_path, [2], goal_at=2)
+    sane(r)
+    assert r.extra["steps"] > 1  # something came due on the way
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_check_access(start_service):
+    sane(access.check_access_p99(start_service, seconds=0.5, runs=1))
+
+
+@pytest.mark.e2e
+def test_orders_against_processes():
+    sane(orders.order_against_processes("AddSeats", n=3, runs=1, goal=1.0))
+
+
+@pytest.mark.e2e
+@pytest.mark.pg
+@pytest.mark.skipif(not PG_AVAILABLE, reason="PostgreSQL is not reachable")
+def test_concurrent_add_seats():
+    sane(orders.concurrent_add_seats(PG_ADMIN_URL, n=2, clients=2, runs=1))
