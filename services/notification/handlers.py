@@ -115,7 +115,12 @@ def record_event(uow: NotificationUnitOfWork, ev: events_pb2.Event) -> None:
             uow.events.cancel([reminders.opportunity_event_id(snap.subscription_id, renews)])
     if not routes_for(to_facts(ev)):
         return
-    now = uow.now
+    _wait(uow, ev, uow.now)
+
+
+def _wait(uow: NotificationUnitOfWork, ev: events_pb2.Event, due: datetime) -> None:
+    """Keep `ev` to be planned into mail at `due`: a delivered event at once, a reminder of our own when
+    it is due."""
     uow.events.add(
         EventRow(
             event_id=ev.event_id,
@@ -124,8 +129,8 @@ def record_event(uow: NotificationUnitOfWork, ev: events_pb2.Event) -> None:
             subscription_id=ev.subscription_id,
             payload=ev.SerializeToString(),
             status="PENDING",
-            received_time=now,
-            next_attempt_time=now,
+            received_time=uow.now,
+            next_attempt_time=due,
         )
     )
 
@@ -149,18 +154,7 @@ def _schedule_reminders(uow: NotificationUnitOfWork, ev: events_pb2.Event) -> No
             subscription_id=ev.subscription_id,
             invoice_issued=ev.invoice_issued,
         )
-        uow.events.add(
-            EventRow(
-                event_id=r.event_id,
-                event_type=reminders.INVOICE_REMINDER_EVENT,
-                account_id=ev.account_id,
-                subscription_id=ev.subscription_id,
-                payload=reminder.SerializeToString(),
-                status="PENDING",
-                received_time=uow.now,
-                next_attempt_time=r.due_time,
-            )
-        )
+        _wait(uow, reminder, r.due_time)
 
 
 _PARTNER_CHANNELS = (common_pb2.CHANNEL_PARTNER_QUOTE, common_pb2.CHANNEL_RESELLER)
@@ -194,18 +188,7 @@ def _schedule_opportunity(
             days_before=reminders.OPPORTUNITY_DAYS_BEFORE,
         ),
     )
-    uow.events.add(
-        EventRow(
-            event_id=r.event_id,
-            event_type=reminders.RENEWAL_OPPORTUNITY_EVENT,
-            account_id=reminder.account_id,
-            subscription_id=snap.subscription_id,
-            payload=reminder.SerializeToString(),
-            status="PENDING",
-            received_time=uow.now,
-            next_attempt_time=r.due_time,
-        )
-    )
+    _wait(uow, reminder, r.due_time)
 
 
 def _reschedule_opportunity(uow: NotificationUnitOfWork, ev: events_pb2.Event) -> None:

@@ -32,7 +32,7 @@ from services.subscription.domain.catalog import Catalog
 from services.subscription.domain.model import Channel, OrderLine, Plan, ShutoffPolicy, Stage, Term
 from services.subscription.domain.orders import OrderRequest, create
 from services.subscription.domain.pricing import prorate
-from services.subscription.domain.renewals import renew_term
+from services.subscription.domain.renewals import extend_to, renew_term
 from shared.errors import InvalidInput, NotFound, RuleViolation
 
 #: decision (rules §9): a quote is valid for 30 days from its issue date (the setting's default)
@@ -498,32 +498,6 @@ def _extension(
             f"{target.renewal_date.isoformat()}",
             reason="NOTHING_TO_CHANGE",
         )
-    extra = dates.days_between(sub.renewal_date, target.renewal_date)
-    line = OrderLine(
-        description=(
-            f"{sub.product_name}: renewal date moved from {sub.renewal_date.isoformat()} to "
-            f"{target.renewal_date.isoformat()}"
-        ),
-        quantity=sub.seats,
-        unit_price=sub.unit_price,
-        currency=sub.currency,
-        amount=prorate(sub.unit_price, sub.seats, extra, sub.term_days, sub.currency),
-        period_start_date=sub.renewal_date,
-        period_end_date=target.renewal_date,
-        subscription_id=sub.subscription_id,
-        prorated_days=extra,
-        term_days=sub.term_days,
-        term_start_date=sub.current_period_start_date,
-        term_end_date=sub.term_end_date,
-    )
-    new = replace(
-        sub,
-        renewal_date=target.renewal_date,
-        anchor_date=target.anchor_date,
-        months_from_anchor=target.months_from_anchor,
-        aligned_from_date=sub.term_end_date,
-        aligned_from_anchor_date=sub.aligned_from_anchor_date if sub.aligned else sub.anchor_date,
-        aligned_from_months=sub.aligned_from_months if sub.aligned else sub.months_from_anchor,
-        payment_method_id=payment_method_id,
-    )
+    extended, line = extend_to(sub, target)
+    new = replace(extended, payment_method_id=payment_method_id)
     return Outcome(new, _tagged(q, [line]))

@@ -175,6 +175,41 @@ class AlignOutcome:
         return sum((line.amount for line in self.lines), Decimal(0))
 
 
+def extend_to(s: Subscription, target: Subscription) -> tuple[Subscription, OrderLine]:
+    """`s` extended to `target`'s renewal date, and the line that bills it: the extra days of all its
+    seats, prorated over the days of its term as bought. The term's start stays; what the term was as
+    bought is kept (`aligned_from_*`) for the prorations of the rest of the term and for a refund of the
+    extension (rules §3). An alignment and a partner's extension quote both extend this way."""
+    extra = dates.days_between(s.renewal_date, target.renewal_date)
+    line = OrderLine(
+        description=(
+            f"{s.product_name}: renewal date moved from {s.renewal_date.isoformat()} to "
+            f"{target.renewal_date.isoformat()}"
+        ),
+        quantity=s.seats,
+        unit_price=s.unit_price,
+        currency=s.currency,
+        amount=prorate(s.unit_price, s.seats, extra, s.term_days, s.currency),
+        period_start_date=s.renewal_date,
+        period_end_date=target.renewal_date,
+        subscription_id=s.subscription_id,
+        prorated_days=extra,
+        term_days=s.term_days,
+        term_start_date=s.current_period_start_date,
+        term_end_date=s.term_end_date,
+    )
+    extended = replace(
+        s,
+        renewal_date=target.renewal_date,
+        anchor_date=target.anchor_date,
+        months_from_anchor=target.months_from_anchor,
+        aligned_from_date=s.term_end_date,
+        aligned_from_anchor_date=s.aligned_from_anchor_date if s.aligned else s.anchor_date,
+        aligned_from_months=s.aligned_from_months if s.aligned else s.months_from_anchor,
+    )
+    return extended, line
+
+
 def align(subs: Sequence[Subscription], account_id: str, catalog: Catalog, now: datetime) -> AlignOutcome:
     """Extend each subscription to the latest renewal date among them; each extended one pays the extra
     days of all its seats, prorated over the days of its term as bought (so a day costs the same before and
@@ -211,36 +246,7 @@ def align(subs: Sequence[Subscription], account_id: str, catalog: Catalog, now: 
         if s.renewal_date == target.renewal_date:
             out.append(s)
             continue
-        extra = dates.days_between(s.renewal_date, target.renewal_date)
-        amount = prorate(s.unit_price, s.seats, extra, s.term_days, s.currency)
-        lines.append(
-            OrderLine(
-                description=(
-                    f"{s.product_name}: renewal date moved from {s.renewal_date.isoformat()} to "
-                    f"{target.renewal_date.isoformat()}"
-                ),
-                quantity=s.seats,
-                unit_price=s.unit_price,
-                currency=s.currency,
-                amount=amount,
-                period_start_date=s.renewal_date,
-                period_end_date=target.renewal_date,
-                subscription_id=s.subscription_id,
-                prorated_days=extra,
-                term_days=s.term_days,
-                term_start_date=s.current_period_start_date,
-                term_end_date=s.term_end_date,
-            )
-        )
-        out.append(
-            replace(
-                s,
-                renewal_date=target.renewal_date,
-                anchor_date=target.anchor_date,
-                months_from_anchor=target.months_from_anchor,
-                aligned_from_date=s.term_end_date,
-                aligned_from_anchor_date=s.aligned_from_anchor_date if s.aligned else s.anchor_date,
-                aligned_from_months=s.aligned_from_months if s.aligned else s.months_from_anchor,
-            )
-        )
+        extended, line = extend_to(s, target)
+        lines.append(line)
+        out.append(extended)
     return AlignOutcome(out, lines, target.renewal_date)
