@@ -202,7 +202,17 @@ def test_billing_down_during_an_order_leaves_nothing_and_the_retry_books_it_once
     )
     assert list(listed.subscriptions) == []  # nothing left behind
     procs.restart("billing")
-    first = procs.sub.CreateSubscription(order, metadata=who, timeout=30)
+    # Subscription reconnects to billing within its reconnect back-off (at most 2 s, RECONNECT); a caller
+    # that is told UNAVAILABLE meanwhile retries with the same request id, as callers are told to.
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            first = procs.sub.CreateSubscription(order, metadata=who, timeout=30)
+            break
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
     again = procs.sub.CreateSubscription(order, metadata=who, timeout=30)  # the same request id once more
     assert again.subscription.subscription_id == first.subscription.subscription_id
     (inv,) = _invoices(procs, account)
