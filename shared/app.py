@@ -4,6 +4,7 @@ servicers; `run` serves one or several of them until SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -224,6 +225,14 @@ def clock_from_env() -> Clock:
     return make_clock(cs.clock, cs.clock_start)
 
 
+def settle_heap() -> None:
+    """Collect once and freeze what start-up made (modules, settings, catalogs): the collector never scans
+    those objects again, so the first requests after start-up do not pay a full collection of every
+    imported module (about 40 ms on the first invoice PDF)."""
+    gc.collect()
+    gc.freeze()
+
+
 def run(apps: list[ServiceApp]) -> None:
     """Start the apps and serve until SIGTERM or SIGINT, then stop gracefully."""
     stop = threading.Event()
@@ -236,6 +245,7 @@ def run(apps: list[ServiceApp]) -> None:
         for app in apps:
             app.start()
             started.append(app)
+        settle_heap()
         stop.wait()
     finally:
         log.info("stopping %s", ", ".join(a.name for a in started))
