@@ -2,7 +2,7 @@
 
 The check walks the request by its descriptor, so a new RPC or field is covered without code: a string
 field is at most `STRING_LIMITS[name]` characters (`DEFAULT_STRING` otherwise), a repeated field holds at
-most `ITEM_LIMITS[name]` items, a number named in `INT_RANGES` stays in its range, money is at most 10^12
+most `ITEM_LIMITS[name]` items, a number named in `INT_RANGES` (by its full name, or else its name) stays in its range, money is at most 10^12
 units with nanos of the same sign, a timestamp or date lies between 1900 and 2999 (what every service
 can compute with: a term or a due date added to it still fits), a zone is an IANA zone. Each violation
 names its field path (`lines[2].description`); the request is refused with all of them at once.
@@ -71,6 +71,8 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "days_before": (0, 366),
     "sequence": (0, 1_000),
     "attempt": (0, 1_000),
+    # a field's full name wins over its short one: an event's sequence is its outbox position, unbounded
+    "tenure.events.v1.Event.sequence": (0, 2**63 - 1),
 }
 MAX_MONEY_UNITS = 10**12
 MIN_TIME = datetime(1900, 1, 1, tzinfo=UTC)
@@ -126,8 +128,8 @@ def _scalar_or_message(field: FieldDescriptor, value: object, path: str) -> Iter
         limit = BYTES_LIMITS.get(field.name, DEFAULT_BYTES)
         if len(value) > limit:
             yield path, f"at most {limit} bytes ({len(value)} given)"
-    elif field.name in INT_RANGES and isinstance(value, int):
-        low, high = INT_RANGES[field.name]
+    elif isinstance(value, int) and (bounds := INT_RANGES.get(field.full_name, INT_RANGES.get(field.name))):
+        low, high = bounds
         if not low <= value <= high:
             yield path, f"must be between {low} and {high} ({value} given)"
 

@@ -57,3 +57,19 @@ def test_map_fields_are_checked_key_and_value():
     req.fields["ok"] = "v" * 2001
     got = [path for path, _ in violations(req)]
     assert any(p.endswith(".key") for p in got) and any(p == "fields['ok']" for p in got)
+
+
+def test_an_events_sequence_is_its_outbox_position_and_has_no_small_bound():
+    """An installment's sequence stays within 0-1000; an event's is the outbox position, which passes
+    1000 after a thousand events (a delivery was refused from the 1001st on)."""
+    from tenure.events.v1 import events_pb2
+
+    deliver = events_pb2.DeliverRequest(
+        event=events_pb2.Event(event_id="e", event_type="t", sequence=1_000_001)
+    )
+    assert violations(deliver) == []
+    assert violations(events_pb2.DeliverRequest(event=events_pb2.Event(sequence=-1))) == [
+        ("event.sequence", f"must be between 0 and {2**63 - 1} (-1 given)")
+    ]
+    installment = billing_pb2.Installment(sequence=1_001)
+    assert violations(installment) == [("sequence", "must be between 0 and 1000 (1001 given)")]
