@@ -7,7 +7,9 @@ Each benchmark is a function taking its sizes, returning a `Result` (and recordi
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -221,6 +223,11 @@ class Recorder:
             event.remove(engine, ev, fn)
 
 
+#: a date, a timestamp or an amount: a value the call computed, not a key it made up
+_DATE_OR_NUMBER = re.compile(r"^(\d{4}-\d{2}-\d{2}|-?\d+(\.\d+)?$)")
+_REPLAYS = itertools.count()
+
+
 def _fresh(value: Any, new: dict[str, str], i: int) -> Any:
     if isinstance(value, str):
         for old, repl in new.items():
@@ -258,7 +265,12 @@ def new_keys(statements: list[Statement], known: tuple[str, ...]) -> list[str]:
             if s in seen:
                 continue
             seen.add(s)
-            idlike = 8 <= len(s) <= 64 and not any(ch in s for ch in ' {["') and any(ch.isdigit() for ch in s)
+            idlike = (
+                8 <= len(s) <= 64
+                and not any(ch in s for ch in ' {["')
+                and any(ch.isdigit() for ch in s)
+                and not _DATE_OR_NUMBER.match(s)
+            )
             if inserting and idlike and s not in fresh:
                 fresh.append(s)
     return sorted(fresh, key=len, reverse=True)  # longest first: a key may contain another
@@ -283,7 +295,8 @@ def replay_rate(urls: dict[str, str], statements: list[Statement], keys: list[st
     """Replays `statements` `n` times through SQLAlchemy Core (`exec_driver_sql`, one connection per
     database, each transaction as recorded), the made-up keys renewed each time; returns replays/s."""
     plans = []  # the parameters of every replay, made before the clock starts
-    for i in range(n):
+    for _ in range(n):
+        i = next(_REPLAYS)  # unique across every replay of the process, not only this call's
         new = {k: f"{k[:-8]}{j:02x}{i:06x}" for j, k in enumerate(keys)}
         plans.append([_fresh(st.params, new, i) for st in statements])
     engines = {name: _replay_engine(url) for name, url in urls.items()}
