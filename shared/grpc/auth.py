@@ -148,4 +148,6 @@ CLOCK_PERMISSIONS = Permissions(
 
 
 def event_sink_permissions() -> Permissions:
-    return Permissions("tenure.events.v1.EventSinkService", {"Deliver": rule("service")})
+    return Permissions(
+        "tenure.events.v1.EventSinkService", {"Deliver": rule("service"), "DeliverBatch": rule("service")}
+    )

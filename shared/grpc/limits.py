@@ -57,7 +57,12 @@ STRING_LIMITS: dict[str, int] = {
     "value": 2000,  # a template preview's field value
 }
 DEFAULT_ITEMS = 100
-ITEM_LIMITS: dict[str, int] = {"subscription_ids": 500, "remove_attachment_ids": 100, "lines": 100}
+ITEM_LIMITS: dict[str, int] = {
+    "subscription_ids": 500,
+    "remove_attachment_ids": 100,
+    "lines": 100,
+    "events": 500,  # a DeliverBatch (shared.outbox.MAX_BATCH)
+}
 DEFAULT_BYTES = 64 * 1024
 #: a PO document's size is billing's rule (ERROR_REASON_ATTACHMENT_TOO_LARGE): only the message size bounds it here
 BYTES_LIMITS: dict[str, int] = {"content": MAX_MESSAGE_BYTES}

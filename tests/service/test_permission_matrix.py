@@ -501,6 +501,17 @@ def requests(w: World) -> dict[str, dict]:
                 "subscription_id": "sub-forged",
             }
         },
+        "DeliverBatch": {
+            "events": [
+                {
+                    "event_id": "00000000-0000-4000-8000-00000000f0f1",
+                    "event_type": "subscription.created",
+                    "source": "subscription",
+                    "account_id": ACC_A,
+                    "subscription_id": "sub-forged",
+                }
+            ]
+        },
     }
 
 
@@ -592,7 +603,7 @@ def test_internal_rpcs_admit_only_the_services_and_operator_rpcs_no_person():
     internal = {
         ("tenure.billing.v1.BillingService", m)
         for m in ("CreateInvoice", "IssueCreditNote", "VoidInvoice", "MarkPrepayOnly", "CancelInstallments")
-    } | {("tenure.events.v1.EventSinkService", "Deliver")}
+    } | {("tenure.events.v1.EventSinkService", m) for m in ("Deliver", "DeliverBatch")}
     for svc, rpc in internal:
         assert TABLES[svc][rpc].allow == {SERVICE}, f"{svc}/{rpc}"
     operator_actions = [

@@ -69,6 +69,56 @@ class DeliverResponse(_message.Message):
 Global___DeliverResponse: _TypeAlias = DeliverResponse  # noqa: Y015
 
 @_typing.final
+class DeliverBatchRequest(_message.Message):
+    """Request of EventSinkService.DeliverBatch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___Event]:
+        """The events to apply, in outbox order (at most 500)."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___Event] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeliverBatchRequest: _TypeAlias = DeliverBatchRequest  # noqa: Y015
+
+@_typing.final
+class DeliverBatchResponse(_message.Message):
+    """Response of EventSinkService.DeliverBatch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLIED_FIELD_NUMBER: _builtins.int
+    DUPLICATES_FIELD_NUMBER: _builtins.int
+    applied: _builtins.int
+    """Events applied now."""
+    duplicates: _builtins.int
+    """Events the consumer had already applied (nothing was done again)."""
+    def __init__(
+        self,
+        *,
+        applied: _builtins.int = ...,
+        duplicates: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "duplicates", b"duplicates"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeliverBatchResponse: _TypeAlias = DeliverBatchResponse  # noqa: Y015
+
+@_typing.final
 class Event(_message.Message):
     """The envelope of every event."""
 

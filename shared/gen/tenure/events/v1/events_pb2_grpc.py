@@ -41,6 +41,11 @@ class EventSinkServiceStub:
                 request_serializer=tenure_dot_events_dot_v1_dot_events__pb2.DeliverRequest.SerializeToString,
                 response_deserializer=tenure_dot_events_dot_v1_dot_events__pb2.DeliverResponse.FromString,
                 _registered_method=True)
+        self.DeliverBatch = channel.unary_unary(
+                '/tenure.events.v1.EventSinkService/DeliverBatch',
+                request_serializer=tenure_dot_events_dot_v1_dot_events__pb2.DeliverBatchRequest.SerializeToString,
+                response_deserializer=tenure_dot_events_dot_v1_dot_events__pb2.DeliverBatchResponse.FromString,
+                _registered_method=True)
 
 
 class EventSinkServiceServicer:
@@ -55,6 +60,14 @@ class EventSinkServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeliverBatch(self, request, context):
+        """Applies events in their order, in one transaction with their inbox records: answering OK
+        acknowledges every one; any error applies none of them (the relay then sends them one by one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EventSinkServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -62,6 +75,11 @@ def add_EventSinkServiceServicer_to_server(servicer, server):
                     servicer.Deliver,
                     request_deserializer=tenure_dot_events_dot_v1_dot_events__pb2.DeliverRequest.FromString,
                     response_serializer=tenure_dot_events_dot_v1_dot_events__pb2.DeliverResponse.SerializeToString,
+            ),
+            'DeliverBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeliverBatch,
+                    request_deserializer=tenure_dot_events_dot_v1_dot_events__pb2.DeliverBatchRequest.FromString,
+                    response_serializer=tenure_dot_events_dot_v1_dot_events__pb2.DeliverBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -93,6 +111,33 @@ class EventSinkService:
             '/tenure.events.v1.EventSinkService/Deliver',
             tenure_dot_events_dot_v1_dot_events__pb2.DeliverRequest.SerializeToString,
             tenure_dot_events_dot_v1_dot_events__pb2.DeliverResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeliverBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tenure.events.v1.EventSinkService/DeliverBatch',
+            tenure_dot_events_dot_v1_dot_events__pb2.DeliverBatchRequest.SerializeToString,
+            tenure_dot_events_dot_v1_dot_events__pb2.DeliverBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,10 @@ class EventSinkServiceStub:
     def __new__(cls, channel: _aio.Channel) -> EventSinkServiceAsyncStub: ...
     Deliver: _grpc.UnaryUnaryMultiCallable[_events_pb2.DeliverRequest, _events_pb2.DeliverResponse]
     """Applies one event. Answering OK acknowledges it; any error makes the relay retry later."""
+    DeliverBatch: _grpc.UnaryUnaryMultiCallable[_events_pb2.DeliverBatchRequest, _events_pb2.DeliverBatchResponse]
+    """Applies events in their order, in one transaction with their inbox records: answering OK
+    acknowledges every one; any error applies none of them (the relay then sends them one by one).
+    """
 
 @_typing.type_check_only
 class EventSinkServiceAsyncStub(EventSinkServiceStub):
@@ -47,6 +51,10 @@ class EventSinkServiceAsyncStub(EventSinkServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Deliver: _aio.UnaryUnaryMultiCallable[_events_pb2.DeliverRequest, _events_pb2.DeliverResponse]  # type: ignore[assignment]
     """Applies one event. Answering OK acknowledges it; any error makes the relay retry later."""
+    DeliverBatch: _aio.UnaryUnaryMultiCallable[_events_pb2.DeliverBatchRequest, _events_pb2.DeliverBatchResponse]  # type: ignore[assignment]
+    """Applies events in their order, in one transaction with their inbox records: answering OK
+    acknowledges every one; any error applies none of them (the relay then sends them one by one).
+    """
 
 class EventSinkServiceServicer(metaclass=_abc_1.ABCMeta):
     """Receives events from a producer's outbox relay. Delivery is at least once and in order per
@@ -60,5 +68,15 @@ class EventSinkServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_events_pb2.DeliverResponse, _abc.Awaitable[_events_pb2.DeliverResponse]]:
         """Applies one event. Answering OK acknowledges it; any error makes the relay retry later."""
+
+    @_abc_1.abstractmethod
+    def DeliverBatch(
+        self,
+        request: _events_pb2.DeliverBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_events_pb2.DeliverBatchResponse, _abc.Awaitable[_events_pb2.DeliverBatchResponse]]:
+        """Applies events in their order, in one transaction with their inbox records: answering OK
+        acknowledges every one; any error applies none of them (the relay then sends them one by one).
+        """
 
 def add_EventSinkServiceServicer_to_server(servicer: EventSinkServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
