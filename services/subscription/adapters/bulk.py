@@ -23,6 +23,10 @@ The column lists come from `LifecycleState` itself: every field is read from its
 named in `_DERIVED`) and written back from the move's state, so a field added to the state is matched and
 written without being listed here, and one with no column fails on import. The row-by-row path and this
 one are compared on generated states by tests/service/subscription/test_sweep_differential.py.
+
+The REMOTE work (renewals, prepay-only marks) is claimed in batches too (`claim_remote`): one statement locks
+and loads a batch of due subscriptions into the unit of work's repository, one reads the renewals already
+recorded for their periods (`renewals_of`), and the new renewal rows go in with one insert (`add_renewals`).
 """
 
 from __future__ import annotations
@@ -35,12 +39,15 @@ from dataclasses import dataclass, fields, replace
 from datetime import date, datetime
 from typing import get_args, get_type_hints
 
-from sqlalchemy import text
+from sqlalchemy import select, text, tuple_
 
 from services.subscription import codec
-from services.subscription.adapters.tables import SubscriptionRow
-from services.subscription.domain.lifecycle import LOCAL, LifecycleState, Move
+from services.subscription.adapters.repository import Renewal, to_domain
+from services.subscription.adapters.tables import RenewalRow, SubscriptionRow
+from services.subscription.adapters.unit_of_work import SubscriptionUnitOfWork
+from services.subscription.domain.lifecycle import LOCAL, REMOTE, LifecycleState, Move
 from services.subscription.domain.model import PaymentMethodType, Stage, Term
+from services.subscription.domain.subscription import Subscription
 from shared.db import UnitOfWork
 from tenure.events.v1 import events_pb2
 
@@ -315,3 +322,57 @@ def _event(event_type: str, field: str, payload, now: datetime, source: str) -> 
         "suffix": "}}}",
         "event_id": str(uuid.uuid4()),
     }
+
+
+# -- remote work in batches -------------------------------------------------------------------------------
+
+
+def claim_remote(
+    uow: SubscriptionUnitOfWork, as_of: datetime, limit: int, skip: set[str]
+) -> list[Subscription]:
+    """Lock up to `limit` subscriptions with REMOTE work due by `as_of` (earliest first, other than `skip`,
+    skipping rows another sweep holds) and load them into the unit of work's repository, in one statement,
+    so `uow.subscriptions.save` writes them back (with the version check) without reading each again."""
+    stmt = (
+        select(SubscriptionRow)
+        .where(
+            SubscriptionRow.due_kind == REMOTE,
+            SubscriptionRow.next_action_time <= as_of,
+            SubscriptionRow.subscription_id.not_in(skip) if skip else True,
+        )
+        .order_by(SubscriptionRow.next_action_time)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    rows = uow.session.execute(stmt).scalars().all()
+    loaded = uow.subscriptions._rows  # what `Repository.get` keeps for `save`
+    out = []
+    for row in rows:
+        loaded[row.subscription_id] = row
+        out.append(to_domain(row))
+    return out
+
+
+def renewals_of(
+    uow: SubscriptionUnitOfWork, keys: Sequence[tuple[str, date]]
+) -> dict[tuple[str, date], Renewal]:
+    """The renewals recorded for these (subscription, term start) pairs, in one statement (the rows stay in
+    the session, so `Repository.renewal` and `record_renewal` find them without reading again)."""
+    if not keys:
+        return {}
+    stmt = select(RenewalRow).where(
+        tuple_(RenewalRow.subscription_id, RenewalRow.period_start_date).in_(list(keys))
+    )
+    return {
+        (r.subscription_id, r.period_start_date): Renewal(
+            r.subscription_id, r.period_start_date, r.invoice_id, r.order_number, r.status
+        )
+        for r in uow.session.execute(stmt).scalars()
+    }
+
+
+def add_renewals(uow: SubscriptionUnitOfWork, rows: list[dict]) -> None:
+    """Insert renewal rows (new periods only) with one statement; the primary key (subscription, term
+    start) still refuses a period renewed twice, failing the whole batch."""
+    uow.insert_many(RenewalRow.__table__, rows)  # type: ignore[arg-type]
