@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from importlib.resources import files
 
 from babel import Locale
 from babel.dates import format_date
@@ -32,10 +31,10 @@ from services.billing.domain.document import (
 from services.billing.domain.model import Address
 from services.billing.domain.tax import Scheme
 from services.billing.domain.vat import format_vat_id
+from shared import fonts
 
-_FONT_DIR = files("font_roboto") / "files"
-FONT_REGULAR = str(_FONT_DIR / "Roboto-Regular.ttf")
-FONT_BOLD = str(_FONT_DIR / "Roboto-Bold.ttf")
+FONT_REGULAR = fonts.REGULAR
+FONT_BOLD = fonts.BOLD
 FONT = "Roboto"
 
 #: date pattern per language: nb 10.06.2024, fr 10/06/2024, sv 2024-06-10, en 10 Jun 2024

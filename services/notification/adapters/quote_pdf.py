@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from importlib.resources import files
 
 from babel.dates import format_date
 from babel.numbers import format_currency
@@ -20,11 +19,11 @@ from fpdf import FPDF
 
 from services.notification.adapters.peers import Pdf
 from services.notification.domain.languages import resolve_language
+from shared import fonts
 from shared.errors import InvalidInput
 from shared.money import from_proto
 from tenure.events.v1 import events_pb2
 
-_FONT_DIR = files("font_roboto") / "files"
 FONT = "Roboto"
 _SPACES = str.maketrans({"\u00a0": " ", "\u202f": " ", "\u2009": " "})
 _DATE_FORMAT = {"en": "d MMM y", "nb": "short", "fr": "short", "sv": "short"}
@@ -140,8 +139,8 @@ class _Words:
 def render_quote_pdf(q: events_pb2.QuoteIssued, language: str) -> bytes:
     w = _Words(language)
     pdf = FPDF(format="A4")
-    pdf.add_font(FONT, "", str(_FONT_DIR / "Roboto-Regular.ttf"))
-    pdf.add_font(FONT, "B", str(_FONT_DIR / "Roboto-Bold.ttf"))
+    pdf.add_font(FONT, "", fonts.REGULAR)
+    pdf.add_font(FONT, "B", fonts.BOLD)
     pdf.set_title(f"{w['title']} {q.quote_number}")
     pdf.set_author(q.partner_contact.partner)
     pdf.set_creator("Tenure")
