@@ -36,7 +36,7 @@ from shared.errors import InvalidInput
 from shared.grpc.clients import RECONNECT
 from shared.grpc.tls import channel as tls_channel
 from shared.settings import TlsSettings
-from shared.telemetry.tracing import applies_event, consuming
+from shared.telemetry.tracing import consuming
 
 if TYPE_CHECKING:
     from sqlalchemy import Row
@@ -409,76 +409,58 @@ class EventSink:
 
         return Servicer()
 
+    def apply(self, ev: events_pb2.Event) -> bool:
+        """Apply one event exactly once; returns True when it was a repeat."""
+        return self._apply([ev], lambda i: "event") == 1
+
     def apply_batch(self, events: Sequence[events_pb2.Event]) -> int:
-        """Apply `events` in order in one transaction (one inbox read for all, then each new event's inbox
-        record and handler); returns how many were repeats. All or none: an error rolls every one back."""
+        """Apply `events` in order in one transaction; returns how many were repeats. All or none: an
+        error rolls every one back."""
+        return self._apply(events, lambda i: f"events[{i}]")
+
+    def _apply(self, events: Sequence[events_pb2.Event], path: Callable[[int], str]) -> int:
+        """One inbox read for all of `events`, then each new one's inbox record and handler, each in the
+        trace of the call that published it with its request id. Two copies applying the same event at
+        once: the one that loses on the inbox key tries again and finds it a repeat."""
         for i, ev in enumerate(events):
             missing = [f for f in ("event_id", "event_type") if not getattr(ev, f)]
             if missing:
                 raise InvalidInput(
                     "an event needs an event_id and an event_type",
-                    field_violations=[(f"events[{i}].{f}", f"{f} is required") for f in missing],
+                    field_violations=[(f"{path(i)}.{f}", f"{f} is required") for f in missing],
                     reason="EVENT_INCOMPLETE",
                 )
-        inbox = self.db.tables["inbox"]
-        with self.db.unit_of_work() as uow:
-            seen = set(
-                uow.session.execute(
-                    select(inbox.c.event_id).where(inbox.c.event_id.in_({ev.event_id for ev in events}))
-                ).scalars()
-            )
-            duplicates = 0
-            for ev in events:
-                if ev.event_id in seen:
-                    duplicates += 1
-                    continue
-                seen.add(ev.event_id)
-                with consuming(ev, self.db.source):
-                    uow.session.execute(
-                        insert(inbox).values(
-                            event_id=ev.event_id,
-                            event_type=ev.event_type,
-                            source=ev.source,
-                            received_time=uow.now,
-                        )
-                    )
-                    handler = self.handlers.get(ev.event_type)
-                    if handler is not None:
-                        handler(uow, ev)
-        return duplicates
-
-    @applies_event  # in the trace of the call that published the event, with its request id
-    def apply(self, ev: events_pb2.Event) -> bool:
-        """Apply one event exactly once; returns True when it was a repeat."""
-        missing = [f for f in ("event_id", "event_type") if not getattr(ev, f)]
-        if missing:
-            raise InvalidInput(
-                "an event needs an event_id and an event_type",
-                field_violations=[(f"event.{f}", f"{f} is required") for f in missing],
-                reason="EVENT_INCOMPLETE",
-            )
         inbox = self.db.tables["inbox"]
         for attempt in range(3):
             try:
                 with self.db.unit_of_work() as uow:
-                    seen = uow.session.execute(
-                        select(inbox.c.event_id).where(inbox.c.event_id == ev.event_id)
-                    ).first()
-                    if seen is not None:
-                        return True
-                    uow.session.execute(
-                        insert(inbox).values(
-                            event_id=ev.event_id,
-                            event_type=ev.event_type,
-                            source=ev.source,
-                            received_time=uow.now,
-                        )
+                    seen = set(
+                        uow.session.execute(
+                            select(inbox.c.event_id).where(
+                                inbox.c.event_id.in_({ev.event_id for ev in events})
+                            )
+                        ).scalars()
                     )
-                    handler = self.handlers.get(ev.event_type)
-                    if handler is not None:
-                        handler(uow, ev)
-                return False
+                    duplicates = 0
+                    for ev in events:
+                        if ev.event_id in seen:
+                            duplicates += 1
+                            continue
+                        seen.add(ev.event_id)
+                        with consuming(ev, self.db.source):
+                            uow.session.execute(
+                                insert(inbox).values(
+                                    event_id=ev.event_id,
+                                    event_type=ev.event_type,
+                                    source=ev.source,
+                                    received_time=uow.now,
+                                )
+                            )
+                            handler = self.handlers.get(ev.event_type)
+                            if handler is not None:
+                                handler(uow, ev)
+                return duplicates
             except IntegrityError:
                 if attempt == 2:
                     raise
-        return True
+        return len(events)  # pragma: no cover - the loop returns or raises

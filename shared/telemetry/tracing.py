@@ -5,12 +5,11 @@ process only when TelemetrySettings.otlp_endpoint is set (OTLP over gRPC, batche
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
-from collections.abc import Callable, Iterator, MutableSequence
+from collections.abc import Iterator, MutableSequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -120,18 +119,6 @@ def consuming(ev: events_pb2.Event, service: str) -> Iterator[Span]:
 
 _R = TypeVar("_R")
 _S = TypeVar("_S")
-
-
-def applies_event(fn: Callable[[_S, Any], _R]) -> Callable[[_S, Any], _R]:
-    """Decorates an event sink's `apply(self, ev)`: the event is applied in `consuming(ev)`."""
-
-    @functools.wraps(fn)
-    def apply(self: _S, ev: Any) -> _R:
-        db = getattr(self, "db", None)
-        with consuming(ev, getattr(db, "source", "")):
-            return fn(self, ev)
-
-    return apply
 
 
 @contextmanager
