@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -430,6 +431,17 @@ class EventSink:
                     field_violations=[(f"{path(i)}.{f}", f"{f} is required") for f in missing],
                     reason="EVENT_INCOMPLETE",
                 )
+        if len(events) == 1:  # the whole transaction, its commit included, is the event's span
+            with consuming(events[0], self.db.source):
+                return self._transaction(events, nullcontext)
+        return self._transaction(events, lambda ev: consuming(ev, self.db.source))
+
+    def _transaction(
+        self,
+        events: Sequence[events_pb2.Event],
+        span: Callable[[events_pb2.Event], AbstractContextManager[Any]],
+    ) -> int:
+        """`events` in one transaction, each new one's inbox record and handler inside `span(event)`."""
         inbox = self.db.tables["inbox"]
         for attempt in range(3):
             try:
@@ -447,7 +459,7 @@ class EventSink:
                             duplicates += 1
                             continue
                         seen.add(ev.event_id)
-                        with consuming(ev, self.db.source):
+                        with span(ev):
                             uow.session.execute(
                                 insert(inbox).values(
                                     event_id=ev.event_id,
