@@ -10,7 +10,6 @@ latency counts from the call's scheduled instant, so queueing behind a slow call
 from __future__ import annotations
 
 import asyncio
-import gc
 import multiprocessing as mp
 import os
 import resource
@@ -20,13 +19,13 @@ import uuid
 
 import grpc
 
-from shared.app import ServiceApp, settle_heap
+from shared.app import ServiceApp
 from tenure.common.v1 import common_pb2 as c
 from tenure.entitlement.v1 import entitlement_pb2 as pb
 from tenure.entitlement.v1 import entitlement_pb2_grpc
 from tenure.events.v1 import events_pb2, events_pb2_grpc
 from tests.auth import person, service
-from tests.bench.harness import RUNS, Result, median, record
+from tests.bench.harness import RUNS, Result, median, record, started
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "4"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
@@ -244,8 +243,7 @@ def check_access_p99(start_service, seconds: float, runs: int = RUNS, load: floa
     app = start_service("entitlement")
     baseline = start_service("entitlement", create=create_baseline)
     populate(app)
-    settle_heap()  # as run() leaves a service once it is up: the collector skips what start-up made
-    try:
+    with started():
         ctx = mp.get_context("spawn")
         peak = max(run_client(ctx, app.addr, seconds)["rps"] for _ in range(runs))
         rate = load * peak
@@ -256,8 +254,6 @@ def check_access_p99(start_service, seconds: float, runs: int = RUNS, load: floa
                 p99s[name].append(
                     open_loop_p99(ctx, (baseline if name == "baseline" else app).addr, rate, seconds)
                 )
-    finally:
-        gc.unfreeze()  # the benchmarks after this one start from the heap as it was
     serv, base = median(p99s["service"]), median(p99s["baseline"])
     ratio = serv / base
     return record(

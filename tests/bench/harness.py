@@ -7,6 +7,7 @@ Each benchmark is a function taking its sizes, returning a `Result` (and recordi
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import re
@@ -26,6 +27,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+
+from shared.app import settle_heap
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = ("subscription", "billing", "entitlement", "notification")
@@ -104,6 +107,18 @@ def table(results: list[Result] | None = None) -> str:
         if i == 0:
             lines.append("-+-".join("-" * w for w in widths) + "-+-" + "-" * 5)
     return "\n".join(lines)
+
+
+@contextmanager
+def started() -> Iterator[None]:
+    """Services started in this process, measured as `run()` leaves a service once it is up: the heap
+    start-up made frozen (shared.app.settle_heap), so the collector does not rescan the whole test
+    process's modules during the measurement; unfrozen afterwards for the benchmarks that follow."""
+    settle_heap()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 # --- the four services as processes -------------------------------------------------------------

@@ -24,6 +24,7 @@ from tests.bench.harness import (
     process_stack,
     record,
     replay_rate,
+    started,
 )
 from tests.service.subscription.conftest import KARI, Stack
 
@@ -76,10 +77,11 @@ def order_against_replay(start_service, method: str, n: int, replays: int, runs:
     statements = rec.statements
     keys = new_keys(statements, (rid,))
     urls = {k: e.url.render_as_string(hide_password=False) for k, e in engines.items()}
-    figures, baselines = [], []
-    for _ in range(runs):
-        figures.append(_rate(st, call, sid, n))
-        baselines.append(replay_rate(urls, statements, keys, replays))
+    with started():
+        figures, baselines = [], []
+        for _ in range(runs):
+            figures.append(_rate(st, call, sid, n))
+            baselines.append(replay_rate(urls, statements, keys, replays))
     fig, base = median(figures), median(baselines)
     ratio = fig / base
     per_db = {

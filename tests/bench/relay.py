@@ -13,7 +13,7 @@ from shared.outbox import Relay
 from tenure.common.v1 import common_pb2 as c
 from tenure.events.v1 import events_pb2
 from tests.auth import service
-from tests.bench.harness import RUNS, Result, median, record
+from tests.bench.harness import RUNS, Result, median, record, started
 
 PRODUCTS = ("ACDLT", "ACD", "DOCS")
 
@@ -69,14 +69,15 @@ def relay_drain(start_service, new_db_url, tmp_path, n: int, runs: int = RUNS) -
     )
     inserts, drains = [], []
     try:
-        publish(db, 10)
-        assert relay.drain(60)  # warm: channels, cursors
-        for _ in range(runs):
-            inserts.append(publish(db, n))
-            t0 = time.perf_counter()
-            drained = relay.drain(600)
-            drains.append(n / (time.perf_counter() - t0))
-            assert drained and relay.pending() == 0
+        with started():
+            publish(db, 10)
+            assert relay.drain(60)  # warm: channels, cursors
+            for _ in range(runs):
+                inserts.append(publish(db, n))
+                t0 = time.perf_counter()
+                drained = relay.drain(600)
+                drains.append(n / (time.perf_counter() - t0))
+                assert drained and relay.pending() == 0
     finally:
         db.dispose()
     fig, base = median(drains), median(inserts)
