@@ -44,6 +44,18 @@ class Counting:
         return self.stub.DeliverBatch(request, **kw)
 
 
+def stage_changes(batch: str, *reasons: str) -> list[events_pb2.Event]:
+    """subscription.stage_changed events with these reasons, their ids numbered within `batch`."""
+    return [
+        events_pb2.Event(
+            event_id=f"7d1e5b8a-0000-4000-8000-0000000{batch}000{i}",
+            event_type="subscription.stage_changed",
+            stage_changed=events_pb2.StageChanged(reason=r),
+        )
+        for i, r in enumerate(reasons)
+    ]
+
+
 def cursor_of(app):
     cur = app.db.tables["outbox_cursor"]
     with app.db.read() as s:
@@ -87,14 +99,7 @@ def test_a_batch_delivered_again_applies_nothing_twice(start_service):
     create, applied = consumer_factory()
     cons = start_service("entitlement", create=create)
     stub = events_pb2_grpc.EventSinkServiceStub(channel(cons.addr, default=service()))
-    events = [
-        events_pb2.Event(
-            event_id=f"7d1e5b8a-0000-4000-8000-00000000010{i}",
-            event_type="subscription.stage_changed",
-            stage_changed=events_pb2.StageChanged(reason=r),
-        )
-        for i, r in enumerate(("x", "y", "z"))
-    ]
+    events = stage_changes("1", "x", "y", "z")
     first = stub.DeliverBatch(events_pb2.DeliverBatchRequest(events=events), timeout=5)
     again = stub.DeliverBatch(events_pb2.DeliverBatchRequest(events=events[1:]), timeout=5)
     assert (first.applied, first.duplicates) == (3, 0)
@@ -106,14 +111,7 @@ def test_a_batch_with_a_refused_event_applies_none_and_the_relay_acknowledges_th
     create, applied = consumer_factory(refuses=lambda ev: ev.stage_changed.reason == "refuse")
     cons = start_service("entitlement", create=create)
     stub = events_pb2_grpc.EventSinkServiceStub(channel(cons.addr, default=service()))
-    events = [
-        events_pb2.Event(
-            event_id=f"7d1e5b8a-0000-4000-8000-00000000020{i}",
-            event_type="subscription.stage_changed",
-            stage_changed=events_pb2.StageChanged(reason=r),
-        )
-        for i, r in enumerate(("ok", "refuse"))
-    ]
+    events = stage_changes("2", "ok", "refuse")
     with pytest.raises(grpc.RpcError) as err:
         stub.DeliverBatch(events_pb2.DeliverBatchRequest(events=events), timeout=5)
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
