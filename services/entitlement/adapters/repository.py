@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import delete, event, exists, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session
 
 from services.entitlement.adapters.tables import (
@@ -65,18 +66,48 @@ def _view(row: SubscriptionRow) -> SubscriptionView:
     )
 
 
+_VIEW = SubscriptionRow.__table__  # type: ignore[attr-defined]
+_VIEW_COLUMNS = tuple(_VIEW.c)
+
+
+def _copy(team: Team) -> Team:
+    """A team the caller may change (the rules change teams in place)."""
+    return Team(
+        team.account_id,
+        {
+            e: Member(email=m.email, name=m.name, language=m.language, roles=set(m.roles))
+            for e, m in team.members.items()
+        },
+    )
+
+
 class SubscriptionRepository:
-    """The projection of the subscriptions (one view per subscription, from `subscription.*` events)."""
+    """The projection of the subscriptions (one view per subscription, from `subscription.*` events).
+
+    Views are read and written as plain rows (no ORM objects). The repository remembers, for its unit
+    of work, which views it found stored and which it found missing, so that `save` writes a view
+    with one UPDATE or one INSERT; `fresh` holds the views this transaction inserted (no seat can
+    exist on them yet, see `AssignmentRepository.users_of`)."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._stored: set[str] = set()
+        self._missing: set[str] = set()
+        self.fresh: set[str] = set()
 
-    def find(self, subscription_id: str, *, lock: bool = False) -> SubscriptionView | None:
-        stmt = select(SubscriptionRow).where(SubscriptionRow.subscription_id == subscription_id)
+    def _select(self, ids: list[str], lock: bool) -> list[Any]:
+        stmt = select(*_VIEW_COLUMNS).where(_VIEW.c.subscription_id.in_(ids))
         if lock:
             stmt = stmt.with_for_update()
-        row = self.session.scalars(stmt).first()
-        return _view(row) if row is not None else None
+        rows = list(self.session.execute(stmt))
+        found = {r.subscription_id for r in rows}
+        self._stored |= found
+        self._missing.update(i for i in ids if i not in found)
+        return rows
+
+    def find(self, subscription_id: str, *, lock: bool = False) -> SubscriptionView | None:
+        rows = self._select([subscription_id], lock)
+        return _view(rows[0]) if rows else None
 
     def get(self, subscription_id: str, *, lock: bool = False) -> SubscriptionView:
         if not subscription_id:
@@ -90,10 +121,7 @@ class SubscriptionRepository:
         ids = list(ids)
         if not ids:
             return {}
-        stmt = select(SubscriptionRow).where(SubscriptionRow.subscription_id.in_(ids))
-        if lock:
-            stmt = stmt.with_for_update()
-        return {r.subscription_id: _view(r) for r in self.session.scalars(stmt)}
+        return {r.subscription_id: _view(r) for r in self._select(ids, lock)}
 
     def count_of(self, account_id: str) -> int:
         stmt = (
@@ -110,28 +138,41 @@ class SubscriptionRepository:
         return [_view(r) for r in self.session.scalars(stmt)]
 
     def save(self, view: SubscriptionView, now: datetime) -> None:
+        """Store the view: an UPDATE of the row this unit of work read, an INSERT of one it found
+        missing (a row inserted meanwhile by another transaction fails the INSERT, and the event is
+        applied again), either when it did not read it."""
+        sid = view.subscription_id
+        values = {
+            "account_id": view.account_id,
+            "product_code": view.product_code,
+            "product_name": view.product_name,
+            "plan": view.plan.value,
+            "seats": view.seats,
+            "stage": view.stage.value,
+            "shutoff_policy": view.shutoff_policy.value,
+            "buyer_email": view.buyer_email,
+            "buyer_name": view.buyer_name,
+            "buyer_language": view.buyer_language,
+            "access_until_time": view.access_until_time,
+            "upgraded_to_subscription_id": view.upgraded_to_subscription_id,
+            "upgraded_from_subscription_id": view.upgraded_from_subscription_id,
+            "last_sequence": view.last_sequence,
+            "included_products": " ".join(view.included_product_codes),
+            "update_time": now,
+        }
         session = self.session
-        row = session.get(SubscriptionRow, view.subscription_id)
-        if row is None:
-            row = SubscriptionRow(subscription_id=view.subscription_id, update_time=now)
-        row.account_id = view.account_id
-        row.product_code = view.product_code
-        row.product_name = view.product_name
-        row.plan = view.plan.value
-        row.seats = view.seats
-        row.stage = view.stage.value
-        row.shutoff_policy = view.shutoff_policy.value
-        row.buyer_email = view.buyer_email
-        row.buyer_name = view.buyer_name
-        row.buyer_language = view.buyer_language
-        row.access_until_time = view.access_until_time
-        row.upgraded_to_subscription_id = view.upgraded_to_subscription_id
-        row.upgraded_from_subscription_id = view.upgraded_from_subscription_id
-        row.last_sequence = view.last_sequence
-        row.included_products = " ".join(view.included_product_codes)
-        row.update_time = now
-        session.add(row)
-        session.flush()
+        stale = session.identity_map.get(identity_key(SubscriptionRow, sid))
+        if stale is not None:  # a row object read through the ORM (a page of seats): read it again
+            session.expire(stale)
+        if sid not in self._missing:
+            updated = session.execute(update(_VIEW).where(_VIEW.c.subscription_id == sid).values(values))
+            if getattr(updated, "rowcount", 0):
+                self._stored.add(sid)
+                return
+        session.execute(insert(_VIEW).values(subscription_id=sid, **values))
+        self._missing.discard(sid)
+        self._stored.add(sid)
+        self.fresh.add(sid)
 
     def account_of(self, subscription_id: str) -> str | None:
         return self.session.execute(
@@ -140,30 +181,55 @@ class SubscriptionRepository:
 
 
 class TeamRepository:
-    """Account teams: members (name, language) and their stored roles (buyer, admins, payers)."""
+    """Account teams: members (name, language) and their stored roles (buyer, admins, payers).
+
+    Within one unit of work an account's team lock is taken once (it is held until the transaction
+    ends), and a team loaded under that lock is kept: later loads in the transaction get a copy of it
+    instead of reading it again. Any write to the team (a member, a role) drops the kept copy."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._locked: set[str] = set()
+        self._teams: dict[str, Team] = {}
 
     def lock(self, account_id: str) -> None:
         """Serialize role changes of one account (two hand-overs at once must not leave two primary
         admins). SQLite already runs one writer at a time; PostgreSQL takes a transaction lock."""
+        if account_id in self._locked:
+            return
         if self.session.get_bind().dialect.name == "postgresql":
             self.session.execute(
                 text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
                 {"key": f"entitlement.team:{account_id}"},
             )
+        self._locked.add(account_id)
 
     def load(self, account_id: str) -> Team:
+        kept = self._teams.get(account_id)
+        if kept is None:
+            kept = self._read(account_id)
+            if account_id not in self._locked:  # no one else's change is kept out: do not keep it
+                return kept
+            self._teams[account_id] = kept
+        return _copy(kept)
+
+    def _read(self, account_id: str) -> Team:
         team = Team(account_id)
-        for m in self.session.scalars(select(MemberRow).where(MemberRow.account_id == account_id)):
+        for m in self.session.execute(
+            select(MemberRow.email, MemberRow.name, MemberRow.language).where(
+                MemberRow.account_id == account_id
+            )
+        ):
             team.members[m.email] = Member(email=m.email, name=m.name, language=m.language)
-        for r in self.session.scalars(select(MemberRoleRow).where(MemberRoleRow.account_id == account_id)):
+        for r in self.session.execute(
+            select(MemberRoleRow.email, MemberRoleRow.role).where(MemberRoleRow.account_id == account_id)
+        ):
             member = team.members.setdefault(r.email, Member(email=r.email))
             member.roles.add(Role(r.role))
         return team
 
     def save_member(self, account_id: str, member: Member, now: datetime) -> None:
+        self._teams.pop(account_id, None)
         row = self.session.get(MemberRow, (account_id, member.email))
         if row is None:
             self.session.add(
@@ -181,6 +247,7 @@ class TeamRepository:
 
     def save_role_changes(self, team: Team, changes: Sequence[RoleChange], now: datetime) -> None:
         session = self.session
+        self._teams.pop(team.account_id, None)
         for email in {c.email for c in changes}:
             self.save_member(team.account_id, team.members[email], now)
         for c in changes:
@@ -284,12 +351,17 @@ class TeamRepository:
 
 
 class AssignmentRepository:
-    """Seats: one row per (subscription, user); a removed seat keeps its row with the reason."""
+    """Seats: one row per (subscription, user); a removed seat keeps its row with the reason.
 
-    def __init__(self, session: Session) -> None:
+    `fresh`: subscriptions whose view this unit of work inserted (views are never deleted, and a
+    seat is only given on a stored view), so none of them has a seat row until `add` gives one."""
+
+    def __init__(self, session: Session, fresh: set[str] | None = None) -> None:
         self.session = session
+        self.fresh: set[str] = set() if fresh is None else fresh
 
     def add(self, row: AssignmentRow) -> None:
+        self.fresh.discard(row.subscription_id)
         self.session.add(row)
         self.session.flush()
 
@@ -328,7 +400,7 @@ class AssignmentRepository:
 
     def users_of(self, subscription_ids: Iterable[str]) -> set[str]:
         """Every user with a row (live or former seat) on these subscriptions: whose access may change."""
-        ids = list(subscription_ids)
+        ids = [i for i in subscription_ids if i not in self.fresh]
         if not ids:
             return set()
         return set(
@@ -469,7 +541,7 @@ class EntitlementUnitOfWork(UnitOfWork):
         super().__init__(db, session)
         self.subscriptions = SubscriptionRepository(session)
         self.teams = TeamRepository(session)
-        self.assignments = AssignmentRepository(session)
+        self.assignments = AssignmentRepository(session, self.subscriptions.fresh)
         self.activations = ActivationRepository(session)
         self.access_changes = AccessChangeRepository(session)
 
