@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, event, exists, func, insert, or_, select, text, tuple_, update
+from sqlalchemy import bindparam, delete, event, exists, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session
@@ -67,7 +67,17 @@ def _view(row: SubscriptionRow) -> SubscriptionView:
 
 
 _VIEW = SubscriptionRow.__table__  # type: ignore[attr-defined]
-_VIEW_COLUMNS = tuple(_VIEW.c)
+# built once: a statement built per event costs more than running it (its cache key, its compile)
+_SELECT_VIEWS = select(*_VIEW.c).where(_VIEW.c.subscription_id.in_(bindparam("ids", expanding=True)))
+_SELECT_VIEWS_LOCKED = _SELECT_VIEWS.with_for_update()
+_UPDATE_VIEW = update(_VIEW).where(_VIEW.c.subscription_id == bindparam("view_id"))
+_INSERT_VIEW = insert(_VIEW)
+_SELECT_MEMBERS = select(MemberRow.email, MemberRow.name, MemberRow.language).where(
+    MemberRow.account_id == bindparam("account_id")
+)
+_SELECT_ROLES = select(MemberRoleRow.email, MemberRoleRow.role).where(
+    MemberRoleRow.account_id == bindparam("account_id")
+)
 
 
 def _copy(team: Team) -> Team:
@@ -96,10 +106,7 @@ class SubscriptionRepository:
         self.fresh: set[str] = set()
 
     def _select(self, ids: list[str], lock: bool) -> list[Any]:
-        stmt = select(*_VIEW_COLUMNS).where(_VIEW.c.subscription_id.in_(ids))
-        if lock:
-            stmt = stmt.with_for_update()
-        rows = list(self.session.execute(stmt))
+        rows = list(self.session.execute(_SELECT_VIEWS_LOCKED if lock else _SELECT_VIEWS, {"ids": ids}))
         found = {r.subscription_id for r in rows}
         self._stored |= found
         self._missing.update(i for i in ids if i not in found)
@@ -165,11 +172,11 @@ class SubscriptionRepository:
         if stale is not None:  # a row object read through the ORM (a page of seats): read it again
             session.expire(stale)
         if sid not in self._missing:
-            updated = session.execute(update(_VIEW).where(_VIEW.c.subscription_id == sid).values(values))
+            updated = session.execute(_UPDATE_VIEW, {"view_id": sid, **values})
             if getattr(updated, "rowcount", 0):
                 self._stored.add(sid)
                 return
-        session.execute(insert(_VIEW).values(subscription_id=sid, **values))
+        session.execute(_INSERT_VIEW, {"subscription_id": sid, **values})
         self._missing.discard(sid)
         self._stored.add(sid)
         self.fresh.add(sid)
@@ -215,15 +222,9 @@ class TeamRepository:
 
     def _read(self, account_id: str) -> Team:
         team = Team(account_id)
-        for m in self.session.execute(
-            select(MemberRow.email, MemberRow.name, MemberRow.language).where(
-                MemberRow.account_id == account_id
-            )
-        ):
+        for m in self.session.execute(_SELECT_MEMBERS, {"account_id": account_id}):
             team.members[m.email] = Member(email=m.email, name=m.name, language=m.language)
-        for r in self.session.execute(
-            select(MemberRoleRow.email, MemberRoleRow.role).where(MemberRoleRow.account_id == account_id)
-        ):
+        for r in self.session.execute(_SELECT_ROLES, {"account_id": account_id}):
             member = team.members.setdefault(r.email, Member(email=r.email))
             member.roles.add(Role(r.role))
         return team

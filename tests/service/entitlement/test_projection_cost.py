@@ -187,3 +187,31 @@ def test_a_role_change_earlier_in_the_batch_is_seen_by_the_events_after_it(sink)
             ("sam@example.com", "entitlement.role_changed", True): 1,
         }
     )
+
+
+def test_a_change_to_a_known_subscription_is_one_update_of_its_view(sink):
+    db = sink.db
+    first = [created(i) for i in range(ACCOUNTS)]
+    sink.apply_batch(first)
+    changes = []
+    for ev in first:
+        snap = events_pb2.SubscriptionSnapshot()
+        snap.CopyFrom(ev.subscription_created.subscription)
+        snap.stage, snap.seats = c.STAGE_SUSPENDED, 9
+        changes.append(
+            _event(
+                "subscription.stage_changed",
+                snap.account_id,
+                stage_changed=events_pb2.StageChanged(subscription=snap, reason="payment_failed"),
+            )
+        )
+    counted = Statements(db)
+    try:
+        sink.apply_batch(changes)
+    finally:
+        counted.close()
+    assert len(counted.about("update subscription_view")) == ACCOUNTS
+    assert counted.about("insert into subscription_view") == []
+    with db.read() as s:
+        views = list(s.scalars(select(SubscriptionRow)))
+    assert {(v.stage, v.seats) for v in views} == {("SUSPENDED", 9)}
