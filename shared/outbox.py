@@ -176,7 +176,8 @@ class Relay:
     subscriber_addrs: list[str]
     interval: float = 0.5
     max_backoff: float = 30.0
-    batch_size: int = 200
+    #: outbox rows read per pass and target: one DeliverBatch's worth when each row is one event
+    batch_size: int = MAX_BATCH
     timeout: float = 10.0
     #: metadata of each delivery (the service's own token); a callable so the token can be renewed
     credentials: Callable[[], list[tuple[str, str]]] | None = None
@@ -441,7 +442,8 @@ class EventSink:
         events: Sequence[events_pb2.Event],
         span: Callable[[events_pb2.Event], AbstractContextManager[Any]],
     ) -> int:
-        """`events` in one transaction, each new one's inbox record and handler inside `span(event)`."""
+        """`events` in one transaction: the inbox records of the new ones in one statement, then each new
+        one's handler inside `span(event)`, in order."""
         inbox = self.db.tables["inbox"]
         for attempt in range(3):
             try:
@@ -453,25 +455,30 @@ class EventSink:
                             )
                         ).scalars()
                     )
-                    duplicates = 0
+                    new: list[events_pb2.Event] = []
                     for ev in events:
-                        if ev.event_id in seen:
-                            duplicates += 1
-                            continue
-                        seen.add(ev.event_id)
-                        with span(ev):
-                            uow.session.execute(
-                                insert(inbox).values(
-                                    event_id=ev.event_id,
-                                    event_type=ev.event_type,
-                                    source=ev.source,
-                                    received_time=uow.now,
-                                )
-                            )
-                            handler = self.handlers.get(ev.event_type)
-                            if handler is not None:
+                        if ev.event_id not in seen:
+                            seen.add(ev.event_id)
+                            new.append(ev)
+                    if new:
+                        uow.session.execute(
+                            insert(inbox),
+                            [
+                                {
+                                    "event_id": ev.event_id,
+                                    "event_type": ev.event_type,
+                                    "source": ev.source,
+                                    "received_time": uow.now,
+                                }
+                                for ev in new
+                            ],
+                        )
+                    for ev in new:
+                        handler = self.handlers.get(ev.event_type)
+                        if handler is not None:
+                            with span(ev):
                                 handler(uow, ev)
-                return duplicates
+                return len(events) - len(new)
             except IntegrityError:
                 if attempt == 2:
                     raise

@@ -65,7 +65,6 @@ def relay_drain(start_service, new_db_url, tmp_path, n: int, runs: int = RUNS) -
         db,
         [entitlement.addr, notification.addr],
         credentials=lambda: service("subscription"),
-        batch_size=200,
     )
     inserts, drains = [], []
     try:
