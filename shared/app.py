@@ -10,7 +10,6 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import grpc
@@ -21,6 +20,7 @@ from shared.clock import Clock, TestClock, make_clock
 from shared.db import Database, UnitOfWork
 from shared.grpc.auth import CLOCK_PERMISSIONS, Auth, Permissions, event_sink_permissions
 from shared.grpc.clients import ServiceClient
+from shared.grpc.clock_service import Settle
 from shared.grpc.server import GrpcServer, fill_unimplemented
 from shared.nats_bus import NatsBus
 from shared.outbox import EventHandler, EventSink, Relay
@@ -70,7 +70,7 @@ class ServiceApp:
     clients: list[ServiceClient] = field(default_factory=list)
     port: int = 0
     #: the service's own time-driven work, run by ClockService.DrainOutbox (see shared/grpc/clock_service)
-    settle: Callable[[], datetime | None] | None = None
+    settle: Settle | None = None
     #: the NATS connection when events go over JetStream (TENURE_NATS_URL); None: the direct gRPC push
     bus: NatsBus | None = None
     #: the service's Prometheus metrics (its own registry), served on `settings.metrics_addr`
@@ -128,7 +128,9 @@ class ServiceApp:
 
         self.server.add(
             clock_pb2_grpc.add_ClockServiceServicer_to_server,
-            ClockServicer(self.clock, self.relay, lambda: self.settle() if self.settle else None),
+            ClockServicer(
+                self.clock, self.relay, lambda budget: self.settle(budget) if self.settle else (None, 0)
+            ),
             clock_pb2.DESCRIPTOR.services_by_name["ClockService"].full_name,
             CLOCK_PERMISSIONS,
         )

@@ -71,6 +71,6 @@ def create(settings: NotificationSettings, clock: Clock) -> ServiceApp:
     app.add_event_sink(sink)
     app.every("delivery", settings.delivery_interval_seconds, lambda: handlers.run_delivery(app.db, mailing))
     # ClockService.DrainOutbox (AdvanceClock): the mail of every event received is made before it answers
-    app.settle = lambda: handlers.settle(app.db, mailing)
+    app.settle = lambda budget: handlers.settle(app.db, mailing, budget)
     app.mailing = mailing
     return app

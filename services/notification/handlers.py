@@ -223,30 +223,35 @@ def role_changed(uow: NotificationUnitOfWork, ev: events_pb2.Event) -> None:
 # 2. Planning
 
 
-def settle(db: Database, mailing: Mailing, timeout: float = 20.0) -> datetime | None:
-    """Plan every event due by the clock, waiting for those another planner holds, and answer when the
-    next scheduled one comes due (ClockService.DrainOutbox on the test clock: AdvanceClock returns only
-    when the mail of every event delivered so far is made)."""
+def settle(db: Database, mailing: Mailing, timeout: float = 20.0) -> tuple[datetime | None, int]:
+    """Plan every event due by the clock within `timeout` seconds, waiting for those another planner
+    holds; answer when the next scheduled one comes due, and how many due events nobody holds were left
+    unplanned for want of time (ClockService.DrainOutbox on the test clock: AdvanceClock asks again until
+    none is left, so it returns only when the mail of every event delivered so far is made)."""
     deadline = time.monotonic() + timeout
     while True:
-        plan_due_events(db, mailing, limit=500)
+        plan_due_events(db, mailing, limit=500, deadline=deadline)
         now = db.clock.now()
         with db.reading() as uow:
             waiting = uow.events.waiting(now)
         if not waiting or time.monotonic() > deadline:
             break
         time.sleep(0.02)
+    now = db.clock.now()
     with db.reading() as uow:
-        return uow.events.next_due_after(db.clock.now())
+        return uow.events.next_due_after(now), uow.events.unclaimed(now)
 
 
-def plan_due_events(db: Database, mailing: Mailing, limit: int = 50) -> int:
-    """Plan the events that are due; returns the number of notifications created."""
+def plan_due_events(db: Database, mailing: Mailing, limit: int = 50, deadline: float | None = None) -> int:
+    """Plan the events that are due (stopping between two events once `deadline`, a time.monotonic()
+    instant, has passed); returns the number of notifications created."""
     now = db.clock.now()
     with db.reading() as uow:
         ids = uow.events.due(now, limit)
     created = 0
     for event_row_id in ids:
+        if deadline is not None and time.monotonic() > deadline:
+            break
         with db.unit_of_work() as uow:
             row = uow.events.claim(event_row_id, now, now + mailing.lease)
             payload = row.payload if row else None

@@ -89,6 +89,15 @@ class EventRepository:
             ).all()
         )
 
+    def unclaimed(self, now: datetime) -> int:
+        """How many pending events are due by `now` with nobody holding a lease on them."""
+        return self.session.exec(
+            select(func.count())
+            .select_from(EventRow)
+            .where(EventRow.status == "PENDING", EventRow.next_attempt_time <= now)
+            .where(_lease_free(EventRow.lease_until, now))
+        ).one()
+
     def next_due_after(self, now: datetime) -> datetime | None:
         """When the next pending event comes due after `now` (a scheduled reminder, a retry)."""
         return self.session.exec(

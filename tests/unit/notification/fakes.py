@@ -74,6 +74,9 @@ class FakeEvents:
     def waiting(self, now: datetime) -> int:
         return sum(1 for r in self.rows.values() if r.status == "PENDING" and r.next_attempt_time <= now)
 
+    def unclaimed(self, now: datetime) -> int:
+        return len(self.due(now, len(self.rows)))
+
     def next_due_after(self, now: datetime) -> datetime | None:
         later = [
             r.next_attempt_time

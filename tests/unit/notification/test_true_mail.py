@@ -206,10 +206,10 @@ def test_an_open_invoice_is_recalled_at_each_instant_dated_by_it_and_answers_the
     w.peers.payer_lists["acct-1"] = [PAYER]
     w.peers.invoices["inv_1"] = _open(amount_due="1000.00")
     w.receive(_issued())
-    assert handlers.settle(w.db, w.mailing) == oslo(2024, 7, 3)  # issued mail made; the reminder waits
+    assert handlers.settle(w.db, w.mailing) == (oslo(2024, 7, 3), 0)  # issued mail made; reminder waits
     assert len(w.mail(Kind.INVOICE_ISSUED)) == 2 and w.mail(Kind.INVOICE_REMINDER) == []
     w.db.clock.set(oslo(2024, 7, 5))  # past the instant: made, dated by the reminder's instant
-    assert handlers.settle(w.db, w.mailing) == oslo(2024, 7, 10)
+    assert handlers.settle(w.db, w.mailing) == (oslo(2024, 7, 10), 0)
     made = w.mail(Kind.INVOICE_REMINDER)
     assert {n.recipient_email for n in made} == {BUYER.email, PAYER.email}
     assert {n.create_time for n in made} == {oslo(2024, 7, 3)}
@@ -219,7 +219,7 @@ def test_an_open_invoice_is_recalled_at_each_instant_dated_by_it_and_answers_the
     # on the due date billing holds it overdue: its overdue mail tells, no reminder
     w.peers.invoices["inv_1"] = _open(overdue=True)
     w.db.clock.set(oslo(2024, 7, 10))
-    assert handlers.settle(w.db, w.mailing) is None
+    assert handlers.settle(w.db, w.mailing) == (None, 0)
     assert len(w.mail(Kind.INVOICE_REMINDER)) == 2
 
 
@@ -236,7 +236,7 @@ def test_a_paid_invoices_reminders_are_dropped_and_its_mail_says_paid_how_and_wh
         invoice_paid=events_pb2.InvoicePaid(invoice=issued.invoice_issued.invoice),
     )
     w.receive(paid)
-    assert handlers.settle(w.db, w.mailing) is None  # nothing left to come
+    assert handlers.settle(w.db, w.mailing) == (None, 0)  # nothing left to come
     w.db.clock.set(oslo(2024, 7, 11))
     handlers.settle(w.db, w.mailing)
     assert w.mail(Kind.INVOICE_REMINDER) == []
@@ -362,3 +362,19 @@ def test_reply_to_comes_from_settings_and_is_left_out_when_empty() -> None:
     from shared.settings import NotificationSettings
 
     assert "no-reply" not in NotificationSettings().mail_reply_to
+
+
+def test_settling_out_of_time_counts_the_events_left_and_the_next_call_plans_them() -> None:
+    """DrainOutbox answers within its time: the events it had no time to plan are counted (as pending,
+    so AdvanceClock asks again) and the next call plans them."""
+    w = World()
+    w.peers.payer_lists["acct-1"] = [PAYER]
+    for i in range(3):
+        ev = invoice_event("acct-1", BUYER.email, f"inv_{i}", payer_emails=[PAYER.email])
+        ev.invoice_issued.invoice.time_zone = "Europe/Oslo"
+        w.peers.invoices[f"inv_{i}"] = _open(amount_due="1000.00")
+        w.receive(ev)
+    next_due, left = handlers.settle(w.db, w.mailing, timeout=0)  # past its deadline before the first
+    assert left == 3 and w.mail(Kind.INVOICE_ISSUED) == []
+    next_due, left = handlers.settle(w.db, w.mailing)
+    assert left == 0 and len(w.mail(Kind.INVOICE_ISSUED)) == 6  # the buyer and the payer, three times
