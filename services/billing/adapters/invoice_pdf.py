@@ -2,8 +2,9 @@
 
 Numbers, amounts, percentages, dates and country names come from Babel for the document language
 (nb: `19 035,00 kr`, `25 %`, `10.06.2024`, `Sverige`); the words from `document_texts`. Text is set in
-Roboto, embedded (subset) from the font-roboto package, so any Latin, Greek or Cyrillic name prints as
-written ('Łódź'); nothing needs to be installed on the machine. Babel's no-break spaces are written as
+Helvetica, the PDF standard font, when every character is in Windows-1252, and otherwise in Roboto,
+embedded (subset) from shared/fonts, so any Latin, Greek or Cyrillic name prints as written ('Łódź');
+nothing needs to be installed on the machine (shared.fonts.render). Babel's no-break spaces are written as
 plain spaces so the text a reader copies out (or extracts) is the text shown; the table's columns are
 wide enough that an amount or a period never wraps.
 """
@@ -16,7 +17,6 @@ from decimal import Decimal
 from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal, format_percent
-from fpdf import FPDF
 from fpdf.fonts import FontFace
 
 from services.billing.adapters.document_texts import TEXTS
@@ -33,9 +33,7 @@ from services.billing.domain.tax import Scheme
 from services.billing.domain.vat import format_vat_id
 from shared import fonts
 
-FONT_REGULAR = fonts.REGULAR
-FONT_BOLD = fonts.BOLD
-FONT = "Roboto"
+FONT = fonts.FAMILY
 
 #: date pattern per language: nb 10.06.2024, fr 10/06/2024, sv 2024-06-10, en 10 Jun 2024
 _DATE_FORMAT = {"en": "d MMM y", "nb": "short", "fr": "short", "sv": "short"}
@@ -100,12 +98,9 @@ class Words:
 
 
 class _Page:
-    """An A4 page with the embedded font and a few writing helpers."""
+    """The first page of a document with a few writing helpers."""
 
-    def __init__(self, title: str, author: str, language: str) -> None:
-        pdf = FPDF(format="A4")
-        pdf.add_font(FONT, "", FONT_REGULAR)
-        pdf.add_font(FONT, "B", FONT_BOLD)
+    def __init__(self, pdf: fonts.Document, title: str, author: str, language: str) -> None:
         pdf.set_title(title)
         pdf.set_author(author)
         pdf.set_creator("Tenure billing")
@@ -131,9 +126,6 @@ class _Page:
 
     def gap(self, h: float = 3) -> None:
         self.pdf.ln(h)
-
-    def output(self) -> bytes:
-        return bytes(self.pdf.output())
 
 
 def _seller_block(page: _Page, w: Words, seller: Seller) -> float:
@@ -196,9 +188,13 @@ def _buyer_block(
 
 def render_invoice_pdf(doc: InvoiceDocument) -> bytes:
     """The invoice in its buyer's language (`doc.language`)."""
+    return fonts.render(lambda pdf: _draw_invoice(pdf, doc))
+
+
+def _draw_invoice(pdf: fonts.Document, doc: InvoiceDocument) -> None:
     w = Words(doc.language)
     cur = doc.currency
-    page = _Page(f"{w('invoice').capitalize()} {doc.invoice_number}", doc.seller.name, w.language)
+    page = _Page(pdf, f"{w('invoice').capitalize()} {doc.invoice_number}", doc.seller.name, w.language)
     top = page.pdf.get_y()
     left = _seller_block(page, w, doc.seller)
     rows = [
@@ -287,7 +283,6 @@ def render_invoice_pdf(doc: InvoiceDocument) -> bytes:
         page.gap(2)
         page.text(w("notes"), 10.5, "B", 6)
         page.text(doc.notes)
-    return page.output()
 
 
 def _scheme_note(page: _Page, w: Words, scheme: Scheme, tax_id: str, country: str) -> None:
@@ -328,9 +323,15 @@ def _payment_sentences(doc: InvoiceDocument, w: Words) -> list[str]:
 
 def render_credit_note_pdf(doc: CreditNoteDocument) -> bytes:
     """The credit note in its buyer's language: the amount given back, its VAT, and how it was settled."""
+    return fonts.render(lambda pdf: _draw_credit_note(pdf, doc))
+
+
+def _draw_credit_note(pdf: fonts.Document, doc: CreditNoteDocument) -> None:
     w = Words(doc.language)
     cur = doc.currency
-    page = _Page(f"{w('credit_note').capitalize()} {doc.credit_note_number}", doc.seller.name, w.language)
+    page = _Page(
+        pdf, f"{w('credit_note').capitalize()} {doc.credit_note_number}", doc.seller.name, w.language
+    )
     top = page.pdf.get_y()
     left = _seller_block(page, w, doc.seller)
     rows = [
@@ -359,4 +360,3 @@ def render_credit_note_pdf(doc: CreditNoteDocument) -> bytes:
     page.gap(3)
     _scheme_note(page, w, scheme, doc.buyer_tax_id, doc.buyer_address.country_code)
     page.text(w("settled_cash_balance" if doc.settlement == "cash_balance" else "settled_refund"))
-    return page.output()

@@ -4,8 +4,8 @@
 The notification service makes it from the `subscription.quote_issued` event, which carries every figure
 the quote states (its number and version, the partner, the priced lines, subtotal, tax, total, issue and
 validity dates): nothing is looked up. Amounts and dates are formatted by Babel for the language; text is
-set in Roboto, embedded from the font-roboto package (as billing's invoices are), so any name prints as
-written.
+set as billing's invoices are (shared.fonts.render: Helvetica when every character is in Windows-1252,
+otherwise Roboto embedded), so any name prints as written.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from decimal import Decimal
 
 from babel.dates import format_date
 from babel.numbers import format_currency
-from fpdf import FPDF
 
 from services.notification.adapters.peers import Pdf
 from services.notification.domain.languages import resolve_language
@@ -24,7 +23,7 @@ from shared.errors import InvalidInput
 from shared.money import from_proto
 from tenure.events.v1 import events_pb2
 
-FONT = "Roboto"
+FONT = fonts.FAMILY
 _SPACES = str.maketrans({"\u00a0": " ", "\u202f": " ", "\u2009": " "})
 _DATE_FORMAT = {"en": "d MMM y", "nb": "short", "fr": "short", "sv": "short"}
 _MONEY_FORMAT = {"en": "¤¤\u00a0#,##0.00"}
@@ -137,10 +136,11 @@ class _Words:
 
 
 def render_quote_pdf(q: events_pb2.QuoteIssued, language: str) -> bytes:
+    return fonts.render(lambda pdf: _draw_quote(pdf, q, language))
+
+
+def _draw_quote(pdf: fonts.Document, q: events_pb2.QuoteIssued, language: str) -> None:
     w = _Words(language)
-    pdf = FPDF(format="A4")
-    pdf.add_font(FONT, "", fonts.REGULAR)
-    pdf.add_font(FONT, "B", fonts.BOLD)
     pdf.set_title(f"{w['title']} {q.quote_number}")
     pdf.set_author(q.partner_contact.partner)
     pdf.set_creator("Tenure")
@@ -200,7 +200,6 @@ def render_quote_pdf(q: events_pb2.QuoteIssued, language: str) -> bytes:
     pdf.ln(6)
     pdf.set_font(FONT, "", 9.5)
     pdf.multi_cell(epw, 5, w["accept"].format(date=w.date(_day(q.valid_until_date))))
-    return bytes(pdf.output())
 
 
 def quote_pdf(q: events_pb2.QuoteIssued, language: str) -> Pdf:

@@ -139,6 +139,42 @@ def test_a_polish_branch_name_prints_as_written_in_the_embedded_font():
     assert b"Helvetica" not in data
 
 
+def test_a_western_document_is_set_in_helvetica_with_no_font_embedded_and_the_euro_sign_reads_back():
+    """Every character in Windows-1252 (the euro sign and the en dash included): the PDF standard font,
+    nothing to embed; the text reads back as written (shared.fonts.render)."""
+    doc = acdlt_invoice("fr", currency="EUR", buyer_name="Société Générale d’Études – Lyon")
+    data = render_invoice_pdf(doc)
+    text = pdf_text(data)
+    assert "Société Générale d’Études – Lyon" in text
+    assert "€" in text and "?" not in text
+    assert b"/Helvetica" in data and b"/FontFile2" not in data and b"Roboto" not in data
+    polish = render_invoice_pdf(acdlt_invoice("fr", currency="EUR", buyer_name="Łódź Bygg"))
+    assert len(data) * 3 < len(polish)  # the embedded font is what makes a document big
+
+
+def test_a_credit_note_takes_the_embedded_font_only_for_a_name_outside_windows_1252():
+    note = CreditNoteDocument(
+        credit_note_number="CN-2024-000004",
+        issue_date=date(2024, 6, 20),
+        invoice_number="INV-2024-000001",
+        invoice_issue_date=date(2024, 6, 10),
+        currency="SEK",
+        buyer_name="Östra Bygg AB",
+        buyer_email="ap@ostra.example",
+        buyer_address=Address("SE", "", "Malmö"),
+        amount=D("1250.00"),
+        tax_rate=D("0.25"),
+        tax_name="Moms",
+        settlement="refund",
+        reason="",
+        language="sv",
+    )
+    western = render_credit_note_pdf(note)
+    assert b"/FontFile2" not in western and "Östra Bygg AB" in pdf_text(western)
+    greek = render_credit_note_pdf(replace(note, buyer_name="Αθηνά Δομική"))
+    assert b"/FontFile2" in greek and "Αθηνά Δομική" in pdf_text(greek)
+
+
 # --- reverse charge, export, exemption ------------------------------------------------------------
 
 

@@ -33,3 +33,26 @@ def test_the_fonts_print_the_names_of_every_market_and_the_currency_signs():
         len(TTFont(fonts.REGULAR).getGlyphOrder())
         < len(TTFont(str(SOURCE / "Roboto-Regular.ttf")).getGlyphOrder()) * 0.65
     )
+
+
+def test_render_sets_windows_1252_text_in_helvetica_and_redraws_anything_else_whole_in_roboto():
+    drawn: list[bool] = []
+
+    def draw(text: str):
+        def page(pdf: fonts.Document) -> None:
+            drawn.append(pdf.embedded)
+            pdf.add_page()
+            pdf.set_font(fonts.FAMILY, "B", 12)
+            pdf.cell(text="Faktura 1 250,00 €")
+            pdf.set_font(fonts.FAMILY, "", 10)
+            pdf.cell(text=text)
+
+        return page
+
+    western = fonts.render(draw("Malmö – “Östra”"))
+    assert drawn == [False]
+    assert b"/Helvetica-Bold" in western and b"/FontFile2" not in western
+    drawn.clear()
+    cyrillic = fonts.render(draw("Москва"))
+    assert drawn == [False, True]  # stopped at the first Cyrillic letter, then drawn again whole
+    assert b"/FontFile2" in cyrillic and b"Helvetica" not in cyrillic
