@@ -18,17 +18,19 @@ from tests.bench.harness import RUNS, Result, median, record, started
 PRODUCTS = ("ACDLT", "ACD", "DOCS")
 
 
-def _snapshot(i: int) -> events_pb2.SubscriptionSnapshot:
+def snapshot(i: int, account: str = "", product: str = "") -> events_pb2.SubscriptionSnapshot:
+    """The `i`-th made-up ACTIVE subscription (of one of 50 accounts unless `account` is named)."""
+    account = account or f"acct-relay-{i % 50}"
     return events_pb2.SubscriptionSnapshot(
-        subscription_id=f"sub-relay-{uuid.uuid4().hex[:12]}",
-        account_id=f"acct-relay-{i % 50}",
-        product_code=PRODUCTS[i % len(PRODUCTS)],
+        subscription_id=f"sub-{uuid.uuid4().hex[:12]}",
+        account_id=account,
+        product_code=product or PRODUCTS[i % len(PRODUCTS)],
         product_name="AutoCAD LT",
         plan=c.PLAN_STANDARD,
         seats=1 + i % 5,
         stage=c.STAGE_ACTIVE,
         shutoff_policy=c.SHUTOFF_POLICY_STANDARD,
-        buyer_email=f"buyer{i % 50}@example.com",
+        buyer_email=f"buyer{account}@example.com",
         buyer_name="Kari Nordmann",
         buyer_language="nb",
     )
@@ -38,7 +40,7 @@ def publish(db: Database, n: int) -> float:
     """n subscription.created events, one transaction each; returns events/s."""
     t0 = time.perf_counter()
     for i in range(n):
-        snap = _snapshot(i)
+        snap = snapshot(i)
         with db.unit_of_work() as uow:
             uow.publish(
                 "subscription.created",

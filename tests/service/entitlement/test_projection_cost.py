@@ -20,6 +20,7 @@ from shared.db import Database
 from shared.outbox import EventSink
 from tenure.common.v1 import common_pb2 as c
 from tenure.events.v1 import events_pb2
+from tests.bench.relay import snapshot
 
 ACCOUNTS = 5
 EVENTS = 50
@@ -50,19 +51,7 @@ def _event(event_type: str, account_id: str, **payload) -> events_pb2.Event:
 
 def created(i: int, account: str | None = None) -> events_pb2.Event:
     account = account or f"acct-cost-{i % ACCOUNTS}"
-    snap = events_pb2.SubscriptionSnapshot(
-        subscription_id=f"sub-cost-{uuid.uuid4().hex[:12]}",
-        account_id=account,
-        product_code="ACDLT",
-        product_name="AutoCAD LT",
-        plan=c.PLAN_STANDARD,
-        seats=1 + i % 5,
-        stage=c.STAGE_ACTIVE,
-        shutoff_policy=c.SHUTOFF_POLICY_STANDARD,
-        buyer_email=f"buyer{account}@example.com",
-        buyer_name="Kari Nordmann",
-        buyer_language="nb",
-    )
+    snap = snapshot(i, account, product="ACDLT")
     return _event(
         "subscription.created",
         account,

@@ -37,6 +37,28 @@ def flat(text: str) -> str:
     return " ".join(text.split())
 
 
+def ostra_credit_note(language: str, **kw) -> CreditNoteDocument:
+    """1 250.00 NOK credited on INV-2024-000001 (1 000.00 + 25 % MVA), kept as account credit."""
+    fields = dict(
+        credit_note_number="CN-2024-000003",
+        issue_date=date(2024, 6, 20),
+        invoice_number="INV-2024-000001",
+        invoice_issue_date=date(2024, 6, 10),
+        currency="NOK",
+        buyer_name="Östra Bygg AB (Łódź branch)",
+        buyer_email="ap@ostra.example",
+        buyer_address=Address("NO", "", "Bergen"),
+        amount=D("1250.00"),
+        tax_rate=D("0.25"),
+        tax_name="MVA",
+        settlement="cash_balance",
+        reason="Returned within 30 days",
+        language=language,
+    )
+    fields.update(kw)
+    return CreditNoteDocument(**fields)
+
+
 def acdlt_invoice(language: str = "nb", **kw) -> InvoiceDocument:
     """3 × AutoCAD LT for a year from 10 June 2024 at 5 076.00 NOK, Norwegian MVA 25 %."""
     fields = dict(
@@ -153,22 +175,7 @@ def test_a_western_document_is_set_in_helvetica_with_no_font_embedded_and_the_eu
 
 
 def test_a_credit_note_takes_the_embedded_font_only_for_a_name_outside_windows_1252():
-    note = CreditNoteDocument(
-        credit_note_number="CN-2024-000004",
-        issue_date=date(2024, 6, 20),
-        invoice_number="INV-2024-000001",
-        invoice_issue_date=date(2024, 6, 10),
-        currency="SEK",
-        buyer_name="Östra Bygg AB",
-        buyer_email="ap@ostra.example",
-        buyer_address=Address("SE", "", "Malmö"),
-        amount=D("1250.00"),
-        tax_rate=D("0.25"),
-        tax_name="Moms",
-        settlement="refund",
-        reason="",
-        language="sv",
-    )
+    note = ostra_credit_note("sv", buyer_name="Östra Bygg AB")
     western = render_credit_note_pdf(note)
     assert b"/FontFile2" not in western and "Östra Bygg AB" in pdf_text(western)
     greek = render_credit_note_pdf(replace(note, buyer_name="Αθηνά Δομική"))
@@ -388,22 +395,7 @@ CREDIT = {
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_a_credit_note_splits_the_amount_into_net_and_vat_in_each_language(language):
     title, credits, net, total = CREDIT[language]
-    doc = CreditNoteDocument(
-        credit_note_number="CN-2024-000003",
-        issue_date=date(2024, 6, 20),
-        invoice_number="INV-2024-000001",
-        invoice_issue_date=date(2024, 6, 10),
-        currency="NOK",
-        buyer_name="Östra Bygg AB (Łódź branch)",
-        buyer_email="ap@ostra.example",
-        buyer_address=Address("NO", "", "Bergen"),
-        amount=D("1250.00"),
-        tax_rate=D("0.25"),
-        tax_name="MVA",
-        settlement="cash_balance",
-        reason="Returned within 30 days",
-        language=language,
-    )
+    doc = ostra_credit_note(language)
     assert (doc.net, doc.tax) == (D("1000.00"), D("250.00"))
     text = pdf_text(render_credit_note_pdf(doc))
     assert title in text
